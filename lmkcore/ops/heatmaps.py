@@ -1,0 +1,50 @@
+"""Spatial softmax, soft-argmax and Gaussian rendering (shared by every method).
+
+Shapes: heatmaps `(B, K, H, W)`, keypoints `(B, K, 2)` normalised (x, y), see `ops.coords`.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .coords import grid
+
+
+def spatial_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
+    """`(B, K, H, W)` logits -> probability maps that sum to 1 over each map."""
+    b, k, h, w = logits.shape
+    p = torch.softmax(logits.reshape(b, k, h * w).float() / temperature, dim=-1)
+    return p.reshape(b, k, h, w)
+
+
+def soft_argmax(heatmaps: Tensor) -> Tensor:
+    """Expected position of each probability map: `(B, K, H, W) -> (B, K, 2)` (x, y) in [-1, 1].
+
+    The differentiable keypoint read-out of AutoLink (32x32 maps), Lorenz and Dundar (64x64).
+    Example: a map that is 1 at the top-left pixel and 0 elsewhere gives (-1, -1).
+    """
+    if heatmaps.dim() != 4:
+        raise ValueError(f"soft_argmax expects (B, K, H, W), got {tuple(heatmaps.shape)}")
+    _, _, h, w = heatmaps.shape
+    g = grid(h, w, device=heatmaps.device, dtype=heatmaps.dtype)  # (H, W, 2)
+    return torch.einsum("bkhw,hwc->bkc", heatmaps, g)
+
+
+def soft_argmax_cov(heatmaps: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and covariance of each map: `(B, K, H, W) -> (B, K, 2), (B, K, 2, 2)`."""
+    _, _, h, w = heatmaps.shape
+    g = grid(h, w, device=heatmaps.device, dtype=heatmaps.dtype)  # (H, W, 2)
+    mu = torch.einsum("bkhw,hwc->bkc", heatmaps, g)
+    d = g[None, None] - mu[:, :, None, None]  # (B, K, H, W, 2)
+    cov = torch.einsum("bkhw,bkhwi,bkhwj->bkij", heatmaps, d, d)
+    return mu, cov
+
+
+def gaussian_maps(kp: Tensor, h: int, w: int, sigma: float) -> Tensor:
+    """Isotropic Gaussian bumps `exp(-|p - mu|^2 / (2 sigma^2))` (sigma in normalised units).
+
+    `(B, K, 2) -> (B, K, H, W)`, peak value 1 at each keypoint.
+    """
+    g = grid(h, w, device=kp.device, dtype=kp.dtype)  # (H, W, 2)
+    d2 = ((g[None, None] - kp[:, :, None, None]) ** 2).sum(-1)  # (B, K, H, W)
+    return torch.exp(-d2 / (2.0 * sigma**2))

@@ -1,0 +1,300 @@
+"""One trainer for every method: seeded, resumable, device-agnostic, DDP under torchrun.
+
+    python -m lmkcore.train --method autolink --dataset procedural --steps 500 n_parts=10
+    torchrun --standalone --nproc_per_node 4 -m lmkcore.train --method autolink --data store.h5 ...
+
+A run directory holds `config.json` (resolved configs + commit), `last.pt` (model, optimiser,
+scheduler, step, RNG states; replaced atomically), `model_<step>.pt` snapshots, `history.jsonl`
+(one line per logged step), `summary.json` (wall time, images/s, peak memory) and TensorBoard
+events. `resume=True` continues the same curve exactly.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from .checkpoint import git_commit, load, save_atomic
+from .methods import Method
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 1000  # optimiser steps
+    batch_size: int = 32  # per process
+    num_workers: int = 2  # DataLoader workers (0 = load in the main process)
+    seed: int = 0
+    out_dir: str = "runs"  # the run directory is out_dir/<run name>
+    run_name: str = ""  # default: the method's run_name(dataset, resolution, steps)
+    dataset: str = "procedural"  # recorded in the run name and metrics
+    resume: bool = False  # continue from out_dir/<run>/last.pt
+    overwrite: bool = False  # start afresh even if the run directory has a checkpoint
+    ckpt_every: int = 250  # steps between checkpoints (and model snapshots)
+    log_every: int = 10  # steps between history lines / TensorBoard scalars
+    image_every: int = 0  # steps between TensorBoard images (0: only at the end)
+    device: str = "auto"  # "auto": cuda if present, else cpu
+    amp: bool = True  # bf16 autocast + channels_last on CUDA (ignored on CPU)
+    progress: bool = True  # tqdm bar
+    tensorboard: bool = True
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+
+
+class StepSampler(Sampler):
+    """Batches of indices as a pure function of (seed, step): epoch e is a permutation drawn from
+    seed + e, so a resumed run sees exactly the batches an uninterrupted one would. Under DDP each
+    rank takes its own slice of every global batch."""
+
+    def __init__(self, n: int, batch_size: int, seed: int, start_step: int = 0, rank: int = 0, world: int = 1):
+        if n < batch_size * world:
+            raise ValueError(f"dataset of {n} items is smaller than one global batch ({batch_size} x {world})")
+        self.n, self.bs, self.seed, self.start, self.rank, self.world = n, batch_size, seed, start_step, rank, world
+        self.per_epoch = n // (batch_size * world)
+
+    def batch(self, step: int) -> list[int]:
+        epoch, pos = divmod(step, self.per_epoch)
+        perm = torch.randperm(self.n, generator=torch.Generator().manual_seed(self.seed * 100_003 + epoch))
+        g = self.bs * self.world
+        return perm[pos * g + self.rank * self.bs: pos * g + (self.rank + 1) * self.bs].tolist()
+
+    def __iter__(self):
+        step = self.start
+        while True:
+            yield self.batch(step)
+            step += 1
+
+    def __len__(self) -> int:
+        return 2**62
+
+
+def _rng_state() -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    step: int
+    history: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+
+def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
+    """Train `method` on `data` (items with "image" (3, H, W) in [0, 1]) for `cfg.steps` steps."""
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    device = torch.device(("cuda:%d" % int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.is_available()
+                           else "cpu") if cfg.device == "auto" else cfg.device)
+    amp = cfg.amp and device.type == "cuda"
+    resolution = int(data[0]["image"].shape[-1])
+    name = cfg.run_name or method.run_name(cfg.dataset, resolution, cfg.steps) + (f"_w{world}" if world > 1 else "")
+    run_dir = Path(cfg.out_dir) / name
+    last = run_dir / "last.pt"
+    if last.exists() and not (cfg.resume or cfg.overwrite):
+        raise FileExistsError(f"{run_dir} already holds a run: pass resume=True to continue it or "
+                              "overwrite=True to start afresh")
+
+    torch.manual_seed(cfg.seed)
+    method.to(device)
+    if amp:
+        method.to(memory_format=torch.channels_last)
+    opt, sched = method.optimizers(cfg.steps)
+    start, history = 0, []
+    if cfg.resume and last.exists():
+        ck = load(last, map_location=device)
+        method.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler") is not None:
+            sched.load_state_dict(ck["scheduler"])
+        start = int(ck["step"])
+        _set_rng_state(ck["rng"])
+        history = [h for h in _read_history(run_dir) if h["step"] <= start]
+    elif cfg.resume and rank == 0:
+        print(f"resume=True but {last} does not exist: starting a new run")
+
+    model = method
+    if world > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            method, device_ids=[device.index] if device.type == "cuda" else None)
+
+    meta = {"method": method.name, "config": method.config_dict(), "run": name, "dataset": cfg.dataset,
+            "resolution": resolution, "world_size": world, "commit": git_commit()}
+    if rank == 0:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.json").write_text(json.dumps({**meta, "train": dataclasses.asdict(cfg)}, indent=2))
+        _write_history(run_dir, history)
+
+    def checkpoint(step: int) -> None:
+        if rank != 0:
+            return
+        state = {**meta, "model": method.state_dict(), "step": step}
+        save_atomic(state, run_dir / f"model_{step:07d}.pt")
+        save_atomic({**state, "optimizer": opt.state_dict(),
+                     "scheduler": sched.state_dict() if sched is not None else None,
+                     "rng": _rng_state(), "train": dataclasses.asdict(cfg)}, last)
+
+    loader = DataLoader(data, batch_sampler=StepSampler(len(data), cfg.batch_size, cfg.seed, start, rank, world),
+                        num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
+                        persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+    writer = _tensorboard(run_dir) if cfg.tensorboard and rank == 0 else None
+    bar = _progress(cfg, start, rank)
+    method.train()
+    t0, seen, step = time.time(), 0, start
+    batches = iter(loader)
+    try:
+        while step < cfg.steps:
+            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(batches).items()}
+            if amp:
+                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                loss, logs = model(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(
+                    f"non-finite loss ({loss.item()}) at step {step} of {name}; the last good checkpoint "
+                    f"is {last if last.exists() else 'not written yet'} (resume=True continues from it)")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            if sched is not None:
+                sched.step()
+            step += 1
+            seen += batch["image"].shape[0] * world
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                h = {"step": step, "loss": float(loss), **logs, "lr": opt.param_groups[0]["lr"],
+                     "time": time.time() - t0}
+                history.append(h)
+                if rank == 0:
+                    _append_history(run_dir, h)
+                    if writer:
+                        for k, v in h.items():
+                            if k not in ("step", "time"):
+                                writer.add_scalar(f"train/{k}", v, step)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+            if writer and cfg.image_every and step % cfg.image_every == 0:
+                _log_images(writer, method, batch["image"], step)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                checkpoint(step)
+            if cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes:
+                checkpoint(step)
+                break
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.time() - t0
+    summary = {"steps": step, "steps_this_session": step - start, "wall_s": round(wall, 2),
+               "images_per_s": round(seen / max(wall, 1e-9), 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
+               "device": str(device), "world_size": world, "batch_size": cfg.batch_size}
+    if rank == 0:
+        prev = json.loads((run_dir / "summary.json").read_text()) if (cfg.resume and (run_dir / "summary.json").exists()) else {}
+        summary["wall_s_total"] = round(prev.get("wall_s_total", 0.0) + wall, 2)
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if writer:
+            _log_images(writer, method, batch["image"], step)
+            writer.close()
+    method.eval()
+    return RunResult(run_dir, step, history, summary)
+
+
+# helpers
+
+def _read_history(run_dir: Path) -> list[dict]:
+    p = run_dir / "history.jsonl"
+    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+
+
+def _write_history(run_dir: Path, history: list[dict]) -> None:
+    (run_dir / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+
+
+def _append_history(run_dir: Path, h: dict) -> None:
+    with open(run_dir / "history.jsonl", "a") as f:
+        f.write(json.dumps(h) + "\n")
+
+
+def _tensorboard(run_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:  # tensorboard is in requirements.txt; a minimal install may lack it
+        return None
+    return SummaryWriter(str(run_dir / "tb"))
+
+
+def _log_images(writer, method: Method, images: torch.Tensor, step: int) -> None:
+    with torch.no_grad():
+        method.eval()
+        vis = method.visuals(images[:8].float())
+        method.train()
+    for k, v in vis.items():
+        if v.dim() == 4 and v.shape[1] in (1, 3):
+            writer.add_images(f"visuals/{k}", v.float().clamp(0, 1).cpu(), step)
+
+
+def _progress(cfg: TrainConfig, start: int, rank: int):
+    if not cfg.progress or rank != 0:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=cfg.steps, initial=start, mininterval=2.0, desc="train")
+
+
+def main(argv=None) -> None:
+    """Command line: method config fields as key=value after the flags."""
+    from . import methods
+    from .data import open_dataset
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--method", required=True, choices=sorted(methods.METHODS))
+    p.add_argument("--data", default="procedural", help="a store (.h5) or 'procedural'")
+    p.add_argument("--split", default=None)
+    for f in dataclasses.fields(TrainConfig):
+        p.add_argument(f"--{f.name}", type=(lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool")
+                       else type(f.default), default=f.default)
+    p.add_argument("fields", nargs="*", help="method config as name=value")
+    a = p.parse_args(argv)
+    cls = methods.METHODS[a.method]
+    types = {f.name: f.type for f in dataclasses.fields(cls.config_class)}
+    conf = {}
+    for kv in a.fields:
+        k, _, v = kv.partition("=")
+        if k not in types:
+            raise SystemExit(f"{a.method} has no config field {k!r}; fields: {sorted(types)}")
+        conf[k] = json.loads(v) if v[:1] in "[{" or v in ("true", "false") else type(getattr(cls.config_class(), k))(v)
+    method = cls(cls.config_class(**conf))
+    data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
+    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
+    result = train(method, data, cfg)
+    if int(os.environ.get("RANK", 0)) == 0:
+        print(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
