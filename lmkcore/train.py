@@ -173,9 +173,10 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                 batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss, logs = model(batch)
-            if not torch.isfinite(loss):
+            value = loss.item()
+            if not math.isfinite(value):
                 raise FloatingPointError(
-                    f"non-finite loss ({loss.item()}) at step {step} of {name}; the last good checkpoint "
+                    f"non-finite loss ({value}) at step {step} of {name}; the last good checkpoint "
                     f"is {last if last.exists() else 'not written yet'} (resume=True continues from it)")
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -185,7 +186,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
             step += 1
             seen += batch["image"].shape[0] * world
             if step % cfg.log_every == 0 or step == cfg.steps:
-                h = {"step": step, "loss": float(loss), **logs, "lr": opt.param_groups[0]["lr"],
+                h = {"step": step, "loss": value, **logs, "lr": opt.param_groups[0]["lr"],
                      "time": time.time() - t0}
                 history.append(h)
                 if rank == 0:
@@ -196,7 +197,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                                 writer.add_scalar(f"train/{k}", v, step)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             if writer and cfg.image_every and step % cfg.image_every == 0:
                 _log_images(writer, method, batch["image"], step)
             if step % cfg.ckpt_every == 0 or step == cfg.steps:

@@ -19,16 +19,18 @@ def pair_index(k: int, device=None) -> tuple[Tensor, Tensor]:
 
 
 def segment_distance2(points: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """Squared distance from points to segments.
+    """Squared distance from points to segments (projection clamped to the segment ends).
 
-    points `(P, 2)`, a and b `(B, E, 2)` -> `(B, E, P)`.
+    points `(P, 2)`, a and b `(B, E, 2)` -> `(B, E, P)`. Written per coordinate so that no
+    `(B, E, P, 2)` tensor is materialised.
     """
-    ab = b - a  # (B, E, 2)
-    ap = points[None, None] - a[:, :, None]  # (B, E, P, 2)
-    denom = (ab * ab).sum(-1, keepdim=True).clamp_min(1e-8)  # (B, E, 1)
-    t = ((ap * ab[:, :, None]).sum(-1) / denom).clamp(0.0, 1.0)  # (B, E, P)
-    closest = a[:, :, None] + t[..., None] * ab[:, :, None]  # (B, E, P, 2)
-    return ((points[None, None] - closest) ** 2).sum(-1)
+    px, py = points[:, 0], points[:, 1]  # (P,)
+    ax, ay = a[..., 0:1], a[..., 1:2]  # (B, E, 1)
+    abx, aby = b[..., 0:1] - ax, b[..., 1:2] - ay
+    apx, apy = px - ax, py - ay  # (B, E, P)
+    t = ((apx * abx + apy * aby) / (abx * abx + aby * aby).clamp_min(1e-8)).clamp(0.0, 1.0)
+    dx, dy = apx - t * abx, apy - t * aby
+    return dx * dx + dy * dy
 
 
 def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: float) -> Tensor:

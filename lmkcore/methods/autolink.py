@@ -1,0 +1,141 @@
+"""AutoLink: keypoints linked by a learned graph, trained by masked-image inpainting.
+
+He, Wandt, Rhodin, "AutoLink: Self-supervised Learning of Human Skeletons and Object Outlines by
+Linking Keypoints", NeurIPS 2022 (card: shared/methods/autolink.md).
+
+1. A detector predicts K heatmaps; keypoints are their soft-argmax (card section 4).
+2. One K x K table of edge weights, shared by the whole data set, links keypoints (section 3).
+3. Keypoints and weights are rendered into an edge map of soft line segments (section 3).
+4. A U-Net repaints the full image from a block-masked copy and the edge map (sections 3, 6).
+5. The only loss is a perceptual reconstruction loss (section 5).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from ..nets import Detector, UNet
+from ..ops import block_mask, edge_map, pair_index, reconstruction_loss, soft_argmax, spatial_softmax
+from . import register
+from .base import Method
+
+
+@dataclass
+class AutoLinkConfig:
+    # the seed's flags
+    n_parts: int = 10  # number of keypoints K
+    missing: float = 0.8  # ratio of hidden mask blocks
+    block: int = 16  # the image is split into block x block patches
+    thick: float = 2.5e-3  # edge thickness tau of exp(-d^2 / tau), squared normalised units
+    sklr: float = 512.0  # learning-rate multiplier of the edge weights
+    # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
+    resolution: int = 64  # input size the networks see
+    det_base: int = 32  # detector width
+    det_down: int = 3  # residual down blocks of the detector
+    det_up: int = 1  # up blocks after them (heatmaps at resolution / 2^(down - up))
+    dec_base: int = 16  # decoder width
+    dec_depth: int = 4  # U-Net levels
+    norm: str = "batch"  # batch | group | instance
+    # loss and optimisation (paper: vgg16, AdamW 1e-4, wd 1e-3, no schedule)
+    loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19
+    lr: float = 1e-3
+    weight_decay: float = 1e-3
+    schedule: str = "cosine"  # cosine (with warmup) | constant
+    warmup: int = 100  # linear warm-up steps of the cosine schedule
+    flip: bool = True  # random horizontal flips (paper: faces, Taichi, H36M)
+
+
+@register
+class AutoLink(Method):
+    name = "autolink"
+    config_class = AutoLinkConfig
+    layers = ("heatmaps", "graph", "edges", "masked", "reconstruction")
+
+    def __init__(self, config: AutoLinkConfig):
+        super().__init__(config)
+        c = config
+        self.detector = Detector(c.n_parts, base=c.det_base, n_down=c.det_down, n_up=c.det_up, norm=c.norm)
+        self.decoder = UNet(4, 3, base=c.dec_base, depth=c.dec_depth, norm=c.norm)
+        # edge logits theta, w = softplus(sklr * theta): sklr acts as the graph's LR multiplier
+        self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 - 4) / c.sklr)
+        self.alpha = nn.Parameter(torch.ones(()))  # scales the masked image fed to the decoder
+        self.recon = reconstruction_loss(c.loss)
+
+    # 1. detector -> heatmaps -> keypoints
+    def heatmaps(self, images: Tensor) -> Tensor:
+        """`(B, 3, H, W)` in [0, 1] -> probability maps `(B, K, h, w)`."""
+        x = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False) \
+            if images.shape[-1] != self.config.resolution else images
+        return spatial_softmax(self.detector(x * 2.0 - 1.0))
+
+    def keypoints(self, images: Tensor) -> Tensor:
+        return soft_argmax(self.heatmaps(images))  # (B, K, 2)
+
+    # 2. the graph
+    def edge_weights(self) -> Tensor:
+        """Weights of the K(K-1)/2 pairs i < j, in `ops.pair_index` order."""
+        i, j = pair_index(self.config.n_parts, self.theta.device)
+        return F.softplus(self.config.sklr * self.theta[i, j])
+
+    def graph(self) -> Tensor:
+        """Symmetric `(K, K)` edge-weight matrix (zero diagonal), for display and analysis."""
+        k = self.config.n_parts
+        i, j = pair_index(k, self.theta.device)
+        g = self.theta.new_zeros(k, k)
+        g[i, j] = self.edge_weights()
+        return g + g.T
+
+    # 3. edge map, 4. inpainting
+    def reconstruct(self, images: Tensor, kp: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Repaint `images` (B, 3, H, W) from the masked copy and the edge map; returns (recon, edges)."""
+        edges = edge_map(kp, self.edge_weights(), images.shape[-2:], self.config.thick)  # (B, 1, H, W)
+        masked = (images * 2.0 - 1.0) * mask  # hidden pixels become 0 (mid-grey)
+        out = self.decoder(torch.cat([self.alpha * masked, edges], 1))  # (B, 3, H, W) in [-1, 1]
+        return out * 0.5 + 0.5, edges
+
+    # 5. the loss
+    def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
+        images = batch["image"]
+        if self.config.flip and self.training:
+            flip = torch.rand(images.shape[0], device=images.device) < 0.5
+            images = torch.where(flip[:, None, None, None], images.flip(-1), images)
+        if images.shape[-1] != self.config.resolution:
+            images = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False)
+        mask = block_mask(images.shape[0], images.shape[-2:], self.config.block, self.config.missing,
+                          device=images.device)
+        kp = self.keypoints(images)
+        recon, _ = self.reconstruct(images, kp, mask)
+        loss = self.recon(recon.float(), images.float())
+        return loss, {"graph_mean": float(self.edge_weights().detach().mean())}
+
+    def visuals(self, images: Tensor) -> dict[str, Tensor]:
+        images = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False) \
+            if images.shape[-1] != self.config.resolution else images
+        g = torch.Generator(device=images.device).manual_seed(0)  # the same masks every time
+        mask = block_mask(images.shape[0], images.shape[-2:], self.config.block, self.config.missing,
+                          device=images.device, generator=g)
+        heat = self.heatmaps(images)
+        recon, edges = self.reconstruct(images, soft_argmax(heat), mask)
+        return {"heatmaps": heat, "graph": self.graph(), "edges": edges / edges.amax((2, 3), keepdim=True).clamp_min(1e-6),
+                "masked": images * mask + 0.5 * (1 - mask), "reconstruction": recon.clamp(0, 1)}
+
+    def optimizers(self, steps: int):
+        c = self.config
+        decay, no_decay = [], []
+        for n, p in self.named_parameters():
+            (no_decay if p.dim() < 2 or n == "theta" else decay).append(p)
+        opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
+                                 {"params": no_decay, "weight_decay": 0.0}], lr=c.lr)
+        if c.schedule == "constant":
+            return opt, None
+        warm = max(1, min(c.warmup, steps // 10))
+        lam = lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(s, steps) / steps)).item())  # noqa: E731
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lam)
+
+    def run_name(self, dataset: str, resolution: int, steps: int) -> str:
+        c = self.config
+        return (f"autolink_k{c.n_parts}_{dataset}-{c.resolution}_{steps}"
+                f"_m{c.missing}_b{c.block}_t{c.thick:g}_sklr{c.sklr:g}")
