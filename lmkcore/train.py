@@ -160,7 +160,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
 
     loader = DataLoader(data, batch_sampler=StepSampler(len(data), cfg.batch_size, cfg.seed, start, rank, world),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
-                        persistent_workers=False, prefetch_factor=4 if cfg.num_workers else None)
+                        prefetch_factor=4 if cfg.num_workers else None,
+                        generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     writer = _tensorboard(run_dir) if cfg.tensorboard and rank == 0 else None
     bar = _progress(cfg, start, rank)
     method.train()

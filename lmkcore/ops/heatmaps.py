@@ -13,7 +13,8 @@ from .coords import grid
 def spatial_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
     """`(B, K, H, W)` logits -> probability maps that sum to 1 over each map."""
     b, k, h, w = logits.shape
-    p = torch.softmax(logits.reshape(b, k, h * w).float() / temperature, dim=-1)
+    x = logits if logits.dtype == torch.float64 else logits.float()  # softmax in fp32 under AMP
+    p = torch.softmax(x.reshape(b, k, h * w) / temperature, dim=-1)
     return p.reshape(b, k, h, w)
 
 

@@ -1,0 +1,178 @@
+"""The workbook's one on-disk format: an HDF5 store, its writer and its torch Dataset.
+
+Layout (one file per data set and resolution):
+    images      uint8   (N, R, R, 3)
+    keypoints   float32 (N, K, 3)   x, y, visible, in pixels of the stored image
+    boxes       float32 (N, 4)      x0, y0, x1, y1 of the object in the stored image
+    names       str     (N,)
+    splits/<s>  int64   indices of split s (e.g. fit, val)
+    attrs: dataset, keypoint_names, skeleton, normalisation, resolution (JSON where not scalar)
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+import h5py
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .source import Sample, Source, SourceInfo
+
+
+def square_around(box: np.ndarray, margin: float) -> tuple[float, float, float]:
+    """Square (x0, y0, side), continuous coordinates, centred on a pixel box, enlarged by margin."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    side = max(x1 - x0, y1 - y0, 1.0) * (1.0 + 2.0 * margin)
+    return (x0 + x1) / 2.0 + 0.5 - side / 2.0, (y0 + y1) / 2.0 + 0.5 - side / 2.0, side
+
+
+def resample(sample: Sample, resolution: int, crop: str = "full", margin: float = 0.1) -> Sample:
+    """Crop / resize one sample to `resolution` x `resolution`, moving keypoints and box with it.
+
+    crop="full": the whole image resized (non-uniformly if not square), as AutoLink does.
+    crop="box": a square of side max(box) * (1 + 2 margin) centred on the box, padded with black.
+    """
+    if crop not in ("full", "box"):
+        raise ValueError(f"crop must be 'full' or 'box', got {crop!r}")
+    h, w = sample.image.shape[:2]
+    if crop == "box" and sample.box is not None:
+        x0, y0, side = square_around(sample.box, margin)
+        extent, sx, sy = (x0, y0, x0 + side, y0 + side), resolution / side, resolution / side
+    else:
+        x0, y0 = 0.0, 0.0
+        extent, sx, sy = (0, 0, w, h), resolution / w, resolution / h
+    im = Image.fromarray(sample.image).transform(
+        (resolution, resolution), Image.Transform.EXTENT, extent, resample=Image.Resampling.BILINEAR)
+    kp = sample.keypoints.astype(np.float32).copy()
+    # pixel centres sit at +0.5 in continuous coordinates
+    kp[:, 0] = (kp[:, 0] + 0.5 - x0) * sx - 0.5
+    kp[:, 1] = (kp[:, 1] + 0.5 - y0) * sy - 0.5
+    box = sample.box if sample.box is not None else np.array([0, 0, w - 1, h - 1], np.float32)
+    box = np.array([(box[0] + 0.5 - x0) * sx - 0.5, (box[1] + 0.5 - y0) * sy - 0.5,
+                    (box[2] + 0.5 - x0) * sx - 0.5, (box[3] + 0.5 - y0) * sy - 0.5], np.float32)
+    return Sample(sample.name, np.asarray(im), kp, box)
+
+
+def write_store(path: str | os.PathLike, source: Source | Iterable[Sample], resolution: int, *,
+                info: SourceInfo | None = None, crop: str = "full", margin: float = 0.1,
+                splits: dict[str, list[str]] | None = None, overwrite: bool = False) -> Path:
+    """Convert any source to a store at `path`; never overwrites unless `overwrite=True`.
+
+    splits: name lists per split; every name must be in the source (else an error naming it).
+    """
+    path = Path(path)
+    info = info or source.info
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".partial")
+    n_hint = len(source) if hasattr(source, "__len__") else 0
+    k = len(info.keypoint_names)
+    r = resolution
+    with h5py.File(tmp, "w") as f:
+        images = f.create_dataset("images", (n_hint, r, r, 3), np.uint8, maxshape=(None, r, r, 3),
+                                  chunks=(1, r, r, 3))
+        kps = f.create_dataset("keypoints", (n_hint, k, 3), np.float32, maxshape=(None, k, 3))
+        boxes = f.create_dataset("boxes", (n_hint, 4), np.float32, maxshape=(None, 4))
+        names: list[str] = []
+        for i, s in enumerate(source):
+            if s.keypoints.shape != (k, 3):
+                raise ValueError(f"{s.name}: keypoints of shape {s.keypoints.shape}, expected {(k, 3)}")
+            if i >= images.shape[0]:
+                for d in (images, kps, boxes):
+                    d.resize(max(2 * i, 16), axis=0)
+            s = resample(s, r, crop, margin)
+            images[i], kps[i], boxes[i] = s.image, s.keypoints, s.box
+            names.append(s.name)
+        n = len(names)
+        if n == 0:
+            raise ValueError(f"no samples to write to {path} (every input was bad or the source is empty)")
+        for d in (images, kps, boxes):
+            d.resize(n, axis=0)
+        f.create_dataset("names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+        index = {name: i for i, name in enumerate(names)}
+        for split, members in (splits or {}).items():
+            missing = [m for m in members if m not in index]
+            if missing:
+                raise ValueError(f"split {split!r} names {len(missing)} image(s) not in the source, "
+                                 f"e.g. {missing[:3]}")
+            f.create_dataset(f"splits/{split}", data=np.array([index[m] for m in members], np.int64))
+        f.attrs.update(dataset=info.dataset, keypoint_names=json.dumps(info.keypoint_names),
+                       skeleton=json.dumps([list(e) for e in info.skeleton]),
+                       normalisation=info.normalisation, resolution=r)
+    os.replace(tmp, path)
+    return path
+
+
+def store_info(path: str | os.PathLike) -> SourceInfo:
+    with h5py.File(path, "r") as f:
+        a = f.attrs
+        return SourceInfo(str(a["dataset"]), json.loads(a["keypoint_names"]),
+                          [tuple(e) for e in json.loads(a["skeleton"])], str(a["normalisation"]))
+
+
+class LandmarkStore(Dataset):
+    """Reads a store; the HDF5 handle opens lazily in each DataLoader worker.
+
+    Items: image float (3, R, R) in [0, 1], keypoints (K, 2) normalised (x, y), visible (K,) bool,
+    box (4,) pixels, index.
+    """
+
+    def __init__(self, path: str | os.PathLike, split: str | None = None, indices=None):
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no store at {self.path}")
+        self._file = None
+        with h5py.File(self.path, "r") as f:
+            n = f["images"].shape[0]
+            self.resolution = int(f.attrs["resolution"])
+            if split is not None:
+                if f"splits/{split}" not in f:
+                    have = sorted(f["splits"]) if "splits" in f else []
+                    raise KeyError(f"{self.path} has no split {split!r} (has {have})")
+                base = f[f"splits/{split}"][()]
+            else:
+                base = np.arange(n)
+        self.indices = base if indices is None else base[np.asarray(indices)]
+        self.info = store_info(self.path)
+        self.split = split
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_file"] = None  # h5py handles cannot cross processes
+        return state
+
+    @property
+    def file(self) -> h5py.File:
+        if self._file is None:
+            self._file = h5py.File(self.path, "r")
+        return self._file
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def arrays(self, name: str) -> np.ndarray:
+        """A whole per-sample array (keypoints, boxes, names) for this split, in item order."""
+        data = self.file[name]
+        if data.size == 0:  # e.g. keypoints of an unlabelled store (K = 0): h5py cannot index those
+            return np.zeros((len(self.indices),) + data.shape[1:], data.dtype)
+        order = np.argsort(self.indices)
+        out = data[np.sort(self.indices)] if len(self.indices) else data[:0]
+        inv = np.empty_like(order)
+        inv[order] = np.arange(len(order))
+        out = out[inv]
+        return np.array([x.decode() if isinstance(x, bytes) else x for x in out]) if name == "names" else out
+
+    def __getitem__(self, i: int) -> dict:
+        j = int(self.indices[i])
+        f = self.file
+        img = torch.from_numpy(f["images"][j]).permute(2, 0, 1).float().div_(255.0)
+        kp = torch.from_numpy(f["keypoints"][j])
+        r = self.resolution
+        return {"image": img, "keypoints": kp[:, :2] / (r - 1) * 2.0 - 1.0, "visible": kp[:, 2] > 0,
+                "box": torch.from_numpy(f["boxes"][j]), "index": j}

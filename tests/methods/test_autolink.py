@@ -1,0 +1,45 @@
+import pytest
+import torch
+
+from lmkcore.methods import build
+from lmkcore.train import TrainConfig, train
+
+
+
+def test_shapes_and_graph(tiny_autolink):
+    x = torch.rand(2, 3, 32, 32)
+    kp = tiny_autolink.keypoints(x)
+    assert kp.shape == (2, 4, 2) and kp.abs().max() <= 1
+    g = tiny_autolink.graph()
+    assert g.shape == (4, 4) and torch.equal(g, g.T) and torch.all(g.diagonal() == 0)
+    # initial weights are softplus(-4 +- noise) as in the paper
+    assert torch.allclose(g[0, 1], torch.nn.functional.softplus(torch.tensor(-4.0)), atol=0.01)
+    vis = tiny_autolink.visuals(x)
+    assert set(vis) == set(tiny_autolink.layers)
+    assert vis["heatmaps"].shape == (2, 4, 16, 16) and vis["reconstruction"].shape == (2, 3, 32, 32)
+
+
+def test_images_of_another_size_are_resized(tiny_autolink):
+    assert tiny_autolink.keypoints(torch.rand(1, 3, 48, 48)).shape == (1, 4, 2)
+
+
+def test_graph_gets_gradients_through_the_edge_map(tiny_autolink):
+    tiny_autolink.train()
+    loss, _ = tiny_autolink.loss({"image": torch.rand(4, 3, 32, 32)})
+    loss.backward()
+    assert tiny_autolink.theta.grad.abs().sum() > 0
+    assert tiny_autolink.detector.head.weight.grad.abs().sum() > 0
+
+
+def test_run_name_has_the_seed_flags(tiny_autolink):
+    assert tiny_autolink.run_name("mtfl", 32, 100) == "autolink_k4_mtfl-32_100_m0.8_b8_t0.0025_sklr512"
+
+
+@pytest.mark.slow
+def test_a_few_steps_lower_the_loss(tmp_path, procedural32, tiny_config):
+    torch.manual_seed(0)
+    method = build("autolink", **{**tiny_config, "lr": 3e-3})
+    r = train(method, procedural32, TrainConfig(steps=30, batch_size=8, num_workers=0, out_dir=str(tmp_path),
+                                                log_every=1, progress=False, tensorboard=False))
+    losses = [h["loss"] for h in r.history]
+    assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5

@@ -1,0 +1,69 @@
+import json
+
+import pytest
+import torch
+
+from lmkcore.checkpoint import load, load_method
+from lmkcore.methods import build
+from lmkcore.train import StepSampler, TrainConfig, train
+
+
+
+def _cfg(tmp_path, **kw):
+    base = dict(steps=6, batch_size=4, num_workers=0, out_dir=str(tmp_path), run_name="run", ckpt_every=3,
+                log_every=1, progress=False, tensorboard=False)
+    return TrainConfig(**{**base, **kw})
+
+
+def test_step_sampler_is_a_function_of_step():
+    a, b = StepSampler(10, 3, seed=1), StepSampler(10, 3, seed=1, start_step=4)
+    it = iter(a)
+    first = [next(it) for _ in range(6)]
+    assert next(iter(b)) == first[4]
+    assert sorted(sum(first[:3], [])) == sorted(set(sum(first[:3], [])))  # no repeats within an epoch
+    with pytest.raises(ValueError, match="smaller than one global batch"):
+        StepSampler(2, 3, 0)
+
+
+def test_resume_continues_the_same_curve(tmp_path, procedural32, tiny_config):
+    torch.manual_seed(0)
+    full = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path / "a"))
+    torch.manual_seed(0)
+    train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path / "b", steps=6, max_minutes=1e-9))
+    ck = load(tmp_path / "b" / "run" / "last.pt")
+    assert ck["step"] == 1  # stopped (with a checkpoint) after its first step
+    # an interrupted run resumed from its checkpoint
+    resumed = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path / "b", resume=True))
+    a = [h["loss"] for h in full.history]
+    b = [h["loss"] for h in resumed.history]
+    assert len(a) == len(b) == 6
+    assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
+
+
+def test_refuses_to_overwrite_and_checkpoint_loads_safely(tmp_path, procedural32, tiny_config):
+    r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=3))
+    with pytest.raises(FileExistsError, match="resume=True"):
+        train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=3))
+    assert sorted(p.name for p in r.run_dir.glob("*.pt")) == ["last.pt", "model_0000003.pt"]
+    m = load_method(r.run_dir / "model_0000003.pt")  # weights_only=True inside
+    assert m.n_keypoints == 4 and not m.training
+    cfg = json.loads((r.run_dir / "config.json").read_text())
+    assert cfg["config"]["n_parts"] == 4 and "commit" in cfg
+    summary = json.loads((r.run_dir / "summary.json").read_text())
+    assert summary["steps"] == 3 and summary["images_per_s"] > 0 and summary["peak_memory_mb"] > 0
+
+
+def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, procedural32, tiny_config):
+    method = build("autolink", **tiny_config)
+    real_loss = method.loss
+    calls = {"n": 0}
+
+    def loss(batch):
+        calls["n"] += 1
+        value, logs = real_loss(batch)
+        return (value * float("nan") if calls["n"] == 5 else value), logs
+
+    method.loss = loss
+    with pytest.raises(FloatingPointError, match="non-finite loss .* step 4"):
+        train(method, procedural32, _cfg(tmp_path))
+    assert load(tmp_path / "run" / "last.pt")["step"] == 3
