@@ -26,7 +26,7 @@ from lmkcore.viz import contact_sheet
 
 # %%
 path = prepare(dataset, source_root, out_path, resolution, split=split, overwrite=overwrite,
-               test_listing=test_listing or None, n_images=n_images)
+               test_listing=test_listing or None, **({"n": n_images} if n_images else {}))
 store = LandmarkStore(path)
 print(f"{path}: {len(store)} images of {store.resolution} px, {len(store.info.keypoint_names)} keypoints, "
       f"normalisation {store.info.normalisation}")
