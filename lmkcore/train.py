@@ -17,6 +17,7 @@ import math
 import os
 import resource
 import time
+from datetime import timedelta
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,7 +108,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     """Train `method` on `data` (items with "image" (3, H, W) in [0, 1]) for `cfg.steps` steps."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=timedelta(seconds=int(os.environ.get("LMK_DDP_TIMEOUT", 1800))))
     device = torch.device(("cuda:%d" % int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.is_available()
                            else "cpu") if cfg.device == "auto" else cfg.device)
     amp = cfg.amp and device.type == "cuda"
@@ -139,8 +141,10 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
 
     model = method
     if world > 1:
+        if device.type == "cuda":  # batch statistics over all GPUs, as the papers' sync-BN
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
         model = torch.nn.parallel.DistributedDataParallel(
-            method, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None)
 
     meta = {"method": method.name, "config": method.config_dict(), "run": name, "dataset": cfg.dataset,
             "resolution": resolution, "world_size": world, "commit": git_commit()}

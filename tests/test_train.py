@@ -67,3 +67,24 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, procedur
     with pytest.raises(FloatingPointError, match="non-finite loss .* step 4"):
         train(method, procedural32, _cfg(tmp_path))
     assert load(tmp_path / "run" / "last.pt")["step"] == 3
+
+
+@pytest.mark.slow
+def test_ddp_under_torchrun_on_cpu(tmp_path, tiny_config):
+    """Two gloo ranks: rank 0 alone writes the run; the run name records the world size."""
+    import os
+    import subprocess
+    import sys
+
+    fields = [f"{k}={v}" for k, v in tiny_config.items()]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "lmkcore.train", "--method", "autolink", "--data", "procedural", "--steps", "2", "--batch_size", "2",
+           "--num_workers", "0", "--out_dir", str(tmp_path), "--progress", "false", "--tensorboard", "false", *fields]
+    env = {**os.environ, "LMK_DDP_TIMEOUT": "60", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = tmp_path.iterdir()
+    assert run.name.endswith("_w2")
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["steps"] == 2
+    assert load(run / "last.pt")["step"] == 2
