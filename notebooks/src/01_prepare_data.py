@@ -12,7 +12,7 @@ resolution: int = 64  # stored images are resolution x resolution
 split: str = "saved"  # saved: the workbook's fixed fit/val splits; none: the whole set (e.g. a test set)
 test_listing: str = ""  # MTFL-format listing to read instead of training.txt (a separate test set)
 overwrite: bool = False  # replace an existing store
-n_images: int = 0  # procedural only: number of figures (0 = the default split sizes)
+n_images: int = 0  # procedural only: number of figures (0: the default split sizes)
 report_dir: str = "reports/data"  # where the contact sheet goes
 
 # %%

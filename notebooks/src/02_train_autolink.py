@@ -8,7 +8,7 @@
 # %% tags=["parameters"]
 data: str = "procedural"  # "procedural" or the path of a store written by 01_prepare_data
 dataset: str = "procedural"  # data set name used in the run name and reports
-train_split: str = ""  # "" = train (procedural) / fit (stores)
+train_split: str = ""  # empty: train (procedural) or fit (stores)
 val_split: str = "val"  # split shown in the figures and used as test set by the evaluation
 n_parts: int = 10  # number of keypoints K
 missing: float = 0.8  # ratio of masked blocks
@@ -27,10 +27,10 @@ schedule: str = "cosine"  # cosine (with warm-up) | constant (paper)
 steps: int = 300  # optimiser steps
 batch_size: int = 32  # images per step
 num_workers: int = 2  # DataLoader workers
-max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minutes; 0 = no limit
+max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minutes; 0: no limit
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
-run_name: str = ""  # "" = autolink_k{K}_{dataset}-{res}_{steps}_m{missing}_b{block}_t{thick}_sklr{sklr}
+run_name: str = ""  # empty: autolink_k{K}_{dataset}-{res}_{steps}_m{missing}_b{block}_t{thick}_sklr{sklr}
 resume: bool = False  # continue the run from its last checkpoint
 overwrite: bool = False  # start afresh even if the run exists
 evaluate: bool = True  # run the shared evaluation protocol at the end

@@ -56,7 +56,8 @@ for out in reports:
     if not lines:
         lines = ["| report | fit images | " + " | ".join(m["metrics"]) + " |", "|---" * (2 + len(m["metrics"])) + "|"]
     for fit in [m] + m["few_shot"]:
-        lines.append(f"| {out.name} | {fit['fit_images']} | " + " | ".join(f"{v:.2f}" for v in fit["metrics"].values()) + " |")
+        values = " | ".join(f"{v:.2f}" for v in fit["metrics"].values())
+        lines.append(f"| {out.name} | {fit['fit_images']} | {values} |")
 display(Markdown("\n".join(lines)))
 
 # %% [markdown]

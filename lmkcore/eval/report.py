@@ -1,0 +1,181 @@
+"""Reports: one `reports/<name>/metrics.json` (+ figures) per evaluation, and the generated
+`reports/benchmarks.md` / `benchmarks.json` that `collect` builds from all of them.
+
+benchmarks.json is a list of rows, one per (report, fit-set size, metric)::
+
+    {"method", "kind" (trained | untrained | floor), "dataset", "split", "K", "metric" (nme |
+     pck@0.2 | pck@0.1 | backward_nme | keypoint_spread), "value" (percent), "fit_images", "n_fit",
+     "few_shot" (false for the headline fit), "normalisation", "resolution", "steps", "wall_s",
+     "images_per_s", "peak_memory_mb", "profile", "commit", "run", "report"}
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+GENERATOR = "python -m lmkcore.bench (or lmkcore.eval.report.collect('reports'))"
+META = ("method", "kind", "dataset", "split", "K", "normalisation", "resolution", "steps", "wall_s",
+        "images_per_s", "peak_memory_mb", "profile", "commit", "run")
+FORWARD = {"bbox": ("pck@0.2", "pck@0.1", "nme"), "interocular": ("nme",), "image_size": ("nme",)}
+LABEL = {"nme": {"bbox": "NME % box", "interocular": "NME % IOD", "image_size": "NME % image"},
+         "pck@0.2": "PCK@0.2 %", "pck@0.1": "PCK@0.1 %", "backward_nme": "backward NME %",
+         "keypoint_spread": "kp. spread %"}
+
+
+def report_name(result: dict) -> str:
+    """Directory name of a result: the run name for trained models, `floor_...` for floors."""
+    ds = f"{result.get('dataset')}-{result.get('resolution')}"
+    if result.get("kind") == "floor":
+        name = f"floor_{result['method']}_{ds}"
+    elif result.get("kind") == "untrained":
+        name = f"floor_{result['method']}-untrained_k{result['K']}_{ds}"
+    else:
+        name = result.get("run") or f"{result.get('method')}_k{result.get('K')}_{ds}"
+    if result.get("n_fit", "all") != "all":
+        name += f"_fit{result['n_fit'].replace('%', 'pc')}"
+    if result.get("test_data") or result.get("split") not in (None, "val"):
+        name += f"_on-{result.get('split')}"
+    return name
+
+
+def write_report(result: dict, report_dir: str | Path = "reports", *, name: str | None = None, test_data=None,
+                 profile: str | None = None, figures: bool = True) -> Path:
+    """Write `report_dir/<name>/metrics.json` (and figures); returns that directory."""
+    from .figures import save_all
+
+    out = Path(report_dir) / (name or report_name(result))
+    out.mkdir(parents=True, exist_ok=True)
+    if profile is not None:
+        result = {**result, "profile": profile}
+    (out / "metrics.json").write_text(json.dumps(result, indent=1, default=_plain))
+    if figures:
+        if test_data is None and result.get("data"):
+            from .protocol import open_test_set
+
+            test_data = open_test_set(result["data"], result.get("split"), result.get("test_data"),
+                                      result.get("resolution") or 64)[0]
+        save_all(result, out, test_data)
+    return out
+
+
+def resolve_checkpoints(checkpoints: str, runs_dir: str | Path = "runs") -> list[Path]:
+    """Comma-separated checkpoint files or run directories (-> their last.pt); "" = the newest
+    last.pt under `runs_dir`. Raises naming what is missing."""
+    if not checkpoints.strip():
+        found = sorted(Path(runs_dir).glob("**/last.pt"), key=lambda p: p.stat().st_mtime)
+        if not found:
+            raise FileNotFoundError(f"no checkpoint (last.pt) under {runs_dir!r}; train one first or pass checkpoints")
+        return [found[-1]]
+    paths = []
+    for c in (c.strip() for c in checkpoints.split(",") if c.strip()):
+        p = Path(c) / "last.pt" if Path(c).is_dir() else Path(c)
+        if not p.is_file():
+            raise FileNotFoundError(f"no checkpoint at {p}")
+        paths.append(p)
+    return paths
+
+
+def _plain(x):
+    return x.item() if hasattr(x, "item") else str(x)
+
+
+def rows_of(m: dict, report: str) -> list[dict]:
+    """benchmarks.json rows of one metrics.json: every scalar metric, headline and few-shot."""
+    meta = {k: m.get(k) for k in META}
+    meta["normalisation"] = (m.get("normalisation") or "").partition(":")[0]
+    out = []
+    for i, fit in enumerate([m] + list(m.get("few_shot") or [])):
+        for metric, value in fit["metrics"].items():
+            out.append({**meta, "metric": metric, "value": value, "fit_images": fit.get("fit_images"),
+                        "n_fit": fit.get("n_fit", "all"), "few_shot": i > 0, "report": report})
+    return out
+
+
+def collect(reports_dir: str | Path = "reports") -> list[dict]:
+    """Read every `reports_dir/*/metrics.json`; write benchmarks.json and benchmarks.md; return rows."""
+    reports_dir = Path(reports_dir)
+    rows = []
+    for p in sorted(reports_dir.glob("*/metrics.json")):
+        try:
+            m = json.loads(p.read_text())
+            rows += rows_of(m, p.parent.name)
+        except (ValueError, KeyError, TypeError) as e:
+            print(f"collect: skipping {p} ({type(e).__name__}: {e})")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    (reports_dir / "benchmarks.json").write_text(json.dumps(rows, indent=1))
+    (reports_dir / "benchmarks.md").write_text(markdown(rows, reports_dir))
+    return rows
+
+
+def _fmt(v, digits: int = 2) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.{digits}f}"
+    return str(v)
+
+
+def _time(s) -> str:
+    if s is None:
+        return "-"
+    return f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
+
+
+def markdown(rows: list[dict], reports_dir: Path) -> str:
+    """The benchmark page: one table per (dataset, split), a few-shot table, then figures."""
+    lines = [f"<!-- Generated by `{GENERATOR}`; do not edit by hand. -->", "", "# Benchmarks", "",
+             "Protocol: `lmkcore.eval` (linear map without intercept from discovered keypoints in [0, 1], "
+             "ridge by 5-fold CV on the fit set, visible landmarks only; backward = annotations -> keypoints, "
+             "same normaliser; kp. spread = backward error of predicting the mean keypoints). All numbers "
+             "in percent. Floors: mean shape of the fit set, and an untrained (seeded) model.", ""]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["split"]), []).append(r)
+    if not groups:
+        lines.append("No evaluation reports yet.")
+    for (dataset, split), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        norm = rs[0]["normalisation"] or "image_size"
+        fwd = FORWARD.get(norm, ("nme",))
+        metrics = list(fwd) + ["backward_nme", "keypoint_spread"]
+        heads = [LABEL[k][norm] if isinstance(LABEL[k], dict) else LABEL[k] for k in metrics]
+        lines += [f"## {dataset} ({split})", "",
+                  "| method | K | fit images | res | steps | " + " | ".join(heads)
+                  + " | train time | img/s | peak MB | profile | commit |",
+                  "|" + "---|" * (len(heads) + 10)]
+        table: dict[tuple, dict] = {}
+        for r in rs:
+            if not r["few_shot"]:
+                key = (r["kind"] != "trained", r["method"], r["K"] or 0, r["report"])
+                table.setdefault(key, {**r, "values": {}})["values"][r["metric"]] = r["value"]
+        for key in sorted(table, key=lambda k: tuple(map(str, k[:2])) + (k[2], k[3])):
+            r = table[key]
+            label = r["method"] + {"untrained": " (untrained)", "floor": " (floor)"}.get(r["kind"], "")
+            cells = [f"[{label}]({r['report']}/metrics.json)", _fmt(r["K"]), _fmt(r["fit_images"]),
+                     _fmt(r["resolution"]), _fmt(r["steps"])] + [_fmt(r["values"].get(k)) for k in metrics] + [
+                _time(r["wall_s"]), _fmt(r["images_per_s"], 1), _fmt(r["peak_memory_mb"], 0), _fmt(r["profile"]),
+                _fmt(r["commit"])]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+        few = [r for r in rs if r["metric"] == fwd[0]]
+        sizes = list(dict.fromkeys(r["n_fit"] for r in few if r["few_shot"]))  # in the order evaluated
+        if sizes:
+            label = LABEL[fwd[0]][norm] if isinstance(LABEL[fwd[0]], dict) else LABEL[fwd[0]]
+            lines += [f"Few-shot: {label} by fit-set size (images in brackets; headline = the table above):", "",
+                      "| method | K | headline | " + " | ".join(sizes) + " |", "|" + "---|" * (3 + len(sizes))]
+            by: dict[tuple, dict] = {}
+            for r in few:
+                key = (r["kind"] != "trained", r["kind"], r["method"], r["K"] or 0, r["report"])
+                by.setdefault(key, {})["headline" if not r["few_shot"] else r["n_fit"]] = (r["value"], r["fit_images"])
+            for key in sorted(by, key=lambda k: (str(k[0]), k[2], k[3], k[4])):  # as the table above
+                v, (_, kind, method, k, _) = by[key], key
+                if len(v) == 1:  # evaluated with the headline fit only
+                    continue
+                cell = lambda s: f"{_fmt(v[s][0])} ({v[s][1]})" if s in v else "-"  # noqa: E731
+                label = method + {"untrained": " (untrained)", "floor": " (floor)"}.get(kind, "")
+                lines.append(f"| {label} | {k or '-'} | {cell('headline')} | " + " | ".join(map(cell, sizes)) + " |")
+            lines.append("")
+    figs = sorted((reports_dir / "figures").glob("*.png"))
+    if figs:
+        lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
+    return "\n".join(lines)

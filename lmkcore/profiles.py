@@ -1,0 +1,102 @@
+"""Benchmark profiles: which data sets, resolutions, K and schedules `python -m lmkcore.bench` runs.
+
+    smoke  procedural figures only, 32 px, tiny networks, a few steps: seconds (tests run it)
+    cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
+           config: about 2 h on 2 CPU cores in all (per-run `steps` and `max_minutes` below)
+    paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
+           constant, VGG-16 perceptual loss when its weights are in the torch cache (else pyramid)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """One data set of a profile: how it is prepared, trained on (per K) and evaluated."""
+
+    name: str  # procedural | mtfl | lspet (run names, --only)
+    resolution: int  # store and network resolution
+    ks: tuple[int, ...]  # one AutoLink run per K
+    steps: int  # optimiser steps per run
+    max_minutes: float = 0.0  # wall-clock cap per run (0 = none); the run stops with a checkpoint
+    source: str = ""  # folder under the data root; "" = procedural (needs no data)
+    prepare: bool = True  # run 01_prepare_data; False: procedural figures generated on the fly
+    n_images: int = 0  # procedural store size for 01 (0 = the notebook's default)
+    train_split: str = ""  # "" = 02's default (train for procedural, fit for stores)
+    fit_split: str = "fit"  # the regressor's fit set
+    test_split: str = "val"  # scored split of the store when there is no separate test set
+    test_listing: str = ""  # a separate test listing beside the training one (MTFL: testing.txt), if present
+    test_source: str = ""  # a separate test folder under the data root (or bench --test-source), if present
+    n_fit: int = 0  # fit-set size for the headline numbers (0 = all)
+    max_test: int = 0  # score only the first N test images (0 = all)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    datasets: tuple[DataPlan, ...]
+    autolink: dict = field(default_factory=dict)  # AutoLink config fields shared by every run
+    train: dict = field(default_factory=dict)  # batch_size, num_workers, seed
+    few_shot: str = "1%,50,10"  # further fit-set sizes scored by 07 (comma-separated)
+    eval_batch: int = 64
+    seed: int = 0
+
+    def plan(self, name: str) -> DataPlan:
+        for p in self.datasets:
+            if p.name == name:
+                return p
+        raise KeyError(f"profile {self.name!r} has no data set {name!r}; it has {[p.name for p in self.datasets]}")
+
+
+def paper_loss() -> str:
+    """'vgg16' when torchvision's VGG-16 weights are in the torch cache (never downloaded), else 'pyramid'."""
+    try:
+        from .ops.losses import _cached_vgg_weights
+
+        _cached_vgg_weights("vgg16")
+        return "vgg16"
+    except (FileNotFoundError, ImportError, AttributeError):
+        return "pyramid"
+
+
+SMOKE = Profile(
+    "smoke",
+    (DataPlan("procedural", 32, ks=(4,), steps=3, prepare=False, n_fit=60, max_test=30),),
+    autolink=dict(det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2, block=8, schedule="constant",
+                  loss="pyramid"),
+    train=dict(batch_size=8, num_workers=0, seed=0),
+)
+
+# AutoLink compact config (the AutoLinkConfig defaults: det_base 32, det_down 3, det_up 1,
+# dec_base 16, dec_depth 4, pyramid loss, lr 1e-3 cosine). Five runs of <= 20 min + evaluation
+# ~ 2 h on 2 cores. steps / max_minutes are placeholders until the AutoLink numbers are tuned.
+CPU = Profile(
+    "cpu",
+    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=3000, max_minutes=20.0, source="mtfl", test_listing="testing.txt"),
+     DataPlan("lspet", 64, ks=(10, 16), steps=3000, max_minutes=20.0, source="lspet")),
+    autolink=dict(det_base=32, det_down=3, det_up=1, dec_base=16, dec_depth=4, loss="pyramid", lr=1e-3,
+                  schedule="cosine"),
+    train=dict(batch_size=32, num_workers=2, seed=0),
+)
+
+PAPER = Profile(
+    "paper",
+    (DataPlan("mtfl", 128, ks=(4, 8, 10), steps=20_000, source="mtfl", test_listing="testing.txt"),
+     DataPlan("lspet", 128, ks=(10, 16), steps=20_000, source="lspet")),
+    autolink=dict(det_base=64, det_down=4, det_up=2, dec_base=64, dec_depth=4, lr=1e-4, schedule="constant",
+                  loss="vgg16"),  # resolved by `get`: pyramid when the VGG-16 weights are absent
+    train=dict(batch_size=64, num_workers=4, seed=0),
+)
+
+PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
+
+
+def get(name: str) -> Profile:
+    """A profile by name, with machine-dependent choices resolved (the paper profile's loss)."""
+    if name not in PROFILES:
+        raise KeyError(f"unknown profile {name!r}; known: {sorted(PROFILES)}")
+    p = PROFILES[name]
+    if p.autolink.get("loss") == "vgg16":
+        p = replace(p, autolink={**p.autolink, "loss": paper_loss()})
+    return p

@@ -1,0 +1,79 @@
+"""The benchmark runner: profiles, skips, the 07 notebook, and the `smoke` profile end to end (slow)."""
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from lmkcore.bench import Bench
+from lmkcore.profiles import PROFILES, DataPlan, get
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK_PARAMETERS = {"checkpoints", "runs_dir", "data", "fit_split", "test_split", "test_data", "n_fit",
+                       "report_dir", "profile"}
+
+
+def test_profiles():
+    cpu, paper = get("cpu"), PROFILES["paper"]
+    assert {(p.name, p.resolution, p.ks) for p in cpu.datasets} == {("mtfl", 80, (4, 8, 10)), ("lspet", 64, (10, 16))}
+    assert all(p.steps > 0 and p.max_minutes > 0 for p in cpu.datasets)
+    assert all(p.resolution == 128 and p.steps == 20_000 for p in paper.datasets)
+    assert paper.train["batch_size"] == 64 and paper.autolink["lr"] == 1e-4 and paper.autolink["schedule"] == "constant"
+    assert [p.name for p in get("smoke").datasets] == ["procedural"]
+
+
+def _bench(tmp_path, profile, notebooks):
+    return Bench(profile, tmp_path / "no-data", notebooks=notebooks, reports=tmp_path / "reports",
+                 runs=tmp_path / "runs", data_dir=tmp_path / "data")
+
+
+def test_missing_data_and_notebooks_are_skipped_never_faked(tmp_path, capsys):
+    (tmp_path / "nb").mkdir()
+    rows = _bench(tmp_path, get("cpu"), tmp_path / "nb").run(only="mtfl")
+    assert rows == [] and "does not exist" in capsys.readouterr().out
+    # procedural without a training notebook: only the mean-shape floor, measured
+    tiny = replace(get("smoke"), datasets=(DataPlan("procedural", 32, ks=(), steps=1, prepare=False, n_fit=12,
+                                                    max_test=6),))
+    rows = _bench(tmp_path, tiny, tmp_path / "nb").run()
+    assert {r["method"] for r in rows} == {"mean-shape"} and "no trained checkpoint" in capsys.readouterr().out
+    assert (tmp_path / "reports" / "benchmarks.md").exists()
+
+
+def test_07_notebook_is_built_from_its_source_without_outputs():
+    sys.path.insert(0, str(REPO / "tools"))
+    from build_notebooks import build
+
+    path = REPO / "notebooks" / "07_evaluate.ipynb"
+    assert path.read_text() == nbformat.writes(build(REPO / "notebooks" / "src" / "07_evaluate.py")) + "\n"
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])].__len__() == 1
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert NOTEBOOK_PARAMETERS <= set(papermill.inspect_notebook(str(path)))
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(tmp_path):
+    needed = [REPO / "notebooks" / f"{n}.ipynb" for n in ("02_train_autolink", "07_evaluate")]
+    missing = [p.name for p in needed if not p.exists()]
+    if missing:
+        pytest.skip(f"the smoke benchmark needs {missing}, not written yet")
+    t0 = time.time()
+    rows = _bench(tmp_path, get("smoke"), REPO / "notebooks").run()
+    took = time.time() - t0
+    print(f"smoke benchmark: {took:.1f} s, {len(rows)} rows")
+    kinds = {(r["method"], r["kind"]) for r in rows}
+    assert {("autolink", "trained"), ("autolink", "untrained"), ("mean-shape", "floor")} <= kinds
+    trained = [r for r in rows if r["kind"] == "trained" and not r["few_shot"]]
+    assert {r["metric"] for r in trained} == {"nme", "pck@0.2", "pck@0.1", "backward_nme", "keypoint_spread"}
+    assert all(r["profile"] == "smoke" and r["steps"] == 3 and r["wall_s"] is not None for r in trained)
+    run = tmp_path / "reports" / trained[0]["report"]
+    assert {"metrics.json", "curves.png", "per_landmark.png", "predictions.png"} <= {p.name for p in run.iterdir()}
+    assert json.loads((run / "metrics.json").read_text())["fit_images"] == get("smoke").datasets[0].n_fit
+    ran = sorted(p.name[:2] for p in (tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb"))
+    assert ran == ["02", "07"] + (["08"] if (REPO / "notebooks" / "08_visualize.ipynb").exists() else [])
+    assert (tmp_path / "reports" / "benchmarks.md").read_text().count("| [autolink") == 2  # trained + untrained
