@@ -42,23 +42,92 @@ def show_keypoints(ax, image, kp=None, *, skeleton=None, graph=None, visible=Non
         ax.set_title(title, fontsize=8)
     if kp is None or len(kp) == 0:
         return ax
-    p = to_pixels(kp, img.shape[0])
+    if graph is not None:
+        draw_graph(ax, kp, graph, img.shape[0], max_edges=max_edges)
+    draw_keypoints(ax, kp, img.shape[0], skeleton=skeleton, visible=visible, marker=marker, size=size,
+                   colours=colours)
+    return ax
+
+
+def draw_graph(ax, kp, graph, image_size: int, *, max_edges: int | None = None, colour="white", lw: float = 2.0):
+    """A learned graph `(K, K)` as segments between keypoints, opacity proportional to weight."""
+    p = to_pixels(kp, image_size)
+    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph)
+    i, j = np.triu_indices(len(p), 1)
+    w = g[i, j]
+    if len(w) == 0:
+        return ax
+    order = np.argsort(-w)[: max_edges or len(w)]
+    wmax = max(float(w.max()), 1e-8)
+    for e in order:
+        ax.plot(p[[i[e], j[e]], 0], p[[i[e], j[e]], 1], "-", color=colour, lw=lw,
+                alpha=float(np.clip(w[e] / wmax, 0.05, 1.0)))
+    return ax
+
+
+def draw_keypoints(ax, kp, image_size: int, *, skeleton=None, visible=None, marker="o", size: float = 18,
+                   colours=None, edge_colour="black", skeleton_colour="white", highlight: int | None = None):
+    """Keypoints `(K, 2)` (normalised) over an image already drawn on `ax`, with an optional
+    ground-truth `skeleton` of (i, j) pairs; `highlight` draws one keypoint larger."""
+    p = to_pixels(kp, image_size)
     k = len(p)
     vis = np.ones(k, bool) if visible is None else np.asarray(visible, bool)
-    colours = keypoint_colours(k) if colours is None else colours
-    if graph is not None:
-        g = graph.detach().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph)
-        i, j = np.triu_indices(k, 1)
-        w = g[i, j]
-        order = np.argsort(-w)[: max_edges or len(w)]
-        wmax = max(float(w.max()), 1e-8)
-        for e in order:
-            ax.plot(p[[i[e], j[e]], 0], p[[i[e], j[e]], 1], "-", color="white", lw=2.0,
-                    alpha=float(np.clip(w[e] / wmax, 0.05, 1.0)))
+    colours = keypoint_colours(k) if colours is None else np.asarray(colours, float)
+    if colours.ndim == 1:  # one colour for all
+        colours = np.broadcast_to(colours, (k, len(colours)))
     for a, b in skeleton or []:
         if vis[a] and vis[b]:
-            ax.plot(p[[a, b], 0], p[[a, b], 1], "-", color="white", lw=1.5, alpha=0.8)
-    ax.scatter(p[vis, 0], p[vis, 1], s=size, c=colours[vis], marker=marker, edgecolors="black", linewidths=0.5)
+            ax.plot(p[[a, b], 0], p[[a, b], 1], "-", color=skeleton_colour, lw=1.5, alpha=0.8)
+    sizes = np.full(k, size, float)
+    if highlight is not None and 0 <= highlight < k:
+        sizes[highlight] = size * 4
+    ax.scatter(p[vis, 0], p[vis, 1], s=sizes[vis], c=colours[vis], marker=marker, edgecolors=edge_colour,
+               linewidths=0.5)
+    return ax
+
+
+def overlay_heatmap(ax, heatmap, image_size: int, *, cmap: str = "inferno", alpha: float = 0.55):
+    """A map `(h, w)` (any resolution) stretched over an `image_size` image, scaled to its maximum."""
+    h = heatmap.detach().float().cpu().numpy() if torch.is_tensor(heatmap) else np.asarray(heatmap, float)
+    h = h / max(float(h.max()), 1e-12)
+    ax.imshow(h, cmap=cmap, alpha=alpha, vmin=0, vmax=1, interpolation="bilinear",
+              extent=(-0.5, image_size - 0.5, image_size - 0.5, -0.5))
+    return ax
+
+
+def show_map(ax, tensor, title: str | None = None, cmap: str = "gray"):
+    """An image-like layer: `(3, H, W)` as colour, `(1, H, W)` or `(H, W)` as a map."""
+    t = tensor.detach().float().cpu()
+    if t.dim() == 3 and t.shape[0] == 3:
+        ax.imshow(to_hwc(t), interpolation="nearest")
+    else:
+        ax.imshow(t.reshape(t.shape[-2:]).numpy(), cmap=cmap, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=8)
+    return ax
+
+
+def adjacency(skeleton, k: int) -> np.ndarray:
+    """Ground-truth edges (i, j) -> symmetric `(K, K)` 0/1 matrix."""
+    a = np.zeros((k, k))
+    for i, j in skeleton or []:
+        a[i, j] = a[j, i] = 1.0
+    return a
+
+
+def show_graph_matrix(ax, graph, *, labels=None, title: str | None = None, cmap: str = "viridis"):
+    """A `(K, K)` edge-weight matrix as a seaborn heatmap (diagonal masked)."""
+    import seaborn as sns
+
+    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph, float)
+    k = len(g)
+    labels = list(labels) if labels is not None else [str(i) for i in range(k)]
+    sns.heatmap(g, ax=ax, mask=np.eye(k, dtype=bool), cmap=cmap, square=True, cbar=True,
+                xticklabels=labels, yticklabels=labels, cbar_kws={"shrink": 0.7})
+    ax.tick_params(labelsize=6)
+    if title:
+        ax.set_title(title, fontsize=8)
     return ax
 
 

@@ -1,0 +1,301 @@
+"""The figures researchers look at, written to `reports/figures/` (notebook 08 calls `make_all`).
+
+    skeleton_figure   the learned graph drawn on images and as a colour matrix, beside the
+                      ground-truth skeleton where the data has one
+    side_by_side      the same test images: annotations, then every checkpoint's keypoints
+    failure_gallery   the test images with the largest error under the shared protocol
+    error_curves      cumulative error curves of every evaluated checkpoint, one plot per data set
+                      (read from `reports/*/metrics.json`)
+
+Every function draws on a bare `matplotlib.figure.Figure` of a fixed size (`PANEL` inches per
+image, `TOP` inches of titles, `dpi`), saves a PNG and returns its path, so that sizes are known
+in advance: e.g. `side_by_side` is `(1 + M) * PANEL * dpi` by `(n * PANEL + TOP) * dpi` pixels.
+"""
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from torch.utils.data import Dataset
+
+from ..methods import Method, build
+from . import protocol
+from .draw import adjacency, draw_graph, draw_keypoints, keypoint_colours, show_graph_matrix, to_hwc
+from .inputs import (Checkpoint, InMemory, batch, find_checkpoints, has_annotations, method_label,
+                     method_resolution, open_images, resolve_checkpoints, run_checkpoints, workbook_path)
+
+PANEL = 2.0  # inches per image panel
+TOP = 0.8  # inches above the panels for titles
+DPI = 100
+ANNOTATION = (0.2, 1.0, 0.3)
+REGRESSED = (1.0, 0.2, 0.8)
+
+
+def _save(fig: Figure, path, dpi: int) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
+    return path
+
+
+def _wrap(label: str, width: int = 26) -> str:
+    return "\n".join(textwrap.wrap(label, width)) or label
+
+
+def _top(fig: Figure, height: float, title: str) -> None:
+    fig.suptitle(title, fontsize=8, y=1 - 0.05 / height, va="top")
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - TOP / height, wspace=0.06, hspace=0.25)
+
+
+def safe_name(label: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.@-]+", "_", label).strip("_").replace("@", "_step")
+
+
+@torch.no_grad()
+def skeleton_figure(method: Method, data: Dataset, path, *, n: int = 4, label: str | None = None,
+                    dpi: int = DPI) -> Path:
+    """Row of `n` images with keypoints linked by the learned graph, the graph as a matrix, and the
+    ground-truth skeleton (on the first image and as a matrix) where the data has one.
+    Size: `(n + 1 + 2 * has_skeleton) * PANEL` by `PANEL + TOP` inches."""
+    label = label or method_label(method)
+    skeleton = list(getattr(data.info, "skeleton", []) or []) if has_annotations(data) else []
+    n = min(n, len(data))
+    b = batch(data, range(n))
+    kp = method.keypoints(b["image"]).float().cpu()
+    graph = method.visuals(b["image"][:1]).get("graph") if "graph" in method.layers else None
+    cols = n + (graph is not None) + 2 * bool(skeleton)
+    width, height = PANEL * max(cols, 2), PANEL + TOP
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(1, max(cols, 2), squeeze=False)[0]
+    size = b["image"].shape[-1]
+    for c in range(n):
+        ax = axes[c]
+        ax.imshow(to_hwc(b["image"][c]), interpolation="nearest")
+        ax.set_axis_off()
+        if graph is not None:
+            draw_graph(ax, kp[c], graph, size, lw=1.5)
+        draw_keypoints(ax, kp[c], size, size=16)
+        ax.set_title(f"item {c}", fontsize=7)
+    c = n
+    if graph is not None:
+        show_graph_matrix(axes[c], graph, title="learned graph (edge weight)")
+        c += 1
+    if skeleton:
+        ax = axes[c]
+        ax.imshow(to_hwc(b["image"][0]), interpolation="nearest")
+        ax.set_axis_off()
+        draw_keypoints(ax, b["keypoints"][0], size, skeleton=skeleton, visible=b["visible"][0], marker="s", size=10,
+                       colours=ANNOTATION, skeleton_colour=ANNOTATION)
+        ax.set_title("ground-truth skeleton", fontsize=7)
+        k = len(data.info.keypoint_names)
+        show_graph_matrix(axes[c + 1], adjacency(skeleton, k), labels=[str(i) for i in range(k)],
+                          title="ground-truth edges", cmap="Greens")
+        c += 2
+    for ax in axes[c:]:
+        ax.set_axis_off()
+    fig.suptitle(f"{_wrap(label, 80)}: keypoints linked by the learned graph", fontsize=8, y=1 - 0.05 / height,
+                 va="top")
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.12, top=1 - TOP / height, wspace=0.35)
+    return _save(fig, path, dpi)
+
+
+@torch.no_grad()
+def side_by_side(methods: dict[str, Method], data: Dataset, path, *, n: int = 6, dpi: int = DPI) -> Path:
+    """`n` images (rows): the annotations, then each checkpoint's keypoints (columns).
+    Size: `(1 + len(methods)) * PANEL` by `n * PANEL + TOP` inches."""
+    n = min(n, len(data))
+    b = batch(data, range(n))
+    kps = {lb: m.keypoints(b["image"]).float().cpu() for lb, m in methods.items()}
+    cols = 1 + len(methods)
+    width, height = PANEL * cols, PANEL * n + TOP
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(n, cols, squeeze=False)
+    size = b["image"].shape[-1]
+    skeleton = data.info.skeleton if has_annotations(data) else []
+    titles = ["annotations"] + [_wrap(lb) for lb in methods]
+    for r in range(n):
+        img = to_hwc(b["image"][r])
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.imshow(img, interpolation="nearest")
+            ax.set_axis_off()
+            if c == 0 and "keypoints" in b:
+                draw_keypoints(ax, b["keypoints"][r], size, skeleton=skeleton, visible=b["visible"][r], marker="s",
+                               size=10, colours=ANNOTATION, skeleton_colour=ANNOTATION)
+            elif c > 0:
+                kp = kps[list(methods)[c - 1]][r]
+                draw_keypoints(ax, kp, size, colours=keypoint_colours(len(kp)), size=14)
+            if r == 0:
+                ax.set_title(titles[c], fontsize=6)
+    _top(fig, height, f"{data.info.dataset}: the same {n} images, annotations and every checkpoint")
+    return _save(fig, path, dpi)
+
+
+def failure_gallery(method: Method, fit_data: Dataset, test_data: Dataset, path, *, n: int = 8, cols: int = 4,
+                    n_fit: int | None = 500, max_test: int | None = 200, label: str | None = None,
+                    dpi: int = DPI) -> Path:
+    """The `n` test images (of the first `max_test`) with the largest error under the protocol:
+    annotations, regressed landmarks and keypoints. Size: `cols * PANEL` by `rows * PANEL + TOP`."""
+    reg = protocol.fit_on(method, fit_data, n_fit)
+    m = min(max_test or len(test_data), len(test_data))
+    ev = protocol.evaluate_images(method, reg, test_data, range(m))
+    worst = torch.argsort(ev["error"], descending=True)[:n]
+    rows = max(1, -(-len(worst) // cols))
+    width, height = PANEL * cols, PANEL * rows + TOP
+    fig = Figure(figsize=(width, height))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax, w in zip(axes.flat, worst.tolist()):
+        i = int(ev["indices"][w])
+        item = test_data[i]
+        size = item["image"].shape[-1]
+        ax.imshow(to_hwc(item["image"]), interpolation="nearest")
+        ax.set_axis_off()
+        skel = test_data.info.skeleton
+        draw_keypoints(ax, item["keypoints"], size, skeleton=skel, visible=item["visible"], marker="s", size=10,
+                       colours=ANNOTATION, skeleton_colour=ANNOTATION)
+        draw_keypoints(ax, ev["regressed"][w], size, skeleton=skel, visible=item["visible"], marker="D", size=10,
+                       colours=REGRESSED, skeleton_colour=REGRESSED)
+        draw_keypoints(ax, ev["keypoints"][w], size, size=12)
+        ax.set_title(f"item {i}: {float(ev['error'][w]):.1f}%", fontsize=7)
+    for ax in axes.flat[len(worst):]:
+        ax.set_axis_off()
+    _top(fig, height, f"{_wrap(label or method_label(method), 60)}\nlargest errors of {m} test images (fit on "
+                      f"{reg.n_fit}); green: annotation, pink: regressed")
+    return _save(fig, path, dpi)
+
+
+# cumulative error curves from reports/*/metrics.json
+
+def read_curves(report_dir) -> list[dict]:
+    """Curves found in `report_dir/*/metrics.json`: {dataset, label, x (thresholds, %), y (fraction)}.
+
+    Reads the protocol's `curves` {"thresholds", "forward"}; tolerates older or partial files: a
+    curve given as [[x, y], ...], or only per-image errors (their empirical distribution). Files
+    that cannot be read are skipped with a note."""
+    out = []
+    for p in sorted(Path(report_dir).glob("*/metrics.json")):
+        try:
+            m = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            print(f"error_curves: skipping {p} ({type(e).__name__}: {e})")
+            continue
+        if not isinstance(m, dict):
+            continue
+        dataset = str(m.get("dataset") or m.get("data") or "unknown")
+        split = m.get("split")
+        label = str(m.get("run") or m.get("method") or p.parent.name)
+        if m.get("steps") is not None and m.get("run"):
+            label += f"@{m['steps']}"
+        if m.get("kind") in ("floor", "untrained"):
+            label = f"{m.get('method', label)} ({m['kind']})"
+        if m.get("n_fit") not in (None, "all", "None"):
+            label += f", fit {m['n_fit']}"
+        x, y = _curve(m)
+        if x is not None:
+            out.append({"dataset": dataset + (f" ({split})" if split else ""), "label": label, "x": x, "y": y,
+                        "report": p.parent.name, "normalisation": m.get("normalisation", "")})
+    return out
+
+
+def _numbers(v) -> bool:
+    return isinstance(v, list) and len(v) > 0 and all(isinstance(t, (int, float)) for t in v)
+
+
+def _curve(m: dict):
+    c = m.get("curves") or m.get("curve") or {}
+    if isinstance(c, dict):
+        x = c.get("thresholds")
+        y = c.get("forward", c.get("fraction", c.get("y")))
+        if _numbers(x) and _numbers(y) and len(x) == len(y):
+            return np.asarray(x, float), np.asarray(y, float)
+    if isinstance(c, list) and c and all(isinstance(t, (list, tuple)) and len(t) == 2 for t in c):
+        a = np.asarray(c, float)
+        return a[:, 0], a[:, 1]
+    per = m.get("per_image")
+    per = per.get("forward") if isinstance(per, dict) else per
+    if _numbers(per):
+        e = np.sort(np.asarray(per, float))
+        return e, np.arange(1, len(e) + 1) / len(e)
+    return None, None
+
+
+def error_curves(report_dir="reports", out_dir=None, *, dpi: int = DPI, width: float = 6.4,
+                 height: float = 4.0) -> list[Path]:
+    """One PNG per data set (`error_curves_<dataset>.png`, `width` x `height` inches): the cumulative
+    error curves of every report on it. Returns [] (and says so) when there is none."""
+    import pandas as pd
+    import seaborn as sns
+
+    curves = read_curves(report_dir)
+    if not curves:
+        print(f"error_curves: no cumulative curves in {report_dir}/*/metrics.json yet")
+        return []
+    out_dir = Path(out_dir or Path(report_dir) / "figures")
+    paths = []
+    for dataset in sorted({c["dataset"] for c in curves}):
+        cs = [c for c in curves if c["dataset"] == dataset]
+        df = pd.DataFrame([{"error (%)": x, "fraction of images": y, "checkpoint": c["label"]}
+                           for c in cs for x, y in zip(c["x"], c["y"])])
+        fig = Figure(figsize=(width, height), layout="constrained")
+        ax = fig.subplots()
+        sns.lineplot(df, x="error (%)", y="fraction of images", hue="checkpoint", ax=ax, drawstyle="steps-post",
+                     errorbar=None, estimator=None, lw=1.6)
+        norm = cs[0]["normalisation"] or "normalised"
+        ax.set(ylim=(0, 1.02), xlim=(0, max(float(c["x"].max()) for c in cs)),
+               xlabel=f"error t (% of {norm})", ylabel="fraction of test images with error <= t",
+               title=f"cumulative error: {dataset}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, loc="lower right")
+        paths.append(_save(fig, out_dir / f"error_curves_{safe_name(dataset)}.png", dpi))
+    return paths
+
+
+# everything, for notebook 08
+
+def figure_checkpoints(checkpoints: str = "", runs_dir: str = "runs") -> list[Checkpoint]:
+    """"" = the newest snapshot of every run under `runs_dir`; else as `inputs.resolve_checkpoints`."""
+    if (checkpoints or "").strip():
+        return resolve_checkpoints(checkpoints, runs_dir)[1]
+    runs = list(dict.fromkeys(c.path.parent for c in find_checkpoints(runs_dir)))
+    return [run_checkpoints(r)[-1] for r in runs]
+
+
+def make_all(runs_dir: str = "runs", checkpoints: str = "", data: str = "procedural", split: str = "test",
+             report_dir: str = "reports", *, n: int = 6, fit_split: str = "fit", n_fit: int | None = 500,
+             max_test: int | None = 200, dpi: int = DPI) -> dict[str, list[Path]]:
+    """Every figure into `report_dir/figures`; without checkpoints, an untrained autolink stands in
+    (labelled so). Returns {figure kind: paths}."""
+    from ..checkpoint import load_method
+
+    report_dir = workbook_path(report_dir)
+    out = report_dir / "figures"
+    cks = figure_checkpoints(checkpoints, runs_dir)
+    methods = {c.label: load_method(c.path) for c in cks}
+    if not methods:
+        m = build("autolink", n_parts=10).eval()
+        methods = {method_label(m): m}
+        print(f"no checkpoint under {runs_dir!r}: the figures show an UNTRAINED autolink (random weights)")
+    by_res: dict[int, dict[str, Method]] = {}
+    for lb, m in methods.items():
+        by_res.setdefault(method_resolution(m), {})[lb] = m
+    made: dict[str, list[Path]] = {"skeletons": [], "side_by_side": [], "failures": [], "error_curves": []}
+    for res, group in by_res.items():
+        test = open_images(data, split, res)
+        fit = gallery = None
+        if has_annotations(test):  # read the fit subset and the scored test images once for all checkpoints
+            fit = protocol.fit_subset(open_images(data, fit_split, res), n_fit)
+            gallery = InMemory(test, range(min(max_test or len(test), len(test))))
+        made["side_by_side"].append(side_by_side(group, test, out / f"side_by_side_{res}px.png", n=n, dpi=dpi))
+        for lb, m in group.items():
+            made["skeletons"].append(skeleton_figure(m, test, out / f"skeleton_{safe_name(lb)}.png", label=lb,
+                                                     dpi=dpi))
+            if fit is not None:
+                made["failures"].append(failure_gallery(m, fit, gallery, out / f"failures_{safe_name(lb)}.png",
+                                                        n_fit=None, max_test=None, label=lb, dpi=dpi))
+    made["error_curves"] = error_curves(report_dir, out, dpi=dpi)
+    return made

@@ -1,0 +1,209 @@
+"""Interactive exploration in JupyterLab: `inspect(checkpoints, data)` -> an ipywidgets inspector.
+
+    from lmkcore.viz.inspector import inspect
+    inspect("runs/autolink_k10_procedural-64_5000", data="procedural", split="val")
+
+An image slider and a search box (index or name), a multi-select of checkpoints shown side by
+side on the same image, toggles for the layers the selected methods declare (plus keypoints and
+annotations), and a keypoint chooser that shows its heatmap and its error. The widgets only
+drive an `InspectorState` (`lmkcore.viz.state`); each change re-renders it to a PNG shown in an
+`ipywidgets.Image`, so the same code runs in a kernel, in tests and headless.
+"""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as w
+
+from ..checkpoint import load_method
+from ..methods import Method, build
+from .inputs import (Checkpoint, has_annotations, method_label, method_resolution, open_images,
+                     resolve_checkpoints, untrained_label)
+from .state import LAYERS, InspectorState
+
+UNTRAINED_NOTE = ("No checkpoint found under {runs_dir!r}: showing an UNTRAINED model ({label}, random weights), "
+                  "not a learned one. Train one (python -m lmkcore.train ...) or pass checkpoints=... to see "
+                  "learned keypoints.")
+
+
+class Inspector:
+    """The widgets around an `InspectorState`; display it in a notebook cell (`.widget`)."""
+
+    def __init__(self, state: InspectorState):
+        self.state = state
+        self._quiet = False
+        n = len(state.data)
+        self.slider = w.IntSlider(value=state.index, min=0, max=n - 1, description="image", continuous_update=False,
+                                  layout=w.Layout(width="420px"))
+        self.prev = w.Button(description="<", tooltip="previous image", layout=w.Layout(width="36px"))
+        self.next = w.Button(description=">", tooltip="next image", layout=w.Layout(width="36px"))
+        self.search = w.Text(placeholder="index or name", description="find", continuous_update=False,
+                             layout=w.Layout(width="240px"))
+        self.go = w.Button(description="go", layout=w.Layout(width="48px"))
+        self.checkpoints = w.SelectMultiple(options=list(state.sources), value=tuple(state.selected),
+                                            rows=min(6, max(2, len(state.sources))), description="checkpoints",
+                                            layout=w.Layout(width="460px"))
+        self.toggles = {ly: w.Checkbox(value=ly in state.enabled, description=ly, indent=False,
+                                       layout=w.Layout(width="auto")) for ly in LAYERS}
+        self.keypoint = w.Dropdown(description="keypoint", layout=w.Layout(width="200px"))
+        self.image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # native size
+        self.info = w.HTML()
+        self.message = w.HTML()
+        for name, widget in (("slider", self.slider), ("search", self.search), ("checkpoints", self.checkpoints),
+                             ("keypoint", self.keypoint), ("image", self.image), ("info", self.info),
+                             ("message", self.message)):
+            widget.add_class(f"lmk-{name}")
+        self.slider.observe(self._on_index, "value")
+        self.prev.on_click(lambda _: self._step(-1))
+        self.next.on_click(lambda _: self._step(+1))
+        self.search.observe(lambda _: self._on_search(), "value")
+        self.go.on_click(lambda _: self._on_search())
+        self.checkpoints.observe(self._on_checkpoints, "value")
+        for ly, box in self.toggles.items():
+            box.observe(lambda ch, ly=ly: self._on_toggle(ly, ch["new"]), "value")
+        self.keypoint.observe(self._on_keypoint, "value")
+        self.widget = w.VBox([
+            self.message,
+            w.HBox([self.prev, self.slider, self.next, self.search, self.go]),
+            w.HBox([self.checkpoints, self.keypoint]),
+            w.HBox(list(self.toggles.values())),
+            self.info,
+            self.image,
+        ])
+        self.widget.add_class("lmk-inspector")
+        self._sync_controls()
+        self.refresh()
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    # handlers
+    def _on_index(self, change) -> None:
+        self.state.set_index(change["new"])
+        self.refresh()
+
+    def _step(self, delta: int) -> None:
+        self.slider.value = min(self.slider.max, max(self.slider.min, self.slider.value + delta))
+
+    def _on_search(self) -> None:
+        i = self.state.find(self.search.value)
+        if i is None:
+            self._note(f"nothing matches {self.search.value!r}", error=True)
+        elif i == self.slider.value:
+            self.refresh()
+        else:
+            self.slider.value = i  # -> _on_index
+
+    def _on_checkpoints(self, change) -> None:
+        try:
+            self.state.select(change["new"])
+            self._sync_controls()
+        except Exception as e:  # e.g. a checkpoint that does not load: say so, keep the widget
+            self._note(f"{type(e).__name__}: {e}", error=True)
+            return
+        self.refresh()
+
+    def _on_toggle(self, layer: str, on: bool) -> None:
+        self.state.toggle(layer, on)
+        if layer == "regressed" and on and self.state.fit_data is not None:
+            self._note(f"fitting the protocol's linear map on up to {self.state.n_fit} images of the fit split "
+                       "(once per checkpoint) ...")
+        if not self._quiet:
+            self.refresh()
+
+    def _on_keypoint(self, change) -> None:
+        self.state.choose_keypoint(change["new"])
+        if not self._quiet:
+            self.refresh()
+
+    # views
+    def _sync_controls(self) -> None:
+        """Show only the toggles the selected methods declare; keypoint choices up to the largest K."""
+        self._quiet = True
+        try:
+            have = set(self.state.available_layers())
+            for ly, box in self.toggles.items():
+                box.layout.display = None if ly in have else "none"
+            k = self.state.n_keypoints()
+            self.keypoint.options = [("all", -1)] + [(f"keypoint {i}", i) for i in range(k)]
+            keep = self.state.keypoint if self.state.keypoint is not None and self.state.keypoint < k else -1
+            self.keypoint.value = keep
+            self.state.choose_keypoint(keep)
+        finally:
+            self._quiet = False
+
+    def _note(self, text: str, error: bool = False) -> None:
+        colour = "#b00020" if error else "#8a6d00"
+        base = self._banner()
+        self.message.value = base + (f'<div style="color:{colour}">{html.escape(text)}</div>' if text else "")
+
+    def _banner(self) -> str:
+        m = self.state.message
+        return (f'<div style="background:#fff3cd;border:1px solid #e0c36a;padding:4px 8px;color:#5c4400">'
+                f"{html.escape(m)}</div>") if m else ""
+
+    def refresh(self) -> None:
+        """Re-render the current view into the image widget (errors show in the message line)."""
+        try:
+            self.image.value = self.state.render()
+        except Exception as e:  # keep the widget alive; say what went wrong
+            self._note(f"{type(e).__name__}: {e}", error=True)
+            return
+        self._note("")
+        s = self.state
+        lines = [f"image {s.index} / {len(s.data) - 1}: <b>{html.escape(s.name())}</b> &nbsp; "
+                 f"layers: {', '.join(s.drawn_layers) or 'none'}"]
+        for p in s.panels:
+            facts = []
+            if p.image_error is not None:
+                facts.append(f"regressed error {p.image_error:.2f}%")
+            if p.keypoint_error is not None:
+                facts.append(f"keypoint {s.keypoint}: nearest {html.escape(p.keypoint_error[0])} "
+                             f"at {p.keypoint_error[1]:.2f}%")
+            if facts:
+                lines.append(f"{html.escape(p.label)}: " + ", ".join(facts))
+        self.info.value = "<br>".join(lines)
+
+
+def inspect(checkpoints="", data: str = "procedural", split: str | None = "val", *, runs_dir: str = "runs",
+            fit_split: str | None = "fit", n_fit: int = 500, block: int = 16, device: str = "cpu",
+            resolution: int | None = None) -> Inspector:
+    """An inspector for checkpoints on a data set.
+
+    checkpoints: "" (the newest under `runs_dir`, every run there selectable), "all", comma-separated
+        checkpoint files or run directories, or a `Method` / `{label: Method}` (e.g. untrained). With ""
+        and no checkpoint, an untrained `autolink` (K=10) is shown, with a visible note saying so.
+    data: 'procedural', a store (.h5) or a folder of images; split: the split browsed.
+    fit_split / n_fit: where the regressed landmarks' linear map is fitted (annotated data only).
+    resolution: image size for 'procedural' and image folders (default: the first checkpoint's).
+    """
+    message = ""
+    if isinstance(checkpoints, Method):
+        checkpoints = {method_label(checkpoints): checkpoints}
+    if isinstance(checkpoints, dict):
+        sources: dict[str, Checkpoint | Method] = dict(checkpoints)
+        selected = list(sources)[:1]
+    else:
+        available, chosen = resolve_checkpoints(checkpoints, runs_dir)
+        sources = {c.label: c for c in available}
+        selected = [c.label for c in chosen]
+        if not sources:
+            method = build("autolink", n_parts=10)
+            label = untrained_label(method)
+            sources, selected = {label: method}, [label]
+            message = UNTRAINED_NOTE.format(runs_dir=runs_dir, label=label)
+            print(message)
+    first = sources[selected[0]] if selected else next(iter(sources.values()))
+    if isinstance(first, Checkpoint):  # load it now: its resolution decides the data's
+        first = sources[selected[0] if selected else next(iter(sources))] = load_method(first.path)
+    res = resolution or method_resolution(first)
+    images = open_images(data, split, res)
+    fit_data = None
+    if has_annotations(images) and fit_split:
+        try:
+            fit_data = open_images(data, fit_split, res)
+        except KeyError:  # a store without that split: no regressed landmarks
+            pass
+    state = InspectorState(images, sources, selected, fit_data=fit_data, n_fit=n_fit, block=block, device=device,
+                           message=message)
+    return Inspector(state)

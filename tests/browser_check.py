@@ -1,0 +1,207 @@
+"""End-to-end check of notebook 09 as a person uses it: JupyterLab in headless Chromium.
+
+    python tests/browser_check.py [--screenshot reports/figures/inspector.png] [--keep DIR]
+
+1. A scratch root with `09_inspect.ipynb` and a tiny 2-step AutoLink run in `runs/`.
+2. JupyterLab on 127.0.0.1, a free port, a random token, its config / data / runtime dirs in
+   the scratch root (the venv's `python3` kernel stays visible through `sys.prefix`).
+3. Chromium (Debian's `/usr/bin/chromium`, driven by Playwright; nothing is downloaded) opens
+   the notebook, runs all cells from the Run menu, waits for the slider and the image, moves
+   the slider with the keyboard and checks that the image changes; then a screenshot.
+4. The server is shut down (REST, then SIGTERM to its own process group) whatever happens.
+Every wait has a timeout; none assumes speed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOK = REPO / "notebooks" / "09_inspect.ipynb"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+TINY = dict(n_parts=4, resolution=32, det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2, block=8, warmup=1)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup_root(root: Path) -> None:
+    """The notebook and one tiny trained run (2 steps, snapshots at 1 and 2)."""
+    from lmkcore.data import open_dataset
+    from lmkcore.methods import build
+    from lmkcore.train import TrainConfig, train
+
+    import torch
+
+    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    torch.manual_seed(0)
+    train(build("autolink", **TINY), open_dataset("procedural", "train", 32),
+          TrainConfig(steps=2, batch_size=4, num_workers=0, out_dir=str(root / "runs"), progress=False,
+                      tensorboard=False, ckpt_every=1))
+
+
+def jupyter_env(root: Path) -> dict:
+    env = dict(os.environ)
+    for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
+                     ("JUPYTER_RUNTIME_DIR", "runtime"), ("IPYTHONDIR", "ipython"), ("MPLCONFIGDIR", "mpl")):
+        (root / ".jupyter" / sub).mkdir(parents=True, exist_ok=True)
+        env[var] = str(root / ".jupyter" / sub)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["JUPYTER_PLATFORM_DIRS"] = "1"
+    # no news / update pop-ups over the notebook
+    labconfig = root / ".jupyter" / "config" / "labconfig"
+    labconfig.mkdir(parents=True, exist_ok=True)
+    (labconfig / "page_config.json").write_text(json.dumps(
+        {"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+    return env
+
+
+def start_server(root: Path, port: int, token: str, log) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--ServerApp.token={token}",
+           "--ServerApp.ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+           f"--ServerApp.root_dir={root}", "--LabApp.news_url=None", "--LabApp.extension_manager=readonly",
+           "--LabApp.check_for_updates_class=jupyterlab.handlers.announcements.NeverCheckForUpdate"]
+    return subprocess.Popen(cmd, cwd=root, env=jupyter_env(root), stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def wait_ready(url: str, token: str, proc: subprocess.Popen, timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"JupyterLab exited with code {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"JupyterLab did not answer at {url} within {timeout:.0f} s")
+
+
+def stop_server(url: str, token: str, proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        try:
+            req = urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST")
+            urllib.request.urlopen(req, timeout=5).close()
+            proc.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)  # the server's own session: it and its kernels
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
+
+
+def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0) -> dict:
+    """Open the notebook, run all cells, move the slider; returns what was seen."""
+    from playwright.sync_api import sync_playwright
+
+    ms = int(timeout_s * 1000)
+    seen: dict = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(f"{url}/lab/tree/{NOTEBOOK.name}?token={token}", timeout=ms)
+            page.locator(".jp-NotebookPanel .jp-Cell").first.wait_for(timeout=ms)
+            page.wait_for_function(  # the notebook's kernel is connected and idle
+                "() => Array.from(document.querySelectorAll('.jp-StatusBar-TextItem'))"
+                ".some(e => /\\| Idle/.test(e.textContent) && !/No Kernel/.test(e.textContent))", timeout=ms)
+            page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=ms)
+            page.get_by_text("Run All Cells", exact=True).click(timeout=ms)
+            image = page.locator(".lmk-image").first
+            image.wait_for(state="visible", timeout=ms)
+            page.wait_for_function("() => { const i = document.querySelector('.lmk-image');"
+                                   " return i && i.src && i.naturalWidth > 0; }", timeout=ms)
+            handle = page.locator(".lmk-slider .noUi-handle").first
+            handle.wait_for(state="visible", timeout=ms)
+            seen["message"] = page.locator(".lmk-message").first.inner_text(timeout=ms)
+            before = image.get_attribute("src")
+            readout = page.locator(".lmk-slider .widget-readout").first
+            seen["readout_before"] = readout.inner_text(timeout=ms)
+            handle.focus()
+            handle.press("ArrowRight")
+            page.wait_for_function(
+                "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
+                arg=before, timeout=ms)
+            seen["readout_after"] = readout.inner_text(timeout=ms)
+            seen["image_changed"] = image.get_attribute("src") != before
+            # a layer toggle: the heatmaps appear in the drawn layers and the image is redrawn
+            before = image.get_attribute("src")
+            page.locator(".lmk-inspector .widget-checkbox", has_text="heatmaps").locator("input").check(timeout=ms)
+            page.wait_for_function(
+                "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
+                arg=before, timeout=ms)
+            page.locator(".lmk-info", has_text="heatmaps").wait_for(timeout=ms)
+            seen["info"] = page.locator(".lmk-info").first.inner_text(timeout=ms)
+            page.locator(".lmk-inspector").first.scroll_into_view_if_needed(timeout=ms)
+            screenshot.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(screenshot))
+            _shrink(screenshot)
+        finally:
+            browser.close()
+    return seen
+
+
+def _shrink(path: Path) -> None:
+    """A palette PNG (256 colours): a screenshot of a few dozen KB instead of a few hundred."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        small = im.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small.save(path, optimize=True)
+
+
+def run(screenshot: Path, keep: Path | None = None, timeout_s: float = 60.0) -> dict:
+    root = Path(tempfile.mkdtemp(prefix="lmk-browser-")) if keep is None else keep
+    root.mkdir(parents=True, exist_ok=True)
+    setup_root(root)
+    port, token = free_port(), secrets.token_hex(16)
+    url = f"http://127.0.0.1:{port}"
+    with open(root / "jupyter.log", "wb") as log:
+        proc = start_server(root, port, token, log)
+        try:
+            wait_ready(url, token, proc, timeout=timeout_s)
+            return drive(url, token, screenshot, timeout_s)
+        except Exception as e:
+            tail = (root / "jupyter.log").read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"{type(e).__name__}: {e}\n--- jupyter.log (tail) ---\n{tail}") from e
+        finally:
+            stop_server(url, token, proc)
+            if keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--screenshot", default=str(REPO / "reports" / "figures" / "inspector.png"))
+    ap.add_argument("--keep", default=None, help="use (and keep) this scratch root")
+    a = ap.parse_args(argv)
+    t = time.time()
+    seen = run(Path(a.screenshot), Path(a.keep) if a.keep else None)
+    print(json.dumps({**seen, "seconds": round(time.time() - t, 1)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
