@@ -14,6 +14,8 @@ import json
 import math
 from pathlib import Path
 
+from ..checkpoint import resolve_checkpoints as shared_resolve
+
 GENERATOR = "python -m lmkcore.bench (or lmkcore.eval.report.collect('reports'))"
 META = ("method", "kind", "dataset", "split", "K", "normalisation", "resolution", "steps", "wall_s",
         "images_per_s", "peak_memory_mb", "profile", "commit", "run")
@@ -60,20 +62,12 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
 
 
 def resolve_checkpoints(checkpoints: str, runs_dir: str | Path = "runs") -> list[Path]:
-    """Comma-separated checkpoint files or run directories (-> their last.pt); "" = the newest
-    last.pt under `runs_dir`. Raises naming what is missing."""
-    if not checkpoints.strip():
-        found = sorted(Path(runs_dir).glob("**/last.pt"), key=lambda p: p.stat().st_mtime)
-        if not found:
-            raise FileNotFoundError(f"no checkpoint (last.pt) under {runs_dir!r}; train one first or pass checkpoints")
-        return [found[-1]]
-    paths = []
-    for c in (c.strip() for c in checkpoints.split(",") if c.strip()):
-        p = Path(c) / "last.pt" if Path(c).is_dir() else Path(c)
-        if not p.is_file():
-            raise FileNotFoundError(f"no checkpoint at {p}")
-        paths.append(p)
-    return paths
+    """Checkpoint files to evaluate: comma-separated files or run directories (-> their newest
+    snapshot); "" = the newest under `runs_dir`. Raises naming what is missing."""
+    selected = shared_resolve(checkpoints, runs_dir)[1]
+    if not selected:
+        raise FileNotFoundError(f"no checkpoint under {str(runs_dir)!r}; train one first or pass checkpoints")
+    return [c.path for c in selected]
 
 
 def _plain(x):

@@ -31,6 +31,7 @@ class AutoLinkConfig:
     block: int = 16  # the image is split into block x block patches
     thick: float = 2.5e-3  # edge thickness tau of exp(-d^2 / tau), squared normalised units
     sklr: float = 512.0  # learning-rate multiplier of the edge weights
+    graph_init: float = -4.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
@@ -60,7 +61,7 @@ class AutoLink(Method):
         self.detector = Detector(c.n_parts, base=c.det_base, n_down=c.det_down, n_up=c.det_up, norm=c.norm)
         self.decoder = UNet(4, 3, base=c.dec_base, depth=c.dec_depth, norm=c.norm)
         # edge logits theta, w = softplus(sklr * theta): sklr acts as the graph's LR multiplier
-        self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 - 4) / c.sklr)
+        self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 + c.graph_init) / c.sklr)
         self.alpha = nn.Parameter(torch.ones(()))  # scales the masked image fed to the decoder
         self.recon = reconstruction_loss(c.loss)
 

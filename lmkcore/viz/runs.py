@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .draw import show_keypoints, to_hwc
+from .draw import show_graph_matrix, show_keypoints, to_hwc
 
 
 def _plt():
@@ -60,23 +60,15 @@ def keypoint_grid(method, images: torch.Tensor, path=None, *, cols: int = 8, gra
     return fig
 
 
-def graph_matrix(graph: torch.Tensor, path=None, names=None, ax=None):
+def graph_matrix(graph: torch.Tensor, path=None, names=None):
     """The learned K x K edge weights as a colour matrix."""
     plt = _plt()
-    import seaborn as sns
-
-    g = graph.detach().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph)
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4, 3.4))
-    sns.heatmap(g, ax=ax, cmap="viridis", square=True, xticklabels=names or "auto", yticklabels=names or "auto",
-                cbar_kws={"label": "edge weight"})
-    ax.set_title("learned graph")
-    if fig is not None:
-        fig.tight_layout()
-        if path:
-            fig.savefig(path, dpi=100)
-    return fig or ax.figure
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    show_graph_matrix(ax, graph, labels=names, title="learned graph (edge weight)")
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=100)
+    return fig
 
 
 @torch.no_grad()
