@@ -32,6 +32,7 @@ class AutoLinkConfig:
     thick: float = 2.5e-3  # edge thickness tau of exp(-d^2 / tau), squared normalised units
     sklr: float = 512.0  # learning-rate multiplier of the edge weights
     graph_init: float = -4.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
+    head_init: float = 1.0  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike in every image)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
@@ -59,6 +60,8 @@ class AutoLink(Method):
         super().__init__(config)
         c = config
         self.detector = Detector(c.n_parts, base=c.det_base, n_down=c.det_down, n_up=c.det_up, norm=c.norm)
+        with torch.no_grad():
+            self.detector.head.weight.mul_(c.head_init)
         self.decoder = UNet(4, 3, base=c.dec_base, depth=c.dec_depth, norm=c.norm)
         # edge logits theta, w = softplus(sklr * theta): sklr acts as the graph's LR multiplier
         self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 + c.graph_init) / c.sklr)

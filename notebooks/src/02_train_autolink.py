@@ -92,4 +92,20 @@ if evaluate:
 
     metrics = evaluate_checkpoint(result.run_dir / "last.pt", data, fit_split="fit", test_split=val_split,
                                   report_dir=report_dir)
-    print({k: v for k, v in metrics.items() if not isinstance(v, (list, dict))})
+    print({k: round(v, 2) for k, v in metrics["metrics"].items()})
+
+# %% [markdown]
+# ## Does the learned graph recover the ground-truth skeleton?
+# Keypoints are mapped to the joints they follow (backward regression); the strongest K-1 edges
+# are compared with the skeleton: precision = share of those edges that link adjacent joints.
+
+# %%
+if evaluate and val_data.info.skeleton:
+    import json
+
+    from lmkcore.eval.graph import evaluate_graph
+
+    fit_data = open_dataset(data, split="fit", resolution=resolution)
+    recovery = evaluate_graph(method, fit_data)
+    (figs / "skeleton_recovery.json").write_text(json.dumps(recovery, indent=2))
+    print(f"precision {recovery['precision']:.2f}, recall {recovery['recall']:.2f}: {recovery['edges']}")

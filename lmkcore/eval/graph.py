@@ -1,0 +1,53 @@
+"""Does a learned graph recover the ground-truth skeleton? (AutoLink, on data with a skeleton.)
+
+Each discovered keypoint is mapped to the annotated joint it follows, by the backward regression
+of the protocol (annotations -> keypoint: the joint whose coordinates carry the largest weights);
+the graph's strongest K - 1 edges then become joint pairs and are compared with the skeleton.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..ops.coords import norm_to_unit
+from .inputs import Annotations, annotations, discover
+from .regression import few_shot_indices, fit_linear
+
+
+def keypoint_joints(fit_kp: Tensor, fit: Annotations) -> Tensor:
+    """`(N, K, 2)` keypoints of the fit images -> `(K,)` index of the joint each keypoint follows."""
+    n, k, _ = fit_kp.shape
+    j = fit.keypoints.shape[1]
+    vis = fit.visible[..., None]
+    mean_gt = torch.where(vis, fit.keypoints, 0.0).sum(0) / vis.sum(0).clamp_min(1)  # (J, 2)
+    x = torch.where(vis, fit.keypoints, mean_gt).reshape(n, 2 * j).double()  # (N, 2J) in [0, 1]
+    w = fit_linear(x, norm_to_unit(fit_kp.double()), None, ridge="cv").weight  # (2J, K, 2)
+    influence = w * x.std(0)[:, None, None]  # a joint matters by how much it moves the prediction
+    return influence.reshape(j, 2, k, 2).norm(dim=(1, 3)).argmax(0)  # (K,)
+
+
+def skeleton_recovery(graph: Tensor, joints: Tensor, skeleton, n_edges: int | None = None) -> dict:
+    """Strongest `n_edges` (default K - 1) edges of `graph` (K, K), mapped to joint pairs by `joints`.
+
+    precision: fraction of those edges that link two joints adjacent in `skeleton`;
+    recall: fraction of skeleton edges that some strong edge links.
+    """
+    k = graph.shape[0]
+    i, j = torch.triu_indices(k, k, offset=1)
+    order = graph[i, j].argsort(descending=True)[: n_edges or k - 1]
+    truth = {frozenset(e) for e in skeleton}
+    mapped = [frozenset((int(joints[i[e]]), int(joints[j[e]]))) for e in order]
+    hits = [m in truth for m in mapped]
+    return {"precision": sum(hits) / len(hits), "recall": len(truth & set(mapped)) / max(len(truth), 1),
+            "edges": [sorted(m) for m in mapped], "keypoint_joints": joints.tolist()}
+
+
+def evaluate_graph(method, fit_data, n_fit: int | None = 1000, seed: int = 0, device: str = "cpu") -> dict:
+    """Skeleton recovery of a method with a `graph()` on annotated data with a skeleton."""
+    idx = few_shot_indices(len(fit_data), n_fit, seed)
+    kp, ann = discover(method, fit_data, idx, device=device)
+    joints = keypoint_joints(kp, ann)
+    return skeleton_recovery(method.graph().detach().cpu(), joints, fit_data.info.skeleton)
+
+
+__all__ = ["keypoint_joints", "skeleton_recovery", "evaluate_graph", "annotations"]

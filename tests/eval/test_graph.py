@@ -1,0 +1,28 @@
+import torch
+
+from lmkcore.data import ProceduralFigures
+from lmkcore.data.procedural import SKELETON
+from lmkcore.eval.graph import evaluate_graph, keypoint_joints, skeleton_recovery
+from lmkcore.eval.inputs import annotations
+
+
+def test_keypoints_that_copy_joints_are_mapped_to_them_and_the_skeleton_is_recovered():
+    data = ProceduralFigures(200, 32, seed=1)
+    ann = annotations(data)
+    follow = torch.tensor([13, 12, 8, 7, 6])  # head top, neck, right shoulder, elbow, wrist
+    kp = ann.keypoints[:, follow] * 2 - 1 + 0.01 * torch.randn(len(data), 5, 2)
+    joints = keypoint_joints(kp, ann)
+    assert joints.tolist() == follow.tolist()
+    g = torch.zeros(5, 5)
+    for a, b in [(0, 1), (1, 2), (2, 3), (3, 4)]:  # the arm chain, as a learned graph would have it
+        g[a, b] = g[b, a] = 1.0
+    g[0, 4] = g[4, 0] = 0.1  # a weak wrong edge, outside the strongest K - 1
+    r = skeleton_recovery(g, joints, SKELETON)
+    assert r["precision"] == 1.0 and r["recall"] == 4 / len(SKELETON)
+    g[0, 4] = g[4, 0] = 2.0  # now a wrong edge is among the strongest
+    assert skeleton_recovery(g, joints, SKELETON)["precision"] == 3 / 4
+
+
+def test_evaluate_graph_runs_on_a_method(tiny_autolink):
+    r = evaluate_graph(tiny_autolink, ProceduralFigures(64, 32, seed=1), n_fit=None)
+    assert 0 <= r["precision"] <= 1 and len(r["edges"]) == 3 and len(r["keypoint_joints"]) == 4
