@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .profiles import DataPlan, Profile, get
@@ -225,12 +225,20 @@ def main(argv=None) -> int:
     p.add_argument("--only", default=None, help="run one data set of the profile (procedural, mtfl, lspet)")
     p.add_argument("--fresh", action="store_true", help="retrain runs that are already complete")
     p.add_argument("--device", default="auto", help="evaluation device: auto | cpu | cuda")
+    p.add_argument("--steps", type=int, default=0, help="override the profile's steps per run (0: keep)")
+    p.add_argument("--max-minutes", type=float, default=-1.0,
+                   help="override the profile's wall-clock cap per run (-1: keep; 0: none)")
     p.add_argument("--test-source", action="append", default=[], metavar="DATASET=FOLDER",
                    help="a separate test set in the official layout, e.g. lspet=/data/lspet-test (repeatable)")
     for name, default in (("notebooks", "notebooks"), ("reports", "reports"), ("runs", "runs"), ("data-dir", "data")):
         p.add_argument(f"--{name}", default=str(ROOT / default), help=f"default: {default}/ in the repository")
     a = p.parse_args(argv)
-    bench = Bench(get(a.profile), data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
+    profile = get(a.profile)
+    if a.steps or a.max_minutes >= 0:  # a shorter (or longer) run of the same profile; reports record it
+        profile = replace(profile, datasets=tuple(replace(
+            d, steps=a.steps or d.steps, max_minutes=a.max_minutes if a.max_minutes >= 0 else d.max_minutes)
+            for d in profile.datasets))
+    bench = Bench(profile, data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
                   Path(a.runs).resolve(), Path(a.data_dir).resolve(), a.fresh, a.device,
                   dict(t.split("=", 1) for t in a.test_source))
     t0 = time.time()
