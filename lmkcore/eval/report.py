@@ -144,7 +144,8 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
                 table.setdefault(key, {**r, "values": {}})["values"][r["metric"]] = r["value"]
         for key in sorted(table, key=lambda k: tuple(map(str, k[:2])) + (k[2], k[3])):
             r = table[key]
-            label = r["method"] + {"untrained": " (untrained)", "floor": " (floor)"}.get(r["kind"], "")
+            label = r["report"] if r["kind"] == "trained" else r["method"] + {
+                "untrained": " (untrained)", "floor": " (floor)"}.get(r["kind"], "")
             cells = [f"[{label}]({r['report']}/metrics.json)", _fmt(r["K"]), _fmt(r["fit_images"]),
                      _fmt(r["resolution"]), _fmt(r["steps"])] + [_fmt(r["values"].get(k)) for k in metrics] + [
                 _time(r["wall_s"]), _fmt(r["images_per_s"], 1), _fmt(r["peak_memory_mb"], 0), _fmt(r["profile"]),

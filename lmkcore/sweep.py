@@ -1,0 +1,70 @@
+"""Which AutoLink choices matter at CPU scale: one short run per named choice, same data, same
+budget, scored by the shared protocol.
+
+    python -m lmkcore.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--reports reports/autolink_choices]
+
+Each choice is a set of `AutoLinkConfig` overrides on top of the compact configuration (`CHOICES`
+below). Runs go to `runs/choices/`, reports to `--reports/<run>/metrics.json`, and the table to
+`--reports/benchmarks.md` (`lmkcore.eval.report.collect`). Runs already complete are reused.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .data import open_dataset
+from .eval import evaluate_checkpoint
+from .eval.report import collect
+from .methods.autolink import AutoLink, AutoLinkConfig
+from .train import TrainConfig, train
+
+# name -> AutoLinkConfig overrides (K = 10 unless set). "paper-init" is the paper's initialisation
+# and graph LR multiplier at the compact size; the others change one thing at a time from
+# "compact", the workbook's CPU defaults.
+CHOICES = {
+    "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0),
+    "compact": dict(sklr=64.0, graph_init=-2.0, head_init=0.0, thick=2e-2),
+    "compact-thin": dict(sklr=64.0, graph_init=-2.0, head_init=0.0, thick=2.5e-3),
+    "compact-headinit1": dict(sklr=64.0, graph_init=-2.0, head_init=1.0, thick=2e-2),
+    "compact-l1": dict(sklr=64.0, graph_init=-2.0, head_init=0.0, thick=2e-2, loss="l1"),
+    "compact-missing0.9": dict(sklr=64.0, graph_init=-2.0, head_init=0.0, thick=2e-2, missing=0.9),
+}
+
+
+def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, reports: Path, *,
+               n_parts: int = 10, batch_size: int = 32, num_workers: int = 2, max_minutes: float = 0.0) -> dict:
+    config = AutoLinkConfig(**{"n_parts": n_parts, **CHOICES[name]})
+    method = AutoLink(config)
+    run_name = method.run_name(dataset, config.resolution, steps) + f"_{name}"
+    run_dir = out_dir / run_name
+    done = (run_dir / "summary.json").exists() and (run_dir / "last.pt").exists()
+    if not done:
+        train(method, open_dataset(data, "fit", resolution=config.resolution), TrainConfig(
+            steps=steps, batch_size=batch_size, num_workers=num_workers, out_dir=str(out_dir), run_name=run_name,
+            dataset=dataset, resume=(run_dir / "last.pt").exists(), max_minutes=max_minutes, progress=False))
+    return evaluate_checkpoint(run_dir / "last.pt", data, "fit", "val", report_dir=reports, profile=f"sweep-{name}")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="a store with fit / val splits (01_prepare_data)")
+    p.add_argument("--dataset", required=True, help="its name in run names and reports")
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--choices", default=",".join(CHOICES), help=f"comma-separated, of {list(CHOICES)}")
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--num-workers", type=int, default=2)
+    p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--runs", default="runs/choices")
+    p.add_argument("--reports", default="reports/autolink_choices")
+    a = p.parse_args(argv)
+    reports = Path(a.reports)
+    for name in a.choices.split(","):
+        r = run_choice(name.strip(), a.data, a.dataset, a.steps, Path(a.runs), reports, n_parts=a.k,
+                       batch_size=a.batch_size, num_workers=a.num_workers, max_minutes=a.max_minutes)
+        print(name, {k: round(v, 2) for k, v in r["metrics"].items()}, flush=True)
+    collect(reports)
+
+
+if __name__ == "__main__":
+    main()
