@@ -29,10 +29,10 @@ class AutoLinkConfig:
     n_parts: int = 10  # number of keypoints K
     missing: float = 0.8  # ratio of hidden mask blocks
     block: int = 16  # the image is split into block x block patches
-    thick: float = 2.5e-3  # edge thickness tau of exp(-d^2 / tau), squared normalised units
-    sklr: float = 512.0  # learning-rate multiplier of the edge weights
-    graph_init: float = -4.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
-    head_init: float = 1.0  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike in every image)
+    thick: float = 5e-3  # edge thickness tau of exp(-d^2 / tau), squared normalised units (paper 2.5e-3 at 128 px)
+    sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
+    graph_init: float = -2.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
+    head_init: float = 0.0  # scale of the heatmap head's initial weights (paper 1; 0: keypoints start alike everywhere)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
@@ -43,7 +43,7 @@ class AutoLinkConfig:
     norm: str = "batch"  # batch | group | instance
     # loss and optimisation (paper: vgg16, AdamW 1e-4, wd 1e-3, no schedule)
     loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19
-    lr: float = 1e-3
+    lr: float = 5e-4
     weight_decay: float = 1e-3
     schedule: str = "cosine"  # cosine (with warmup) | constant
     warmup: int = 100  # linear warm-up steps of the cosine schedule

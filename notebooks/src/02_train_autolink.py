@@ -13,8 +13,10 @@ val_split: str = "val"  # split shown in the figures and used as test set by the
 n_parts: int = 10  # number of keypoints K
 missing: float = 0.8  # ratio of masked blocks
 block: int = 16  # the image is split into block x block patches
-thick: float = 2.5e-3  # edge thickness tau of exp(-d^2 / tau) (normalised units)
-sklr: float = 512.0  # learning-rate multiplier of the edge weights
+thick: float = 5e-3  # edge thickness tau of exp(-d^2 / tau) (normalised units; paper 2.5e-3 at 128 px)
+sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
+graph_init: float = -2.0  # initial edge logit, weights start at softplus(graph_init) (paper -4)
+head_init: float = 0.0  # scale of the heatmap head's initial weights (paper 1; 0 starts keypoints alike)
 resolution: int = 64  # input size of the networks
 det_base: int = 32  # detector width (paper 64)
 det_down: int = 3  # detector down blocks (paper 4)
@@ -22,7 +24,7 @@ det_up: int = 1  # detector up blocks (paper 2)
 dec_base: int = 16  # decoder width (paper 64)
 dec_depth: int = 4  # decoder levels (paper 4)
 loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19 (needs local weights)
-lr: float = 1e-3  # AdamW learning rate (paper 1e-4)
+lr: float = 5e-4  # AdamW learning rate (paper 1e-4)
 schedule: str = "cosine"  # cosine (with warm-up) | constant (paper)
 steps: int = 300  # optimiser steps
 batch_size: int = 32  # images per step
@@ -48,6 +50,7 @@ from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_
 
 # %%
 config = AutoLinkConfig(n_parts=n_parts, missing=missing, block=block, thick=thick, sklr=sklr,
+                        graph_init=graph_init, head_init=head_init,
                         resolution=resolution, det_base=det_base, det_down=det_down, det_up=det_up,
                         dec_base=dec_base, dec_depth=dec_depth, loss=loss, lr=lr, schedule=schedule)
 method = AutoLink(config)
