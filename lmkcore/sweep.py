@@ -33,8 +33,10 @@ CHOICES = {
 
 
 def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, reports: Path, *,
-               n_parts: int = 10, batch_size: int = 32, num_workers: int = 2, max_minutes: float = 0.0) -> dict:
-    config = AutoLinkConfig(**{"n_parts": n_parts, **CHOICES[name]})
+               n_parts: int = 10, batch_size: int = 32, num_workers: int = 2, max_minutes: float = 0.0,
+               n_fit: int | None = None, max_test: int | None = None, **config_fields) -> dict:
+    """Train (or reuse) one choice's run and score it; `config_fields` apply under the choice."""
+    config = AutoLinkConfig(**{"n_parts": n_parts, **config_fields, **CHOICES[name]})
     method = AutoLink(config)
     run_name = method.run_name(dataset, config.resolution, steps) + f"_{name}"
     run_dir = out_dir / run_name
@@ -43,7 +45,8 @@ def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, re
         train(method, open_dataset(data, "fit", resolution=config.resolution), TrainConfig(
             steps=steps, batch_size=batch_size, num_workers=num_workers, out_dir=str(out_dir), run_name=run_name,
             dataset=dataset, resume=(run_dir / "last.pt").exists(), max_minutes=max_minutes, progress=False))
-    return evaluate_checkpoint(run_dir / "last.pt", data, "fit", "val", report_dir=reports, profile=f"sweep-{name}")
+    return evaluate_checkpoint(run_dir / "last.pt", data, "fit", "val", report_dir=reports, profile=f"sweep-{name}",
+                               n_fit=n_fit, max_test=max_test)
 
 
 def main(argv=None) -> None:
