@@ -75,7 +75,7 @@ class Bench:
         return True
 
     def config(self, plan: DataPlan, k: int) -> dict:
-        return {**self.profile.autolink, "n_parts": k, "resolution": plan.resolution}
+        return {**self.profile.autolink, "n_parts": k, "resolution": plan.model_resolution or plan.resolution}
 
     def run_name(self, plan: DataPlan, k: int) -> str:
         from .methods import build
