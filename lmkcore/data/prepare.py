@@ -17,7 +17,20 @@ import numpy as np
 
 from .procedural import ProceduralSource
 from .source import Source
-from .sources import AFLW, CUB, LSP, MAFL, MTFL, BBCPose, CelebA, DeepFashion, Folder, Frames, H36M, Pts300W
+from .sources import (
+    AFLW,
+    CUB,
+    H36M,
+    LSP,
+    MAFL,
+    MTFL,
+    BBCPose,
+    CelebA,
+    DeepFashion,
+    Folder,
+    Frames,
+    Pts300W,
+)
 from .sources.lsp import DEFAULT_MARGIN
 from .splits import has_saved_split, saved_names, saved_split
 from .store import write_store

@@ -33,7 +33,14 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image, parse_floats
+from ..source import (
+    BadInputError,
+    Sample,
+    SourceInfo,
+    check_keypoints,
+    load_image,
+    parse_floats,
+)
 from .common import ListingSource, need_file, text_lines, with_visibility
 from .mtfl import KEYPOINTS, SKELETON, parse_mtfl_listing
 

@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image
-from .common import ListingSource, box_of, find_file, with_visibility
+from ..source import BadInputError, Sample, SourceInfo, check_keypoints
+from .common import ListingSource, box_of, find_file, sample_at, with_visibility
 
 JOINTS = ["head", "right_wrist", "left_wrist", "right_elbow", "left_elbow", "right_shoulder", "left_shoulder"]
 SKELETON = [(0, 5), (0, 6), (5, 6), (5, 3), (3, 1), (6, 4), (4, 2)]
@@ -81,8 +81,4 @@ class BBCPose(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp = record
-        image = load_image(self.root / name, self.problems)
-        if image is None:
-            return None
-        kp = kp.copy()
-        return Sample(name, image, kp, box_of(kp))
+        return sample_at(self.problems, self.root / name, name, kp, box_of(kp))

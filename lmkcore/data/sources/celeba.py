@@ -23,8 +23,22 @@ from pathlib import Path
 
 import numpy as np
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image, parse_floats
-from .common import ListingSource, find_dir, find_file, text_lines, with_visibility, xywh_box
+from ..source import (
+    BadInputError,
+    Sample,
+    SourceInfo,
+    check_keypoints,
+    parse_floats,
+)
+from .common import (
+    ListingSource,
+    find_dir,
+    find_file,
+    sample_at,
+    text_lines,
+    with_visibility,
+    xywh_box,
+)
 from .mtfl import KEYPOINTS, SKELETON
 
 
@@ -95,10 +109,7 @@ class CelebA(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp, box = record
-        image = load_image(self.images / name, self.problems)
-        if image is None:
-            return None
-        return Sample(name, image, kp.copy(), None if box is None else box.copy())
+        return sample_at(self.problems, self.images / name, name, kp, box)
 
 
 class MAFL(CelebA):

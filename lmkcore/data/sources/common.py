@@ -12,7 +12,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..source import BadInputError, Problems, Sample, Source
+from ..source import BadInputError, Problems, Sample, Source, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -57,6 +57,12 @@ def box_of(kp: np.ndarray) -> np.ndarray | None:
         return None
     xy = kp[vis, :2]
     return np.concatenate([xy.min(0), xy.max(0)]).astype(np.float32)
+
+
+def sample_at(problems: Problems, path: Path, name: str, kp: np.ndarray, box: np.ndarray | None = None) -> Sample | None:
+    """The image at `path` with its annotation (copied), or None once a bad image is reported."""
+    image = load_image(path, problems)
+    return None if image is None else Sample(name, image, kp.copy(), None if box is None else box.copy())
 
 
 def xywh_box(x: float, y: float, w: float, h: float, offset: float = 0.0) -> np.ndarray:

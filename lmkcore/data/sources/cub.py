@@ -23,8 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image, parse_floats
-from .common import ListingSource, text_lines, xywh_box
+from ..source import (
+    BadInputError,
+    Sample,
+    SourceInfo,
+    check_keypoints,
+    parse_floats,
+)
+from .common import ListingSource, sample_at, text_lines, xywh_box
 
 PARTS = ["back", "beak", "belly", "breast", "crown", "forehead", "left_eye", "left_leg", "left_wing",
          "nape", "right_eye", "right_leg", "right_wing", "tail", "throat"]
@@ -105,7 +111,4 @@ class CUB(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp, box = record
-        image = load_image(self.root / "images" / name, self.problems)
-        if image is None:
-            return None
-        return Sample(name, image, kp.copy(), box.copy())
+        return sample_at(self.problems, self.root / "images" / name, name, kp, box)

@@ -23,8 +23,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image
-from .common import ListingSource, find_dir, need_file, with_visibility, xywh_box
+from ..source import BadInputError, Sample, SourceInfo, check_keypoints
+from .common import (
+    ListingSource,
+    find_dir,
+    need_file,
+    sample_at,
+    with_visibility,
+    xywh_box,
+)
 
 KEYPOINTS = ["nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
              "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
@@ -88,7 +95,4 @@ class DeepFashion(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp, box = record
-        image = load_image(self.images / name, self.problems)
-        if image is None:
-            return None
-        return Sample(name, image, kp.copy(), None if box is None else box.copy())
+        return sample_at(self.problems, self.images / name, name, kp, box)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image
-from .common import IMAGE_EXTENSIONS, ListingSource, natural_key, need_file
+from ..source import BadInputError, Sample, SourceInfo, check_keypoints
+from .common import IMAGE_EXTENSIONS, ListingSource, natural_key, need_file, sample_at
 
 
 class Frames(ListingSource):
@@ -80,7 +80,4 @@ class Frames(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp = record
-        image = load_image(self.root / name, self.problems)
-        if image is None:
-            return None
-        return Sample(name, image, kp.copy(), None)
+        return sample_at(self.problems, self.root / name, name, kp)

@@ -24,7 +24,13 @@ import numpy as np
 import scipy.io
 
 from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image
-from .common import IMAGE_EXTENSIONS, ListingSource, box_of, natural_key, with_visibility
+from .common import (
+    IMAGE_EXTENSIONS,
+    ListingSource,
+    box_of,
+    natural_key,
+    with_visibility,
+)
 
 ACTIVITIES = ("Directions", "Discussion", "Posing", "Waiting", "Greeting", "Walking")
 TRAIN_SUBJECTS = ("S1", "S5", "S6", "S7", "S8", "S9")

@@ -24,8 +24,8 @@ import numpy as np
 import scipy.io
 
 from ..procedural import JOINTS, SKELETON
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image
-from .common import IMAGE_EXTENSIONS, ListingSource, box_of, need_file
+from ..source import BadInputError, Sample, SourceInfo, check_keypoints
+from .common import IMAGE_EXTENSIONS, ListingSource, box_of, need_file, sample_at
 
 DEFAULT_MARGIN = 0.15  # margin of the person-centred square crop, as a fraction of the box side
 INFO = SourceInfo("lsp", JOINTS, SKELETON, "bbox")
@@ -88,8 +88,4 @@ class LSP(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp, _ = record
-        image = load_image(self.root / name, self.problems)
-        if image is None:
-            return None
-        kp = kp.copy()
-        return Sample(name, image, kp, box_of(kp))
+        return sample_at(self.problems, self.root / name, name, kp, box_of(kp))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..source import Sample, SourceInfo, check_keypoints, load_image, parse_floats
-from .common import ListingSource, text_lines, with_visibility
+from ..source import Sample, SourceInfo, check_keypoints, parse_floats
+from .common import ListingSource, sample_at, text_lines, with_visibility
 
 KEYPOINTS = ["left_eye", "right_eye", "nose", "left_mouth", "right_mouth"]
 SKELETON = [(0, 1), (0, 2), (1, 2), (2, 3), (2, 4), (3, 4)]
@@ -63,7 +63,4 @@ class MTFL(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp, _ = record
-        image = load_image(self.base / name, self.problems)
-        if image is None:
-            return None
-        return Sample(name, image, kp.copy(), None)
+        return sample_at(self.problems, self.base / name, name, kp)

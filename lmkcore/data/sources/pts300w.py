@@ -19,8 +19,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image, parse_floats
-from .common import IMAGE_EXTENSIONS, ListingSource, box_of, with_visibility
+from ..source import (
+    BadInputError,
+    Sample,
+    SourceInfo,
+    check_keypoints,
+    parse_floats,
+)
+from .common import IMAGE_EXTENSIONS, ListingSource, box_of, sample_at, with_visibility
 
 N_POINTS = 68
 _EXTENSIONS = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
@@ -101,8 +107,4 @@ class Pts300W(ListingSource):
 
     def load(self, record) -> Sample | None:
         name, kp = record
-        image = load_image(self.root / name, self.problems)
-        if image is None:
-            return None
-        kp = kp.copy()
-        return Sample(name, image, kp, box_of(kp))
+        return sample_at(self.problems, self.root / name, name, kp, box_of(kp))
