@@ -2,7 +2,7 @@
 
 `splits/<dataset>_val.txt` holds one sample name a line (the names the data set's source yields,
 e.g. `lfw_5590/Aaron_Eckhart_0001.jpg`, `images/im00001.jpg`). They were made once by `make_split`
-from the data in `/work/shared/data` and are committed so every run validates on the same images:
+from the shared copy of the real data and are committed so every run validates on the same images:
 
     mtfl_val.txt    1,000 of the 7,653 faces of training.txt, stratified over lfw_5590 / net_7876
                     in proportion to their sizes, seed 0

@@ -7,7 +7,7 @@ Official layout (Zhang et al., ECCV 2014, `MTFL.zip`)::
     root/lfw_5590/ root/net_7876/ root/AFLW/         the images (paths relative to the listing's folder)
 
 Paths use backslashes and there are 4 attribute columns. The workbook's 80x80 variant
-(`/work/shared/data/mtfl`) uses the same listing with forward slashes and without the attribute
+(the shared `data/mtfl`) uses the same listing with forward slashes and without the attribute
 columns; both are read by `MTFL`. Landmark order: left eye, right eye, nose, left mouth corner,
 right mouth corner ("left" = image left). Coordinates are kept as written (`one_based=False`);
 pass `one_based=True` to subtract 1 from listings written with MATLAB 1-based pixels (DVE does
