@@ -12,7 +12,7 @@ def test_two_choices_train_score_and_tabulate(tmp_path, tiny_config):
     for name in ("compact", "paper-head"):
         r = run_choice(name, "procedural", "procedural", 2, tmp_path / "runs", tmp_path / "reports", n_parts=4,
                        batch_size=4, num_workers=0, n_fit=40, max_test=20, **tiny)
-        assert r["config"]["head_init"] == CHOICES[name].get("head_init", 0.0)
+        assert r["config"]["head_init"] == CHOICES[name].get("head_init", 0.1)
         assert set(r["metrics"]) >= {"pck@0.2", "backward_nme"}
     rows = collect(tmp_path / "reports")
     assert {json.loads((tmp_path / "reports" / r["report"] / "metrics.json").read_text())["profile"]

@@ -32,7 +32,7 @@ class AutoLinkConfig:
     thick: float = 5e-3  # edge thickness tau of exp(-d^2 / tau), squared normalised units (paper 2.5e-3 at 128 px)
     sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
     graph_init: float = -2.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
-    head_init: float = 0.0  # scale of the heatmap head's initial weights (paper 1; 0: keypoints start alike everywhere)
+    head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike everywhere)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
