@@ -1,7 +1,7 @@
 """Does a learned graph recover the ground-truth skeleton? (AutoLink, on data with a skeleton.)
 
-Each discovered keypoint is mapped to the annotated joint it follows, by the backward regression
-of the protocol (annotations -> keypoint: the joint whose coordinates carry the largest weights);
+Each discovered keypoint is mapped to the annotated joint it follows by regression (the joint
+whose position alone best predicts the keypoint through an affine least-squares map);
 the graph's strongest K - 1 edges then become joint pairs and are compared with the skeleton.
 """
 from __future__ import annotations
@@ -11,19 +11,22 @@ from torch import Tensor
 
 from ..ops.coords import norm_to_unit
 from .inputs import Annotations, annotations, discover
-from .regression import few_shot_indices, fit_linear
+from .regression import few_shot_indices
 
 
 def keypoint_joints(fit_kp: Tensor, fit: Annotations) -> Tensor:
-    """`(N, K, 2)` keypoints of the fit images -> `(K,)` index of the joint each keypoint follows."""
+    """`(N, K, 2)` keypoints of the fit images -> `(K,)` index of the joint each keypoint follows:
+    the joint whose position alone (by an affine least-squares map) best predicts the keypoint."""
     n, k, _ = fit_kp.shape
-    j = fit.keypoints.shape[1]
     vis = fit.visible[..., None]
     mean_gt = torch.where(vis, fit.keypoints, 0.0).sum(0) / vis.sum(0).clamp_min(1)  # (J, 2)
-    x = torch.where(vis, fit.keypoints, mean_gt).reshape(n, 2 * j).double()  # (N, 2J) in [0, 1]
-    w = fit_linear(x, norm_to_unit(fit_kp.double()), None, ridge="cv").weight  # (2J, K, 2)
-    influence = w * x.std(0)[:, None, None]  # a joint matters by how much it moves the prediction
-    return influence.reshape(j, 2, k, 2).norm(dim=(1, 3)).argmax(0)  # (K,)
+    gt = torch.where(vis, fit.keypoints, mean_gt).double().transpose(0, 1)  # (J, N, 2) in [0, 1]
+    x = torch.cat([gt, torch.ones_like(gt[..., :1])], -1)  # (J, N, 3): one joint, with intercept
+    y = norm_to_unit(fit_kp.double()).reshape(n, 2 * k)  # (N, 2K)
+    eye = 1e-9 * torch.eye(3, dtype=x.dtype)
+    w = torch.linalg.solve(x.transpose(1, 2) @ x + eye, x.transpose(1, 2) @ y)  # (J, 3, 2K)
+    residual = ((x @ w - y) ** 2).mean(1).reshape(-1, k, 2).sum(-1)  # (J, K)
+    return residual.argmin(0)  # (K,)
 
 
 def skeleton_recovery(graph: Tensor, joints: Tensor, skeleton, n_edges: int | None = None) -> dict:

@@ -99,7 +99,7 @@ if evaluate:
 
 # %% [markdown]
 # ## Does the learned graph recover the ground-truth skeleton?
-# Keypoints are mapped to the joints they follow (backward regression); the strongest K-1 edges
+# Keypoints are mapped to the joints they follow (by regression); the strongest K-1 edges
 # are compared with the skeleton: precision = share of those edges that link adjacent joints.
 
 # %%
