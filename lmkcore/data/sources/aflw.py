@@ -27,7 +27,6 @@ listings are kept as written. `one_based` overrides the shift. `layout="auto"` p
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +40,7 @@ from ..source import (
     load_image,
     parse_floats,
 )
-from .common import ListingSource, need_file, text_lines, with_visibility
+from .common import ListingSource, csv_rows, need_file, text_lines, with_visibility
 from .mtfl import KEYPOINTS, SKELETON, parse_mtfl_listing
 
 
@@ -82,20 +81,12 @@ class AFLW(ListingSource):
 
     def _read_csv(self, path: Path, shift: bool) -> list:
         records = []
-        with open(need_file(path), newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-        header = rows[0] if rows else []
+        header, rows = csv_rows(path, self.problems)
         if "set" not in header or "crop_file" not in header or len(header) < 14:
             raise BadInputError(f"{path}:1: header must have columns 'set' and 'crop_file' and 14 or more "
                                 f"columns, got {header}")
         i_set, i_crop = header.index("set"), header.index("crop_file")
-        for no, row in enumerate(rows[1:], 2):
-            where = f"{path}:{no}"
-            if not row:
-                continue
-            if len(row) != len(header):
-                self.problems(where, f"expected {len(header)} fields, got {len(row)}")
-                continue
+        for where, row in rows:
             if row[i_set].strip() != "1":
                 continue  # not a training face
             values = parse_floats(row[4:14], where, self.problems)

@@ -6,6 +6,7 @@ once, when the iteration ends (or is abandoned).
 """
 from __future__ import annotations
 
+import csv
 import re
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -24,21 +25,41 @@ def need_file(path: Path, what: str = "annotation file") -> Path:
     return path
 
 
-def find_file(root: Path, candidates: Iterable[str], what: str) -> Path:
-    """The first of `candidates` (relative to root) that exists, else an error listing them all."""
+def _find(root: Path, candidates: Iterable[str], what: str, exists) -> Path:
     candidates = list(candidates)
     for c in candidates:
-        if (root / c).is_file():
+        if exists(root / c):
             return root / c
     raise BadInputError(f"{root}: {what} not found (looked for {', '.join(candidates)})")
+
+
+def find_file(root: Path, candidates: Iterable[str], what: str) -> Path:
+    """The first of `candidates` (relative to root) that is a file, else an error listing them all."""
+    return _find(root, candidates, what, Path.is_file)
 
 
 def find_dir(root: Path, candidates: Iterable[str], what: str) -> Path:
-    candidates = list(candidates)
-    for c in candidates:
-        if (root / c).is_dir():
-            return root / c
-    raise BadInputError(f"{root}: {what} not found (looked for {', '.join(candidates)})")
+    """The first of `candidates` (relative to root) that is a folder, else an error listing them all."""
+    return _find(root, candidates, what, Path.is_dir)
+
+
+def csv_rows(path: Path, problems: Problems) -> tuple[list[str], Iterator[tuple[str, list[str]]]]:
+    """(header, iterator of (file:line, row)) of a CSV file; blank rows are skipped and rows with the
+    wrong number of fields are reported to `problems`."""
+    with open(need_file(path), newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    header = rows[0] if rows else []
+
+    def body():
+        for no, row in enumerate(rows[1:], 2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                problems(f"{path}:{no}", f"expected {len(header)} fields, got {len(row)}")
+                continue
+            yield f"{path}:{no}", row
+
+    return header, body()
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:

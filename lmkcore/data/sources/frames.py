@@ -14,13 +14,19 @@ methods that reconstruct one frame from another.
 """
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from ..source import BadInputError, Sample, SourceInfo, check_keypoints
-from .common import IMAGE_EXTENSIONS, ListingSource, natural_key, need_file, sample_at
+from .common import (
+    IMAGE_EXTENSIONS,
+    ListingSource,
+    csv_rows,
+    natural_key,
+    need_file,
+    sample_at,
+)
 
 
 class Frames(ListingSource):
@@ -46,20 +52,12 @@ class Frames(ListingSource):
         self._listing_done()
 
     def _read_csv(self, path: Path, known: set[str]):
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-        header = rows[0] if rows else []
+        header, rows = csv_rows(path, self.problems)
         if len(header) < 3 or len(header) % 2 == 0 or header[0] != "name":
             raise BadInputError(f"{path}:1: header must be name,<k>_x,<k>_y,... got {header}")
         k_names = [h[:-2] if h.endswith("_x") else h for h in header[1::2]]
         out = {}
-        for no, row in enumerate(rows[1:], 2):
-            where = f"{path}:{no}"
-            if not row:
-                continue
-            if len(row) != len(header):
-                self.problems(where, f"expected {len(header)} fields, got {len(row)}")
-                continue
+        for where, row in rows:
             if row[0] not in known:
                 self.problems(where, f"{row[0]} is not a frame under {self.root}")
                 continue
