@@ -29,6 +29,8 @@ CHOICES = {
     "thin-edges": dict(thick=2.5e-3),
     "l1-loss": dict(loss="l1"),
     "missing-0.9": dict(missing=0.9),
+    "prior": dict(prior=0.3),  # keypoints start at K spread-out spots (a learned logit map), the same in every image
+    "decode-32": dict(decode_resolution=32),  # edge map and repainting at 32 px (2.4x faster steps)
 }
 
 

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from ..nets import Detector, UNet
 from ..ops import block_mask, edge_map, pair_index, reconstruction_loss, soft_argmax, spatial_softmax
+from ..ops.coords import grid
 from . import register
 from .base import Method
 
@@ -33,6 +34,7 @@ class AutoLinkConfig:
     sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
     graph_init: float = -2.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
     head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike everywhere)
+    prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps of this width at K spots (0 = off, paper)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
@@ -40,6 +42,7 @@ class AutoLinkConfig:
     det_up: int = 1  # up blocks after them (heatmaps at resolution / 2^(down - up))
     dec_base: int = 16  # decoder width
     dec_depth: int = 4  # U-Net levels
+    decode_resolution: int = 0  # size the edge map is drawn and the image repainted at (0 = resolution, paper)
     norm: str = "batch"  # batch | group | instance
     # loss and optimisation (paper: vgg16, AdamW 1e-4, wd 1e-3, no schedule)
     loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19
@@ -48,6 +51,13 @@ class AutoLinkConfig:
     schedule: str = "cosine"  # cosine (with warmup) | constant
     warmup: int = 100  # linear warm-up steps of the cosine schedule
     flip: bool = True  # random horizontal flips (paper: faces, Taichi, H36M)
+
+
+def spread_points(k: int, radius: float = 0.5) -> Tensor:
+    """K points spread evenly over a disc (a sunflower spiral), `(K, 2)` normalised."""
+    i = torch.arange(k, dtype=torch.float32) + 0.5
+    r, a = radius * torch.sqrt(i / k), i * torch.pi * (3.0 - 5.0**0.5)
+    return torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
 
 
 @register
@@ -62,6 +72,12 @@ class AutoLink(Method):
         self.detector = Detector(c.n_parts, base=c.det_base, n_down=c.det_down, n_up=c.det_up, norm=c.norm)
         with torch.no_grad():
             self.detector.head.weight.mul_(c.head_init)
+        if c.prior > 0:  # (K, h, w) logits: keypoint k starts at its own spot, the same in every image
+            h = c.resolution // 2 ** (c.det_down - c.det_up)
+            self.prior = nn.Parameter(-((grid(h, h)[None] - spread_points(c.n_parts)[:, None, None]) ** 2).sum(-1)
+                                      / (2 * c.prior**2))
+        else:
+            self.prior = None
         self.decoder = UNet(4, 3, base=c.dec_base, depth=c.dec_depth, norm=c.norm)
         # edge logits theta, w = softplus(sklr * theta): sklr acts as the graph's LR multiplier
         self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 + c.graph_init) / c.sklr)
@@ -73,7 +89,8 @@ class AutoLink(Method):
         """`(B, 3, H, W)` in [0, 1] -> probability maps `(B, K, h, w)`."""
         x = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False) \
             if images.shape[-1] != self.config.resolution else images
-        return spatial_softmax(self.detector(x * 2.0 - 1.0))
+        logits = self.detector(x * 2.0 - 1.0)  # (B, K, h, w)
+        return spatial_softmax(logits if self.prior is None else logits + self.prior)
 
     def keypoints(self, images: Tensor) -> Tensor:
         return soft_argmax(self.heatmaps(images))  # (B, K, 2)
@@ -100,37 +117,43 @@ class AutoLink(Method):
         out = self.decoder(torch.cat([self.alpha * masked, edges], 1))  # (B, 3, H, W) in [-1, 1]
         return out * 0.5 + 0.5, edges
 
+    def _sizes(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """The detector's input (`resolution`) and the repainting target (`decode_resolution`)."""
+        c = self.config
+        x = images if images.shape[-1] == c.resolution else \
+            F.interpolate(images, size=c.resolution, mode="bilinear", align_corners=False)
+        d = c.decode_resolution or c.resolution
+        y = x if d == c.resolution else F.interpolate(x, size=d, mode="bilinear", align_corners=False, antialias=True)
+        return x, y
+
     # 5. the loss
     def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
         images = batch["image"]
         if self.config.flip and self.training:
             flip = torch.rand(images.shape[0], device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        if images.shape[-1] != self.config.resolution:
-            images = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False)
-        mask = block_mask(images.shape[0], images.shape[-2:], self.config.block, self.config.missing,
-                          device=images.device)
-        kp = self.keypoints(images)
-        recon, _ = self.reconstruct(images, kp, mask)
-        loss = self.recon(recon.float(), images.float())
+        x, target = self._sizes(images)
+        mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
+                          device=target.device)
+        recon, _ = self.reconstruct(target, self.keypoints(x), mask)
+        loss = self.recon(recon.float(), target.float())
         return loss, {"graph_mean": float(self.edge_weights().detach().mean())}
 
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
-        images = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False) \
-            if images.shape[-1] != self.config.resolution else images
+        x, target = self._sizes(images)
         g = torch.Generator(device=images.device).manual_seed(0)  # the same masks every time
-        mask = block_mask(images.shape[0], images.shape[-2:], self.config.block, self.config.missing,
-                          device=images.device, generator=g)
-        heat = self.heatmaps(images)
-        recon, edges = self.reconstruct(images, soft_argmax(heat), mask)
+        mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
+                          device=target.device, generator=g)
+        heat = self.heatmaps(x)
+        recon, edges = self.reconstruct(target, soft_argmax(heat), mask)
         return {"heatmaps": heat, "graph": self.graph(), "edges": edges / edges.amax((2, 3), keepdim=True).clamp_min(1e-6),
-                "masked": images * mask + 0.5 * (1 - mask), "reconstruction": recon.clamp(0, 1)}
+                "masked": target * mask + 0.5 * (1 - mask), "reconstruction": recon.clamp(0, 1)}
 
     def optimizers(self, steps: int):
         c = self.config
         decay, no_decay = [], []
         for n, p in self.named_parameters():
-            (no_decay if p.dim() < 2 or n == "theta" else decay).append(p)
+            (no_decay if p.dim() < 2 or n in ("theta", "prior") else decay).append(p)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=c.lr)
         if c.schedule == "constant":

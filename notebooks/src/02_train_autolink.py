@@ -17,12 +17,14 @@ thick: float = 5e-3  # edge thickness tau of exp(-d^2 / tau) (normalised units; 
 sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
 graph_init: float = -2.0  # initial edge logit, weights start at softplus(graph_init) (paper -4)
 head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small starts keypoints alike)
+prior: float = 0.0  # width of a learned per-keypoint start map (0 is off, the paper)
 resolution: int = 64  # input size of the networks
 det_base: int = 32  # detector width (paper 64)
 det_down: int = 3  # detector down blocks (paper 4)
 det_up: int = 1  # detector up blocks (paper 2)
 dec_base: int = 16  # decoder width (paper 64)
 dec_depth: int = 4  # decoder levels (paper 4)
+decode_resolution: int = 0  # size the edge map is drawn and the image repainted at (0 is resolution, the paper)
 loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19 (needs local weights)
 lr: float = 5e-4  # AdamW learning rate (paper 1e-4)
 schedule: str = "cosine"  # cosine (with warm-up) | constant (paper)
@@ -50,9 +52,9 @@ from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_
 
 # %%
 config = AutoLinkConfig(n_parts=n_parts, missing=missing, block=block, thick=thick, sklr=sklr,
-                        graph_init=graph_init, head_init=head_init,
+                        graph_init=graph_init, head_init=head_init, prior=prior,
                         resolution=resolution, det_base=det_base, det_down=det_down, det_up=det_up,
-                        dec_base=dec_base, dec_depth=dec_depth, loss=loss, lr=lr, schedule=schedule)
+                        dec_base=dec_base, dec_depth=dec_depth, decode_resolution=decode_resolution, loss=loss, lr=lr, schedule=schedule)
 method = AutoLink(config)
 train_data = open_dataset(data, split=train_split or ("train" if data == "procedural" else "fit"), resolution=resolution)
 val_data = open_dataset(data, split=val_split, resolution=resolution)

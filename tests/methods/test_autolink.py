@@ -32,6 +32,26 @@ def test_graph_gets_gradients_through_the_edge_map(tiny_autolink):
     assert tiny_autolink.detector.head.weight.grad.abs().sum() > 0
 
 
+def test_prior_starts_keypoints_apart_and_alike_across_images(tiny_config):
+    torch.manual_seed(0)
+    method = build("autolink", **{**tiny_config, "prior": 0.2, "head_init": 0.01}).eval()
+    kp = method.keypoints(torch.rand(3, 3, 32, 32))  # (3, K, 2)
+    assert (kp - kp[:1]).abs().max() < 0.02  # the same spots in every image
+    d = torch.cdist(kp[0], kp[0]) + torch.eye(4)
+    assert d.min() > 0.2  # and K different spots
+    without = build("autolink", **{**tiny_config, "head_init": 0.01}).eval().keypoints(torch.rand(3, 3, 32, 32))
+    assert (torch.cdist(without[0], without[0]) + torch.eye(4)).min() < 0.05  # all K start at the centre
+
+
+def test_decoding_at_a_lower_resolution(tiny_config):
+    method = build("autolink", **{**tiny_config, "decode_resolution": 16})
+    loss, _ = method.loss({"image": torch.rand(2, 3, 32, 32)})
+    loss.backward()
+    assert method.detector.head.weight.grad.abs().sum() > 0
+    vis = method.visuals(torch.rand(2, 3, 32, 32))
+    assert vis["heatmaps"].shape == (2, 4, 16, 16) and vis["reconstruction"].shape == (2, 3, 16, 16)
+
+
 def test_run_name_has_the_seed_flags(tiny_autolink):
     assert tiny_autolink.run_name("mtfl", 32, 100) == "autolink_k4_mtfl-32_100_m0.8_b8_t0.005_sklr64"
 
