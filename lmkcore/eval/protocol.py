@@ -220,15 +220,6 @@ def open_test_set(data: str, test_split: str | None, test_data: str | None = Non
     return store, Path(test_data).stem
 
 
-def _portable(path) -> str:
-    """A path as reports record it: relative to the working directory when inside it (no machine paths)."""
-    p = Path(path)
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve())) if p.is_absolute() else str(p)
-    except ValueError:
-        return str(p)
-
-
 def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fit", test_split: str | None = "val",
                         test_data: str | None = None, *, report_dir: str | os.PathLike | None = None,
                         profile: str | None = None, **kwargs) -> dict:
@@ -254,8 +245,7 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
     r.update(method=method.name, kind="trained", run=info.get("run"), train_dataset=info.get("dataset"),
              resolution=res, steps=info.get("step"), commit=info.get("commit"), eval_commit=git_commit(),
-             checkpoint=_portable(path), data=_portable(data), fit_split=fit_split, split=split,
-             test_data=_portable(test_data) if test_data else None,
+             checkpoint=str(path), data=data, fit_split=fit_split, split=split, test_data=test_data or None,
              config=method.config_dict(), wall_s=summary.get("wall_s_total", summary.get("wall_s")),
              images_per_s=summary.get("images_per_s"), peak_memory_mb=summary.get("peak_memory_mb"),
              device=summary.get("device"), batch_size=summary.get("batch_size"))

@@ -50,7 +50,8 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         result = {**result, "profile": profile}
-    (out / "metrics.json").write_text(json.dumps(result, indent=1, default=_plain))
+    paths = {k: _portable(result[k]) for k in ("checkpoint", "data", "test_data") if result.get(k)}
+    (out / "metrics.json").write_text(json.dumps({**result, **paths}, indent=1, default=_plain))
     if figures:
         if test_data is None and result.get("data"):
             from .protocol import open_test_set
@@ -68,6 +69,18 @@ def resolve_checkpoints(checkpoints: str, runs_dir: str | Path = "runs") -> list
     if not selected:
         raise FileNotFoundError(f"no checkpoint under {str(runs_dir)!r}; train one first or pass checkpoints")
     return [c.path for c in selected]
+
+
+def _portable(path) -> str:
+    """A path as reports record it: relative to the working directory when inside it, so that no
+    machine's absolute paths land in reports/."""
+    p = Path(path)
+    if not p.is_absolute():
+        return str(p)
+    try:
+        return str(p.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(p)
 
 
 def _plain(x):

@@ -34,7 +34,7 @@ class AutoLinkConfig:
     sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
     graph_init: float = -2.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
     head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike everywhere)
-    prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps of this width at K spots (0 = off, paper)
+    prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps this wide at K spots (0: off, paper)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
@@ -58,6 +58,13 @@ def spread_points(k: int, radius: float = 0.5) -> Tensor:
     i = torch.arange(k, dtype=torch.float32) + 0.5
     r, a = radius * torch.sqrt(i / k), i * torch.pi * (3.0 - 5.0**0.5)
     return torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
+
+
+def _resize(images: Tensor, size: int, antialias: bool = False) -> Tensor:
+    """Images `(B, 3, H, W)` at `size` x `size` (bilinear); as they are if already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=antialias)
 
 
 @register
@@ -87,9 +94,7 @@ class AutoLink(Method):
     # 1. detector -> heatmaps -> keypoints
     def heatmaps(self, images: Tensor) -> Tensor:
         """`(B, 3, H, W)` in [0, 1] -> probability maps `(B, K, h, w)`."""
-        x = F.interpolate(images, size=self.config.resolution, mode="bilinear", align_corners=False) \
-            if images.shape[-1] != self.config.resolution else images
-        logits = self.detector(x * 2.0 - 1.0)  # (B, K, h, w)
+        logits = self.detector(_resize(images, self.config.resolution) * 2.0 - 1.0)  # (B, K, h, w)
         return spatial_softmax(logits if self.prior is None else logits + self.prior)
 
     def keypoints(self, images: Tensor) -> Tensor:
@@ -119,12 +124,8 @@ class AutoLink(Method):
 
     def _sizes(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The detector's input (`resolution`) and the repainting target (`decode_resolution`)."""
-        c = self.config
-        x = images if images.shape[-1] == c.resolution else \
-            F.interpolate(images, size=c.resolution, mode="bilinear", align_corners=False)
-        d = c.decode_resolution or c.resolution
-        y = x if d == c.resolution else F.interpolate(x, size=d, mode="bilinear", align_corners=False, antialias=True)
-        return x, y
+        x = _resize(images, self.config.resolution)
+        return x, _resize(x, self.config.decode_resolution or self.config.resolution, antialias=True)
 
     # 5. the loss
     def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
