@@ -2,7 +2,7 @@
 
     smoke  procedural figures only, 32 px, tiny networks, a few steps: seconds (tests run it)
     cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
-           config: about 2 h on 2 CPU cores in all (per-run `steps` and `max_minutes` below)
+           config: about 2.5 h on 2 CPU cores in all (per-run `steps` and `max_minutes` below)
     paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
            constant, VGG-16 perceptual loss when its weights are in the torch cache (else pyramid)
 """
@@ -70,15 +70,17 @@ SMOKE = Profile(
 )
 
 # AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
-# dec_base 16, dec_depth 4, pyramid loss, lr 5e-4 cosine, ...), networks at 64 px; MTFL is stored
-# and scored at its native 80 px. Five runs of 800 steps (about 20 min each at ~1.5 s per step of
-# 32 on 2 cores) + evaluation: about 2 h.
+# dec_base 16, dec_depth 4, pyramid loss, lr 5e-4 cosine, ...), networks at 64 px, plus the
+# compact-config additions the choice sweep selected (reports/autolink_choices): equivariance
+# between two crops, keypoint separation, learned start maps, repainting at 32 px. MTFL is stored
+# and scored at its native 80 px. Five runs of 1,800 steps (~0.75 s per step of 32 at K = 10 on
+# 2 cores, capped at 25 min each) + evaluation: about 2.5 h.
 CPU = Profile(
     "cpu",
-    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=800, max_minutes=25.0, source="mtfl", test_listing="testing.txt",
+    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=1800, max_minutes=25.0, source="mtfl", test_listing="testing.txt",
               model_resolution=64),
-     DataPlan("lspet", 64, ks=(10, 16), steps=800, max_minutes=25.0, source="lspet")),
-    autolink=dict(schedule="cosine", loss="pyramid"),
+     DataPlan("lspet", 64, ks=(10, 16), steps=1800, max_minutes=25.0, source="lspet")),
+    autolink=dict(schedule="cosine", loss="pyramid", equiv=10.0, sep=1.0, prior=0.3, decode_resolution=32),
     train=dict(batch_size=32, num_workers=2, seed=0),
 )
 

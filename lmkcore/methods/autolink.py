@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets import Detector, UNet
-from ..ops import block_mask, edge_map, pair_index, reconstruction_loss, soft_argmax, spatial_softmax
+from ..ops import (block_mask, edge_map, pair_index, random_affine, reconstruction_loss, soft_argmax, spatial_softmax,
+                   warp_images, warp_points)
 from ..ops.coords import grid
 from . import register
 from .base import Method
@@ -35,6 +36,9 @@ class AutoLinkConfig:
     graph_init: float = -2.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
     head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike everywhere)
     prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps this wide at K spots (0: off, paper)
+    equiv: float = 0.0  # >0: weight of an equivariance term between two random crops (0: off, paper)
+    sep: float = 0.0  # >0: weight of a separation term that keeps keypoints apart (0: off, paper)
+    sep_sigma: float = 0.08  # its range, normalised units (Gaussian of the distance between two keypoints)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
     det_base: int = 32  # detector width
@@ -80,7 +84,7 @@ class AutoLink(Method):
         with torch.no_grad():
             self.detector.head.weight.mul_(c.head_init)
         if c.prior > 0:  # (K, h, w) logits: keypoint k starts at its own spot, the same in every image
-            h = c.resolution // 2 ** (c.det_down - c.det_up)
+            h = self.detector.out_size(c.resolution)
             self.prior = nn.Parameter(-((grid(h, h)[None] - spread_points(c.n_parts)[:, None, None]) ** 2).sum(-1)
                                       / (2 * c.prior**2))
         else:
@@ -136,9 +140,24 @@ class AutoLink(Method):
         x, target = self._sizes(images)
         mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
                           device=target.device)
-        recon, _ = self.reconstruct(target, self.keypoints(x), mask)
+        kp = self.keypoints(x)  # (B, K, 2)
+        recon, _ = self.reconstruct(target, kp, mask)
         loss = self.recon(recon.float(), target.float())
-        return loss, {"graph_mean": float(self.edge_weights().detach().mean())}
+        logs = {"graph_mean": float(self.edge_weights().detach().mean())}
+        if self.config.equiv > 0:  # compact-config addition: keypoints must follow the image under a warp
+            theta = random_affine(x.shape[0], device=x.device)  # (B, 2, 3): a rotated crop, no border shown
+            eq = (self.keypoints(warp_images(x, theta)) - warp_points(kp, theta)).pow(2).sum(-1)  # (B, K)
+            inside = (warp_points(kp, theta).detach().abs() < 0.95).all(-1)  # keypoints the crop can show
+            eq = (eq * inside).sum() / inside.sum().clamp_min(1)
+            loss = loss + self.config.equiv * eq
+            logs["equiv"] = float(eq.detach())
+        if self.config.sep > 0:  # compact-config addition: no two keypoints on the same spot
+            i, j = pair_index(kp.shape[1], kp.device)
+            d2 = (kp[:, i] - kp[:, j]).pow(2).sum(-1)  # (B, E)
+            sep = torch.exp(-d2 / (2 * self.config.sep_sigma**2)).mean()
+            loss = loss + self.config.sep * sep
+            logs["sep"] = float(sep.detach())
+        return loss, logs
 
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
         x, target = self._sizes(images)

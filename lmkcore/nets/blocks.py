@@ -64,10 +64,17 @@ class Detector(nn.Module):
         ups = [chans[-1] // 2**i for i in range(n_up + 1)]  # 512 -> 256 -> 128
         self.up = nn.Sequential(*[Up(a, b, norm) for a, b in zip(ups[:-1], ups[1:])])
         self.head = nn.Conv2d(ups[-1], k, 3, padding=1)
+        self.n_down, self.n_up = n_down, n_up
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, a=0.2)
                 nn.init.zeros_(m.bias)
+
+    def out_size(self, size: int) -> int:
+        """Side of the heatmaps for an input of side `size` (each down block floors, each up doubles)."""
+        for _ in range(self.n_down):
+            size //= 2
+        return size * 2**self.n_up
 
     def forward(self, x: Tensor) -> Tensor:
         return self.head(self.up(self.down(x)))

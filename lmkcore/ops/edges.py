@@ -2,7 +2,8 @@
 
 For every pair (i, j), i < j, each pixel gets `exp(-d^2 / thick)` where d is its distance to the
 segment [p_i, p_j] (projection clamped to the ends), scaled by the pair's weight w_ij; the map is
-the max over all pairs. Vectorised over pairs and pixels.
+the max over all pairs. Vectorised over pairs and pixels; the max is taken in log space,
+`exp(-min_ij(d^2 / thick - log w_ij))`, so there is one exp per pixel, not one per pair and pixel.
 """
 from __future__ import annotations
 
@@ -45,5 +46,5 @@ def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: fl
     pts = grid(h, w, device=kp.device, dtype=kp.dtype).reshape(-1, 2)  # (HW, 2)
     d2 = segment_distance2(pts, kp[:, i], kp[:, j])  # (B, E, HW)
     wts = weights if weights.dim() == 2 else weights[None]  # (B or 1, E)
-    lines = torch.exp(-d2 / thick) * wts[..., None]  # (B, E, HW)
-    return lines.amax(dim=1).reshape(b, 1, h, w)
+    score = d2 / thick - torch.log(wts.clamp_min(1e-30))[..., None]  # (B, E, HW): -log of each line's value
+    return torch.exp(-score.amin(dim=1)).reshape(b, 1, h, w)

@@ -18,6 +18,8 @@ sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 wi
 graph_init: float = -2.0  # initial edge logit, weights start at softplus(graph_init) (paper -4)
 head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small starts keypoints alike)
 prior: float = 0.0  # width of a learned per-keypoint start map (0 is off, the paper)
+equiv: float = 0.0  # weight of the equivariance term between two random crops (0 is off, the paper; cpu profile 10)
+sep: float = 0.0  # weight of the keypoint separation term (0 is off, the paper; cpu profile 1)
 resolution: int = 64  # input size of the networks
 det_base: int = 32  # detector width (paper 64)
 det_down: int = 3  # detector down blocks (paper 4)
@@ -52,7 +54,7 @@ from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_
 
 # %%
 config = AutoLinkConfig(n_parts=n_parts, missing=missing, block=block, thick=thick, sklr=sklr,
-                        graph_init=graph_init, head_init=head_init, prior=prior,
+                        graph_init=graph_init, head_init=head_init, prior=prior, equiv=equiv, sep=sep,
                         resolution=resolution, det_base=det_base, det_down=det_down, det_up=det_up,
                         dec_base=dec_base, dec_depth=dec_depth, decode_resolution=decode_resolution, loss=loss, lr=lr, schedule=schedule)
 method = AutoLink(config)

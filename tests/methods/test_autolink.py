@@ -43,6 +43,31 @@ def test_prior_starts_keypoints_apart_and_alike_across_images(tiny_config):
     assert (torch.cdist(without[0], without[0]) + torch.eye(4)).min() < 0.05  # all K start at the centre
 
 
+def test_prior_fits_heatmaps_at_any_resolution(tiny_config):
+    method = build("autolink", **{**tiny_config, "prior": 0.2, "resolution": 36})
+    assert method.heatmaps(torch.rand(2, 3, 36, 36)).shape[-2:] == method.prior.shape[-2:]
+
+
+def test_equivariance_term(tiny_config):
+    torch.manual_seed(0)
+    method = build("autolink", **{**tiny_config, "equiv": 1.0})
+    loss, logs = method.loss({"image": torch.rand(2, 3, 32, 32)})
+    assert logs["equiv"] > 0
+    loss.backward()
+    assert method.detector.head.weight.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    plain = build("autolink", **tiny_config)
+    plain_loss, plain_logs = plain.loss({"image": torch.rand(2, 3, 32, 32)})
+    assert "equiv" not in plain_logs and torch.isclose(loss - logs["equiv"], plain_loss, atol=1e-5)
+
+
+def test_separation_term_penalises_keypoints_on_one_spot(tiny_config):
+    x = {"image": torch.rand(2, 3, 32, 32)}
+    together = build("autolink", **{**tiny_config, "sep": 1.0, "head_init": 0.0})  # every keypoint at the centre
+    apart = build("autolink", **{**tiny_config, "sep": 1.0, "head_init": 0.0, "prior": 0.2})  # K spread-out spots
+    assert together.loss(x)[1]["sep"] > 0.99 and apart.loss(x)[1]["sep"] < 0.2
+
+
 def test_decoding_at_a_lower_resolution(tiny_config):
     method = build("autolink", **{**tiny_config, "decode_resolution": 16})
     loss, _ = method.loss({"image": torch.rand(2, 3, 32, 32)})
