@@ -80,7 +80,7 @@ CPU = Profile(
     (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=1800, max_minutes=25.0, source="mtfl", test_listing="testing.txt",
               model_resolution=64),
      DataPlan("lspet", 64, ks=(10, 16), steps=1800, max_minutes=25.0, source="lspet")),
-    autolink=dict(schedule="cosine", loss="pyramid", equiv=10.0, sep=1.0, prior=0.3, decode_resolution=32),
+    autolink=dict(schedule="cosine", loss="pyramid", equiv=50.0, sep=1.0, prior=0.3, decode_resolution=32),
     train=dict(batch_size=32, num_workers=2, seed=0),
 )
 

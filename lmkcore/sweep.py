@@ -32,8 +32,8 @@ CHOICES = {
     "prior": dict(prior=0.3),  # keypoints start at K spread-out spots (a learned logit map), the same in every image
     "decode-32": dict(decode_resolution=32),  # edge map and repainting at 32 px (2.4x faster steps)
     # compact-config additions (not in the paper), on top of prior + decode-32:
-    "equiv": dict(equiv=10.0, prior=0.3, decode_resolution=32),  # keypoints follow the image between two crops
-    "equiv-sep": dict(equiv=10.0, sep=1.0, prior=0.3, decode_resolution=32),  # ... and stay apart (the cpu profile)
+    "equiv": dict(equiv=50.0, prior=0.3, decode_resolution=32),  # keypoints follow the image between two crops
+    "equiv-sep": dict(equiv=50.0, sep=1.0, prior=0.3, decode_resolution=32),  # ... and stay apart (the cpu profile)
 }
 
 

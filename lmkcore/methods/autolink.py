@@ -8,6 +8,12 @@ Linking Keypoints", NeurIPS 2022 (card: shared/methods/autolink.md).
 3. Keypoints and weights are rendered into an edge map of soft line segments (section 3).
 4. A U-Net repaints the full image from a block-masked copy and the edge map (sections 3, 6).
 5. The only loss is a perceptual reconstruction loss (section 5).
+
+Compact-configuration additions (not in the paper, off by default and in the `paper` profile; the
+`cpu` profile turns them on): at CPU budgets the decoder learns to repaint from the visible blocks
+alone before the edge map carries any information, so keypoints get no consistent signal. `equiv`
+ties them to image content (two border-free crops of one image must agree), `sep` keeps them from
+collapsing onto one feature, `prior` starts them apart, `decode_resolution` makes steps cheaper.
 """
 from __future__ import annotations
 
