@@ -131,11 +131,24 @@ class Bench:
         return s.get("steps", 0) >= plan.steps or bool(plan.max_minutes and
                                                         s.get("wall_s_total", 0) >= 60 * plan.max_minutes * 0.98)
 
+    def check_same_config(self, run_dir: Path, config: dict) -> None:
+        """A run directory from another configuration is neither reused nor resumed (run names
+        carry only the seed's flags); --fresh retrains it."""
+        path = run_dir / "config.json"
+        if self.fresh or not path.exists():
+            return
+        old = json.loads(path.read_text()).get("config", {})
+        diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+        if diff:
+            raise ValueError(f"{path} was trained with other settings (field: (that run, this profile)) {diff}; "
+                             "pass --fresh to retrain it or --runs to train elsewhere")
+
     def train(self, plan: DataPlan, data: str) -> list[Path]:
         out_dir, checkpoints = self.runs / self.profile.name, []
         for k in plan.ks:
             name = self.run_name(plan, k)
             run_dir = out_dir / name
+            self.check_same_config(run_dir, self.config(plan, k))
             if self.complete(run_dir, plan):
                 self.say(f"{name}: already trained ({run_dir}); --fresh retrains")
             else:

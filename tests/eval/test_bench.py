@@ -77,3 +77,14 @@ def test_smoke_profile_end_to_end(tmp_path):
     ran = sorted(p.name[:2] for p in (tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb"))
     assert ran == ["02", "07"] + (["08"] if (REPO / "notebooks" / "08_visualize.ipynb").exists() else [])
     assert (tmp_path / "reports" / "benchmarks.md").read_text().count("| [autolink") == 2  # trained + untrained
+
+
+def test_a_run_of_other_settings_is_not_reused(tmp_path):
+    bench = _bench(tmp_path, get("smoke"), tmp_path / "nb")
+    plan = bench.profile.datasets[0]
+    run_dir = tmp_path / "runs" / "old"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"config": {**bench.config(plan, 4), "equiv": 1.0}}))
+    with pytest.raises(ValueError, match="equiv"):
+        bench.check_same_config(run_dir, {**bench.config(plan, 4), "equiv": 0.0})
+    bench.check_same_config(run_dir, {**bench.config(plan, 4), "equiv": 1.0})  # same settings: fine
