@@ -39,12 +39,13 @@ def load_method(path: str | os.PathLike, map_location="cpu"):
 
 
 def git_commit() -> str:
-    """The workbook's current commit (with '+dirty' for uncommitted changes), or 'unknown'."""
+    """The workbook's current commit (with '+dirty' for uncommitted changes to anything but
+    `reports/`, which runs write while others train), or 'unknown'."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"], cwd=root,
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return (sha + ("+dirty" if dirty else "")) or "unknown"
     except (OSError, subprocess.SubprocessError):

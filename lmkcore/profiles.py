@@ -71,8 +71,10 @@ SMOKE = Profile(
 
 # AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
 # dec_base 16, dec_depth 4, pyramid loss, lr 5e-4 cosine, ...), networks at 64 px, plus the
-# compact-config additions the choice sweep selected (reports/autolink_choices): equivariance
-# between two crops, keypoint separation, learned start maps, repainting at 32 px. MTFL is stored
+# compact-config additions (equivariance between two crops, keypoint separation, learned start
+# maps, repainting at 32 px), chosen because they make keypoints consistent across images
+# (backward error, reports/autolink_choices: "equiv-sep"; in that 5-minute sweep `prior` alone
+# scored a lower forward NME, a single seed each). MTFL is stored
 # and scored at its native 80 px. Five runs of 1,800 steps (~0.75 s per step of 32 at K = 10 on
 # 2 cores, capped at 25 min each) + evaluation: about 2.5 h.
 CPU = Profile(
