@@ -152,8 +152,9 @@ class AutoLink(Method):
         logs = {"graph_mean": float(self.edge_weights().detach().mean())}
         if self.config.equiv > 0:  # compact-config addition: keypoints must follow the image under a warp
             theta = random_affine(x.shape[0], device=x.device)  # (B, 2, 3): a rotated crop, no border shown
-            eq = (self.keypoints(warp_images(x, theta)) - warp_points(kp, theta)).pow(2).sum(-1)  # (B, K)
-            inside = (warp_points(kp, theta).detach().abs() < 0.95).all(-1)  # keypoints the crop can show
+            moved = warp_points(kp, theta)  # (B, K, 2): where the keypoints should be in the crop
+            eq = (self.keypoints(warp_images(x, theta)) - moved).pow(2).sum(-1)  # (B, K)
+            inside = (moved.detach().abs() < 0.95).all(-1)  # keypoints the crop can show
             eq = (eq * inside).sum() / inside.sum().clamp_min(1)
             loss = loss + self.config.equiv * eq
             logs["equiv"] = float(eq.detach())
