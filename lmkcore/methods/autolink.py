@@ -24,8 +24,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets import Detector, UNet
-from ..ops import (block_mask, edge_map, pair_index, random_affine, reconstruction_loss, soft_argmax, spatial_softmax,
-                   warp_images, warp_points)
+from ..ops import (
+    block_mask,
+    edge_map,
+    pair_index,
+    random_affine,
+    reconstruction_loss,
+    soft_argmax,
+    spatial_softmax,
+    warp_images,
+    warp_points,
+)
 from ..ops.coords import grid
 from . import register
 from .base import Method

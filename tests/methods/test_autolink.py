@@ -5,7 +5,6 @@ from lmkcore.methods import build
 from lmkcore.train import TrainConfig, train
 
 
-
 def test_shapes_and_graph(tiny_autolink):
     x = torch.rand(2, 3, 32, 32)
     kp = tiny_autolink.keypoints(x)
