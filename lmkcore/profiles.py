@@ -71,18 +71,18 @@ SMOKE = Profile(
 
 # AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
 # dec_base 16, dec_depth 4, pyramid loss, lr 5e-4 cosine, ...), networks at 64 px, plus the
-# compact-config additions (equivariance between two crops, keypoint separation, learned start
-# maps, repainting at 32 px), chosen because they make keypoints consistent across images
-# (backward error, reports/autolink_choices: "equiv-sep"; in that 5-minute sweep `prior` alone
-# scored a lower forward NME, a single seed each). MTFL is stored
-# and scored at its native 80 px. Five runs of 1,800 steps (~0.75 s per step of 32 at K = 10 on
-# 2 cores, capped at 25 min each) + evaluation: about 2.5 h.
+# compact-config additions below, chosen because they make keypoints consistent across images
+# (backward error; reports/autolink_choices "equiv-sep", where in 5-minute single-seed runs
+# `prior` alone scored a lower forward NME). MTFL is stored and scored at its native 80 px. Five
+# runs of 1,800 steps (~0.8 s per step of 32 at K = 10 on 2 cores: 39.7 img/s in
+# reports/benchmarks.md), capped at 25 min each, + evaluation: about 2.5 h.
+COMPACT_ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_resolution=32)
 CPU = Profile(
     "cpu",
     (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=1800, max_minutes=25.0, source="mtfl", test_listing="testing.txt",
               model_resolution=64),
      DataPlan("lspet", 64, ks=(10, 16), steps=1800, max_minutes=25.0, source="lspet")),
-    autolink=dict(schedule="cosine", loss="pyramid", equiv=50.0, sep=1.0, prior=0.3, decode_resolution=32),
+    autolink=dict(schedule="cosine", loss="pyramid", **COMPACT_ADDITIONS),
     train=dict(batch_size=32, num_workers=2, seed=0),
 )
 

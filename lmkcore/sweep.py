@@ -16,6 +16,7 @@ from .data import open_dataset
 from .eval import evaluate_checkpoint
 from .eval.report import collect
 from .methods.autolink import AutoLink, AutoLinkConfig
+from .profiles import COMPACT_ADDITIONS
 from .train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
@@ -31,9 +32,9 @@ CHOICES = {
     "missing-0.9": dict(missing=0.9),
     "prior": dict(prior=0.3),  # keypoints start at K spread-out spots (a learned logit map), the same in every image
     "decode-32": dict(decode_resolution=32),  # edge map and repainting at 32 px (2.4x faster steps)
-    # compact-config additions (not in the paper), on top of prior + decode-32:
-    "equiv": dict(equiv=50.0, prior=0.3, decode_resolution=32),  # keypoints follow the image between two crops
-    "equiv-sep": dict(equiv=50.0, sep=1.0, prior=0.3, decode_resolution=32),  # ... and stay apart (the cpu profile)
+    # the cpu profile's compact-config additions (not in the paper), without and with separation
+    "equiv": {**COMPACT_ADDITIONS, "sep": 0.0},  # keypoints follow the image between two crops
+    "equiv-sep": dict(COMPACT_ADDITIONS),  # ... and stay apart (the cpu profile)
 }
 
 
