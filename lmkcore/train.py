@@ -191,8 +191,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
             step += 1
             seen += batch["image"].shape[0] * world
             if step % cfg.log_every == 0 or step == cfg.steps:
-                h = {"step": step, "loss": value, **logs, "lr": opt.param_groups[0]["lr"],
-                     "time": time.time() - t0}
+                h = {"step": step, "loss": value, **{k: float(v) for k, v in logs.items()},
+                     "lr": opt.param_groups[0]["lr"], "time": time.time() - t0}
                 history.append(h)
                 if rank == 0:
                     _append_history(run_dir, h)

@@ -112,7 +112,7 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     A method is run in eval mode without gradients on `device`, `batch_size` images at a time.
 
     Returns a JSON-ready dict (percent): metrics {nme, pck@0.2 / pck@0.1 for "bbox" data,
-    backward_nme, keypoint_spread}, per_landmark, per_keypoint_backward, curves {thresholds,
+    backward_nme, keypoint_spread}, diagnostics (the method's own, on the first test batch), per_landmark, per_keypoint_backward, curves {thresholds,
     forward, backward}, per_image, ridge (chosen + CV errors), examples (a few test predictions),
     fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...].
     """
@@ -129,14 +129,17 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
             raise ValueError(f"{test_kp.shape[0]} test keypoint sets for a test set of {len(test_data)} images")
         fit_kp, test_kp = fit_all[union], test_kp[test_idx]
         fit_ann, test_ann = annotations(fit_data, union), annotations(test_data, test_idx)
+        diagnostics = {}
     else:
         dev = _device(device)
         fit_kp, fit_ann = discover(method_or_keypoints, fit_data, union, batch_size=batch_size, device=dev)
         test_kp, test_ann = discover(method_or_keypoints, test_data, test_idx, batch_size=batch_size, device=dev)
+        diagnostics = run_diagnostics(method_or_keypoints, test_data, test_idx[:batch_size], dev)
     pos = {s: torch.searchsorted(union, idx) for s, idx in subsets.items()}  # subset -> rows of union
     result = score(fit_kp[pos[str(n_fit)]], fit_ann.subset(pos[str(n_fit)]), test_kp, test_ann,
                    ridge=ridge, seed=seed, folds=folds)
-    result.update(n_fit=str(n_fit or "all"), seed=seed, dataset=test_ann.dataset, fit_pool=n_total)
+    result.update(n_fit=str(n_fit or "all"), seed=seed, dataset=test_ann.dataset, fit_pool=n_total,
+                  diagnostics=diagnostics)
     result["few_shot"] = []
     for s in few_shot:
         r = score(fit_kp[pos[str(s)]], fit_ann.subset(pos[str(s)]), test_kp, test_ann, ridge=ridge, seed=seed,
@@ -144,6 +147,16 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
         result["few_shot"].append({"n_fit": str(s or "all"), "fit_images": r["fit_images"], "metrics": r["metrics"],
                                    "per_landmark": r["per_landmark"], "ridge": r["ridge"]})
     return result
+
+
+def run_diagnostics(method, data, indices: Tensor, device: str = "cpu") -> dict[str, float]:
+    """`method.diagnostics` on the test images at `indices` (one batch; a method's own checks, e.g.
+    whether AutoLink's decoder uses the edge map); {} for fewer than two images."""
+    if len(indices) < 2:
+        return {}
+    with torch.no_grad():
+        images = torch.stack([data[int(i)]["image"] for i in indices]).to(device)
+        return {k: float(v) for k, v in method.eval().diagnostics(images).items()}
 
 
 def evaluate_predictions(pred: Tensor, test_data, *, fit_images: int | None = None,

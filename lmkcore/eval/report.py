@@ -25,6 +25,9 @@ LABEL = {"nme": {"bbox": "NME % box", "interocular": "NME % IOD", "image_size": 
          "keypoint_spread": "kp. spread %"}
 
 
+DIAG = "diag:"  # prefix of the rows of a method's diagnostics (`Method.diagnostics`), shown in their own column
+
+
 def report_name(result: dict) -> str:
     """Directory name of a result: the run name for trained models, `floor_...` for floors."""
     ds = f"{result.get('dataset')}-{result.get('resolution')}"
@@ -96,6 +99,9 @@ def rows_of(m: dict, report: str) -> list[dict]:
         for metric, value in fit["metrics"].items():
             out.append({**meta, "metric": metric, "value": value, "fit_images": fit.get("fit_images"),
                         "n_fit": fit.get("n_fit", "all"), "few_shot": i > 0, "report": report})
+    for name, value in (m.get("diagnostics") or {}).items():  # the method's own checks (not percent of a normaliser)
+        out.append({**meta, "metric": DIAG + name, "value": value, "fit_images": m.get("fit_images"),
+                    "n_fit": m.get("n_fit", "all"), "few_shot": False, "report": report})
     return out
 
 
@@ -135,7 +141,9 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              "Protocol: `lmkcore.eval` (linear map without intercept from discovered keypoints in [0, 1], "
              "ridge by 5-fold CV on the fit set, visible landmarks only; backward = annotations -> keypoints, "
              "same normaliser; kp. spread = backward error of predicting the mean keypoints). All numbers "
-             "in percent. Floors: mean shape of the fit set, and an untrained (seeded) model.", ""]
+             "in percent. Floors: mean shape of the fit set, and an untrained (seeded) model. Diagnostics: a "
+             "method's own checks on the first test batch (AutoLink `edge_gain`: % by which its reconstruction "
+             "loss rises when the decoder is given another image's keypoints; near 0 = the edge map is ignored).", ""]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)
@@ -148,8 +156,8 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
         heads = [LABEL[k][norm] if isinstance(LABEL[k], dict) else LABEL[k] for k in metrics]
         lines += [f"## {dataset} ({split})", "",
                   "| method | K | fit images | res | steps | " + " | ".join(heads)
-                  + " | train time | img/s | peak MB | profile | commit |",
-                  "|" + "---|" * (len(heads) + 10)]
+                  + " | train time | img/s | peak MB | diagnostics | profile | commit |",
+                  "|" + "---|" * (len(heads) + 11)]
         table: dict[tuple, dict] = {}
         for r in rs:
             if not r["few_shot"]:
@@ -161,8 +169,9 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
                 "untrained": " (untrained)", "floor": " (floor)"}.get(r["kind"], "")
             cells = [f"[{label}]({r['report']}/metrics.json)", _fmt(r["K"]), _fmt(r["fit_images"]),
                      _fmt(r["resolution"]), _fmt(r["steps"])] + [_fmt(r["values"].get(k)) for k in metrics] + [
-                _time(r["wall_s"]), _fmt(r["images_per_s"], 1), _fmt(r["peak_memory_mb"], 0), _fmt(r["profile"]),
-                _fmt(r["commit"])]
+                _time(r["wall_s"]), _fmt(r["images_per_s"], 1), _fmt(r["peak_memory_mb"], 0),
+                ", ".join(f"{k[len(DIAG):]} {_fmt(v)}" for k, v in r["values"].items() if k.startswith(DIAG)) or "-",
+                _fmt(r["profile"]), _fmt(r["commit"])]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
         few = [r for r in rs if r["metric"] == fwd[0]]

@@ -147,7 +147,7 @@ class AutoLink(Method):
         return x, _resize(x, self.config.decode_resolution or self.config.resolution, antialias=True)
 
     # 5. the loss
-    def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         images = batch["image"]
         if self.config.flip and self.training:
             flip = torch.rand(images.shape[0], device=images.device) < 0.5
@@ -158,7 +158,7 @@ class AutoLink(Method):
         kp = self.keypoints(x)  # (B, K, 2)
         recon, _ = self.reconstruct(target, kp, mask)
         loss = self.recon(recon.float(), target.float())
-        logs = {"graph_mean": float(self.edge_weights().detach().mean())}
+        logs = {"graph_mean": self.edge_weights().detach().mean()}
         if self.config.equiv > 0:  # compact-config addition: keypoints must follow the image under a warp
             theta = random_affine(x.shape[0], device=x.device)  # (B, 2, 3): a rotated crop, no border shown
             moved = warp_points(kp, theta)  # (B, K, 2): where the keypoints should be in the crop
@@ -166,13 +166,13 @@ class AutoLink(Method):
             inside = (moved.detach().abs() < 0.95).all(-1)  # keypoints the crop can show
             eq = (eq * inside).sum() / inside.sum().clamp_min(1)
             loss = loss + self.config.equiv * eq
-            logs["equiv"] = float(eq.detach())
+            logs["equiv"] = eq.detach()
         if self.config.sep > 0:  # compact-config addition: no two keypoints on the same spot
             i, j = pair_index(kp.shape[1], kp.device)
             d2 = (kp[:, i] - kp[:, j]).pow(2).sum(-1)  # (B, E)
             sep = torch.exp(-d2 / (2 * self.config.sep_sigma**2)).mean()
             loss = loss + self.config.sep * sep
-            logs["sep"] = float(sep.detach())
+            logs["sep"] = sep.detach()
         return loss, logs
 
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
@@ -184,6 +184,19 @@ class AutoLink(Method):
         recon, edges = self.reconstruct(target, soft_argmax(heat), mask)
         return {"heatmaps": heat, "graph": self.graph(), "edges": edges / edges.amax((2, 3), keepdim=True).clamp_min(1e-6),
                 "masked": target * mask + 0.5 * (1 - mask), "reconstruction": recon.clamp(0, 1)}
+
+    def diagnostics(self, images: Tensor) -> dict[str, float]:
+        """`edge_gain`: % by which the reconstruction loss rises when the decoder is given another image's
+        keypoints (same masks). Near 0, the decoder repaints from the visible blocks alone and ignores the
+        edge map, so the keypoints get no signal: the failure of short CPU runs (README)."""
+        x, target = self._sizes(images)
+        g = torch.Generator(device=images.device).manual_seed(0)
+        mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
+                          device=target.device, generator=g)
+        kp = self.keypoints(x)  # (B, K, 2)
+        own = self.recon(self.reconstruct(target, kp, mask)[0], target)
+        other = self.recon(self.reconstruct(target, kp.roll(1, 0), mask)[0], target)  # image b gets b-1's keypoints
+        return {"edge_gain": float(100 * (other - own) / own)}
 
     def optimizers(self, steps: int):
         c = self.config

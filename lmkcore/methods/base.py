@@ -3,10 +3,13 @@
 A method is an `nn.Module` with a config dataclass, a loss on a batch, and a keypoint read-out.
 The trainer, the evaluation protocol and the inspector use nothing else:
 
-    loss(batch)        -> (scalar loss, {name: float} logs)       batch["image"]: (B, 3, H, W) in [0, 1]
+    loss(batch)        -> (scalar loss, {name: detached scalar tensor} logs)   batch["image"]: (B, 3, H, W) in [0, 1]
     keypoints(images)  -> (B, K, 2) normalised (x, y) in [-1, 1]  (see `lmkcore.ops.coords`)
     visuals(images)    -> {layer: tensor} for the layers in `layers` (inspector, figures)
     optimizers(steps)  -> (optimizer, scheduler or None)
+    diagnostics(images) -> {name: float}: optional checks of what the model relies on (evaluation reports them)
+
+Logs stay tensors: the trainer converts them only on logging steps (one device sync there, not per step).
 """
 from __future__ import annotations
 
@@ -32,17 +35,21 @@ class Method(nn.Module):
     def n_keypoints(self) -> int:
         return self.config.n_parts
 
-    def forward(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
+    def forward(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         """The training objective (so DDP wrappers see a forward)."""
         return self.loss(batch)
 
-    def loss(self, batch: dict) -> tuple[Tensor, dict[str, float]]:
+    def loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
 
     def keypoints(self, images: Tensor) -> Tensor:
         raise NotImplementedError
 
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
+        return {}
+
+    def diagnostics(self, images: Tensor) -> dict[str, float]:
+        """Method-specific checks on a batch of test images (eval mode, no gradients); none by default."""
         return {}
 
     def optimizers(self, steps: int):

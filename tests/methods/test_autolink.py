@@ -106,3 +106,13 @@ def test_notebook_parameters_match_the_config_defaults():
     shared = set(params) & set(defaults)
     assert {"n_parts", "missing", "block", "thick", "sklr", "lr"} <= shared
     assert {k: params[k] for k in shared} == {k: defaults[k] for k in shared}
+
+
+def test_edge_gain_is_zero_when_the_decoder_ignores_the_edge_map(tiny_config):
+    torch.manual_seed(0)
+    method = build("autolink", **{**tiny_config, "graph_init": 2.0}).eval()  # heavy edges
+    x = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        assert abs(method.diagnostics(x)["edge_gain"]) > 1e-3  # another image's keypoints change the repainting
+        method.decoder.stem[0].weight[:, 3] = 0  # the edge-map input channel cut off
+        assert method.diagnostics(x)["edge_gain"] == pytest.approx(0.0, abs=1e-4)
