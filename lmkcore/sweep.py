@@ -35,6 +35,8 @@ CHOICES = {
     # the cpu profile's compact-config additions (not in the paper), without and with separation
     "equiv": {**COMPACT_ADDITIONS, "sep": 0.0},  # keypoints follow the image between two crops
     "equiv-sep": dict(COMPACT_ADDITIONS),  # ... and stay apart (the cpu profile)
+    # ... with the networks at MTFL's native 80 px (20 x 20 heatmaps), repainting at 40 px (3 U-Net levels)
+    "native-80": {**COMPACT_ADDITIONS, "resolution": 80, "decode_resolution": 40, "dec_depth": 3},
 }
 
 
