@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .profiles import DataPlan, Profile, get
@@ -75,7 +75,12 @@ class Bench:
         return True
 
     def config(self, plan: DataPlan, k: int) -> dict:
-        return {**self.profile.autolink, "n_parts": k, "resolution": plan.model_resolution or plan.resolution}
+        """Every AutoLinkConfig field of one run: the profile's over the dataclass defaults, all spelled
+        out, so that notebook 02's own defaults (the cpu profile's) never stand in for another profile's."""
+        from .methods.autolink import AutoLinkConfig
+
+        return asdict(AutoLinkConfig(**{**self.profile.autolink, "n_parts": k,
+                                        "resolution": plan.model_resolution or plan.resolution}))
 
     def run_name(self, plan: DataPlan, k: int) -> str:
         from .methods import build

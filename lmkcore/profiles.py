@@ -4,7 +4,8 @@
     cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
            config: about 2.5 h on 2 CPU cores in all (per-run `steps` and `max_minutes` below)
     paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
-           constant, VGG-16 perceptual loss when its weights are in the torch cache (else pyramid)
+           constant, sklr 512, its initialisation and edge thickness, VGG-16 perceptual loss when its
+           weights are in the torch cache (else pyramid)
 """
 from __future__ import annotations
 
@@ -91,6 +92,7 @@ PAPER = Profile(
     (DataPlan("mtfl", 128, ks=(4, 8, 10), steps=20_000, source="mtfl", test_listing="testing.txt"),
      DataPlan("lspet", 128, ks=(10, 16), steps=20_000, source="lspet")),
     autolink=dict(det_base=64, det_down=4, det_up=2, dec_base=64, dec_depth=4, lr=1e-4, schedule="constant",
+                  sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3,  # the seed's README (CelebA-wild)
                   loss="vgg16"),  # resolved by `get`: pyramid when the VGG-16 weights are absent
     train=dict(batch_size=64, num_workers=4, seed=0),
 )

@@ -89,3 +89,13 @@ def test_a_run_of_other_settings_is_not_reused(tmp_path):
     with pytest.raises(ValueError, match="equiv"):
         bench.check_same_config(run_dir, {**bench.config(plan, 4), "equiv": 0.0})
     bench.check_same_config(run_dir, {**bench.config(plan, 4), "equiv": 1.0})  # same settings: fine
+
+
+def test_run_configs_spell_out_every_field(tmp_path):
+    """Notebook 02 defaults to the cpu profile's additions; the paper profile must still train without them."""
+    paper = _bench(tmp_path, get("paper"), REPO / "notebooks")
+    c = paper.config(paper.profile.plan("mtfl"), 10)
+    assert c["equiv"] == 0.0 and c["sep"] == 0.0 and c["prior"] == 0.0 and c["decode_resolution"] == 0
+    assert c["n_parts"] == 10 and c["resolution"] == 128 and c["sklr"] == 512.0 and c["head_init"] == 1.0
+    cpu = _bench(tmp_path, get("cpu"), REPO / "notebooks")
+    assert cpu.config(cpu.profile.plan("mtfl"), 4)["equiv"] == 50.0
