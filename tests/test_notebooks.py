@@ -48,6 +48,7 @@ def test_prepare_data_runs_through_papermill(tmp_path):
 def test_autolink_notebook_declares_every_config_field_with_the_cpu_profile_defaults():
     """The bench passes every AutoLinkConfig field to 02 (`Bench.config`); 02's own defaults are the
     cpu profile's compact configuration, written once in `profiles.COMPACT_ADDITIONS`."""
+    import ast
     import dataclasses
 
     papermill = pytest.importorskip("papermill")
@@ -57,7 +58,7 @@ def test_autolink_notebook_declares_every_config_field_with_the_cpu_profile_defa
     params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train_autolink.ipynb"))
     fields = {f.name: f.default for f in dataclasses.fields(AutoLinkConfig)}
     assert set(fields) <= set(params), f"02 lacks parameters {sorted(set(fields) - set(params))}"
-    defaults = {k: eval(params[k]["default"]) for k in fields}
+    defaults = {k: ast.literal_eval(params[k]["default"]) for k in fields}
     expected = {**fields, **CPU.autolink}
     assert {k: defaults[k] for k in COMPACT_ADDITIONS} == COMPACT_ADDITIONS
     differ = {k: (defaults[k], expected[k]) for k in fields if defaults[k] != expected[k]}

@@ -90,24 +90,6 @@ def test_a_few_steps_lower_the_loss(tmp_path, procedural32, tiny_config):
     assert sum(losses[-5:]) / 5 < 0.8 * sum(losses[:5]) / 5
 
 
-def test_notebook_parameters_match_the_config_defaults():
-    """The notebook's parameter cell and AutoLinkConfig are the two places defaults could drift apart."""
-    import dataclasses
-    import json
-    from pathlib import Path
-
-    from lmkcore.methods.autolink import AutoLinkConfig
-
-    nb = json.loads((Path(__file__).parents[2] / "notebooks" / "02_train_autolink.ipynb").read_text())
-    (cell,) = [c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", [])]
-    params: dict = {}
-    exec("".join(cell["source"]), {}, params)
-    defaults = {f.name: f.default for f in dataclasses.fields(AutoLinkConfig)}
-    shared = set(params) & set(defaults)
-    assert {"n_parts", "missing", "block", "thick", "sklr", "lr"} <= shared
-    assert {k: params[k] for k in shared} == {k: defaults[k] for k in shared}
-
-
 def test_edge_gain_is_zero_when_the_decoder_ignores_the_edge_map(tiny_config):
     torch.manual_seed(0)
     method = build("autolink", **{**tiny_config, "graph_init": 2.0}).eval()  # heavy edges
