@@ -3,7 +3,7 @@
 A method is an `nn.Module` with a config dataclass, a loss on a batch, and a keypoint read-out.
 The trainer, the evaluation protocol and the inspector use nothing else:
 
-    loss(batch)        -> (scalar loss, {name: detached scalar tensor} logs)   batch["image"]: (B, 3, H, W) in [0, 1]
+    loss(batch)        -> (scalar loss, {name: detached scalar tensor} logs), batch["image"] (B, 3, H, W) in [0, 1]
     keypoints(images)  -> (B, K, 2) normalised (x, y) in [-1, 1]  (see `lmkcore.ops.coords`)
     visuals(images)    -> {layer: tensor} for the layers in `layers` (inspector, figures)
     optimizers(steps)  -> (optimizer, scheduler or None)
