@@ -14,35 +14,41 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..checkpoint import (  # noqa: F401  (re-exported)
+    Checkpoint,
+    find_checkpoints,
+    resolve_checkpoints,
+    run_checkpoints,
+    workbook_path,
+)
 from ..data import LandmarkStore, ProceduralFigures, SourceInfo, open_dataset
-from ..checkpoint import (Checkpoint, find_checkpoints, resolve_checkpoints,  # noqa: F401  (re-exported)
-                          run_checkpoints, workbook_path)
+from ..data.sources import Folder
+from ..data.sources.common import IMAGE_EXTENSIONS
 from ..methods import Method
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
-
 
 # data
 
 class ImageFolder(Dataset):
-    """Every image under `root` (sorted, recursive), resized to `resolution` x `resolution`."""
+    """Every image of a plain folder, resized to `resolution` x `resolution`. The listing and the
+    reading are the `Folder` source's (sorted, recursive, hidden files skipped; an unreadable image
+    raises naming its file)."""
 
     def __init__(self, root: str | Path, resolution: int = 64):
-        self.root = Path(root)
-        self.files = sorted(p for p in self.root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not self.files:
-            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {self.root}")
-        self.resolution = resolution
+        self.source = Folder(root)
+        self.root, self.resolution = self.source.root, resolution
+        if not self.source.records:
+            raise FileNotFoundError(f"no images ({', '.join(sorted(IMAGE_EXTENSIONS))}) under {self.root}")
         self.info = SourceInfo(self.root.name, [], [], "image_size")
 
     def __len__(self) -> int:
-        return len(self.files)
+        return len(self.source.records)
 
     def __getitem__(self, i: int) -> dict:
-        with Image.open(self.files[i]) as im:
-            im = im.convert("RGB").resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
+        name = self.source.records[i]
+        im = Image.fromarray(self.source.load(name).image)
+        im = im.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
         img = torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div_(255.0)
-        return {"image": img, "index": i, "name": str(self.files[i].relative_to(self.root))}
+        return {"image": img, "index": i, "name": name}
 
 
 class InMemory(Dataset):
@@ -78,7 +84,7 @@ def has_annotations(dataset: Dataset) -> bool:
 def item_names(dataset: Dataset) -> list[str]:
     """A name per item, for search: file names, store names, or the procedural figure ids."""
     if isinstance(dataset, ImageFolder):
-        return [str(f.relative_to(dataset.root)) for f in dataset.files]
+        return list(dataset.source.records)
     if isinstance(dataset, LandmarkStore):
         return [str(n) for n in dataset.arrays("names")]
     if isinstance(dataset, ProceduralFigures):
