@@ -113,8 +113,8 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
 
     Returns a JSON-ready dict (percent): metrics {nme, pck@0.2 / pck@0.1 for "bbox" data,
     backward_nme, keypoint_spread}, diagnostics (the method's own, on the first test batch),
-    per_landmark, per_keypoint_backward, curves {thresholds, forward, backward}, per_image, ridge (chosen + CV errors), examples (a few test predictions),
-    fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...].
+    per_landmark, per_keypoint_backward, curves {thresholds, forward, backward}, per_image, ridge
+    (chosen + CV errors), examples (a few test predictions), fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...].
     """
     n_total = len(fit_data)
     sizes = [n_fit] + [s for s in few_shot]

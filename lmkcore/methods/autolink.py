@@ -175,11 +175,15 @@ class AutoLink(Method):
             logs["sep"] = sep.detach()
         return loss, logs
 
+    def _fixed_mask(self, target: Tensor) -> Tensor:
+        """The same block masks every call (figures, diagnostics): `(B, 1, H, W)` for `target`."""
+        g = torch.Generator(device=target.device).manual_seed(0)
+        return block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
+                          device=target.device, generator=g)
+
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
         x, target = self._sizes(images)
-        g = torch.Generator(device=images.device).manual_seed(0)  # the same masks every time
-        mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
-                          device=target.device, generator=g)
+        mask = self._fixed_mask(target)
         heat = self.heatmaps(x)
         recon, edges = self.reconstruct(target, soft_argmax(heat), mask)
         return {"heatmaps": heat, "graph": self.graph(), "edges": edges / edges.amax((2, 3), keepdim=True).clamp_min(1e-6),
@@ -190,9 +194,7 @@ class AutoLink(Method):
         keypoints (same masks). Near 0, the decoder repaints from the visible blocks alone and ignores the
         edge map, so the keypoints get no signal: the failure of short CPU runs (README)."""
         x, target = self._sizes(images)
-        g = torch.Generator(device=images.device).manual_seed(0)
-        mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
-                          device=target.device, generator=g)
+        mask = self._fixed_mask(target)
         kp = self.keypoints(x)  # (B, K, 2)
         own = self.recon(self.reconstruct(target, kp, mask)[0], target)
         other = self.recon(self.reconstruct(target, kp.roll(1, 0), mask)[0], target)  # image b gets b-1's keypoints
