@@ -13,7 +13,7 @@ Compact-configuration additions (not in the paper, off by default and in the `pa
 `cpu` profile turns them on): at CPU budgets the decoder learns to repaint from the visible blocks
 alone before the edge map carries any information, so keypoints get no consistent signal. `equiv`
 ties them to image content (two border-free crops of one image must agree), `sep` keeps them from
-collapsing onto one feature, `prior` starts them apart, `decode_resolution` makes steps cheaper.
+collapsing onto one feature, `prior` starts them apart, `decode_scale` makes steps cheaper.
 """
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class AutoLinkConfig:
     det_up: int = 1  # up blocks after them (heatmaps at resolution / 2^(down - up))
     dec_base: int = 16  # decoder width
     dec_depth: int = 4  # U-Net levels
-    decode_resolution: int = 0  # size the edge map is drawn and the image repainted at (0 = resolution, paper)
+    decode_scale: float = 1.0  # the edge map is drawn and the image repainted at resolution x this (paper 1)
     norm: str = "batch"  # batch | group | instance
     # loss and optimisation (paper: vgg16, AdamW 1e-4, wd 1e-3, no schedule)
     loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19
@@ -142,9 +142,9 @@ class AutoLink(Method):
         return out * 0.5 + 0.5, edges
 
     def _sizes(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """The detector's input (`resolution`) and the repainting target (`decode_resolution`)."""
+        """The detector's input (`resolution`) and the repainting target (`resolution * decode_scale`)."""
         x = _resize(images, self.config.resolution)
-        return x, _resize(x, self.config.decode_resolution or self.config.resolution, antialias=True)
+        return x, _resize(x, round(self.config.resolution * self.config.decode_scale), antialias=True)
 
     # 5. the loss
     def loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:

@@ -105,5 +105,6 @@ class UNet(nn.Module):
             skips.append(h)
         skips.pop()
         for up in self.ups:
-            h = torch.cat([up(_double(h)), skips.pop()], 1)
+            skip = skips.pop()
+            h = torch.cat([up(F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)), skip], 1)
         return self.out(h)

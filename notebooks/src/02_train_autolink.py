@@ -2,7 +2,7 @@
 # # 02 · AutoLink
 # Keypoints linked by a learned graph, trained by masked-image inpainting (He, Wandt, Rhodin,
 # NeurIPS 2022). The defaults train the compact network of the benchmark's `cpu` profile (with its
-# additions `equiv`, `sep`, `prior`, `decode_resolution`) on the procedural figures in about five
+# additions `equiv`, `sep`, `prior`, `decode_scale`) on the procedural figures in about five
 # minutes on a laptop CPU; the `paper` profile sets the paper's architecture and schedule (additions off).
 # Multi-GPU: `torchrun --standalone --nproc_per_node N -m lmkcore.train --method autolink --data STORE ...`.
 
@@ -27,11 +27,11 @@ det_base: int = 32  # detector width (paper 64)
 det_down: int = 3  # detector down blocks (paper 4)
 det_up: int = 1  # detector up blocks (paper 2)
 dec_base: int = 16  # decoder width (paper 64)
-dec_depth: int = 4  # decoder levels (paper 4)
-decode_resolution: int = 32  # size the edge map is drawn and the image repainted at (cpu profile; 0 is resolution, the paper)
+dec_depth: int = 3  # decoder levels (paper 4)
+decode_scale: float = 0.5  # edge map drawn and image repainted at resolution x this (cpu profile; 1 is the paper)
 norm: str = "batch"  # batch | group | instance normalisation in both networks (paper batch)
 loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19 (needs local weights)
-lr: float = 5e-4  # AdamW learning rate (paper 1e-4)
+lr: float = 1.5e-3  # AdamW learning rate (paper 1e-4)
 schedule: str = "cosine"  # cosine (with warm-up) | constant (paper)
 warmup: int = 100  # linear warm-up steps of the cosine schedule
 weight_decay: float = 1e-3  # AdamW weight decay (paper 1e-3)
@@ -49,6 +49,7 @@ evaluate: bool = True  # run the shared evaluation protocol at the end
 report_dir: str = "reports"  # figures and metrics go to report_dir/<run>/
 
 # %%
+import dataclasses
 from pathlib import Path
 
 import torch
@@ -59,12 +60,8 @@ from lmkcore.train import TrainConfig, train
 from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_curve, reconstructions
 
 # %%
-config = AutoLinkConfig(n_parts=n_parts, missing=missing, block=block, thick=thick, sklr=sklr,
-                        graph_init=graph_init, head_init=head_init, prior=prior, equiv=equiv, sep=sep,
-                        sep_sigma=sep_sigma, resolution=resolution, det_base=det_base, det_down=det_down,
-                        det_up=det_up, dec_base=dec_base, dec_depth=dec_depth, decode_resolution=decode_resolution,
-                        norm=norm, loss=loss, lr=lr, weight_decay=weight_decay, schedule=schedule, warmup=warmup,
-                        flip=flip)
+# every AutoLinkConfig field is a parameter above, under the same name
+config = AutoLinkConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(AutoLinkConfig)})
 method = AutoLink(config)
 train_data = open_dataset(data, split=train_split or ("train" if data == "procedural" else "fit"), resolution=resolution)
 val_data = open_dataset(data, split=val_split, resolution=resolution)

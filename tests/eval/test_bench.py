@@ -95,7 +95,7 @@ def test_run_configs_spell_out_every_field(tmp_path):
     """Notebook 02 defaults to the cpu profile's additions; the paper profile must still train without them."""
     paper = _bench(tmp_path, get("paper"), REPO / "notebooks")
     c = paper.config(paper.profile.plan("mtfl"), 10)
-    assert c["equiv"] == 0.0 and c["sep"] == 0.0 and c["prior"] == 0.0 and c["decode_resolution"] == 0
+    assert c["equiv"] == 0.0 and c["sep"] == 0.0 and c["prior"] == 0.0 and c["decode_scale"] == 1.0
     assert c["n_parts"] == 10 and c["resolution"] == 128 and c["sklr"] == 512.0 and c["head_init"] == 1.0
     cpu = _bench(tmp_path, get("cpu"), REPO / "notebooks")
     assert cpu.config(cpu.profile.plan("mtfl"), 4)["equiv"] == 50.0

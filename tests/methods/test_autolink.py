@@ -68,7 +68,7 @@ def test_separation_term_penalises_keypoints_on_one_spot(tiny_config):
 
 
 def test_decoding_at_a_lower_resolution(tiny_config):
-    method = build("autolink", **{**tiny_config, "decode_resolution": 16})
+    method = build("autolink", **{**tiny_config, "decode_scale": 0.5})
     loss, _ = method.loss({"image": torch.rand(2, 3, 32, 32)})
     loss.backward()
     assert method.detector.head.weight.grad.abs().sum() > 0
