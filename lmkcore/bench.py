@@ -71,6 +71,7 @@ class Bench:
             self.failures.append(f"{out_name}: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
             self.say(f"FAILED {out_name} after {time.time() - t0:.0f} s (executed copy: {out})")
             return False
+        _repo_relative(out)
         self.say(f"ran {stem} -> {out.relative_to(self.reports.parent)} ({time.time() - t0:.1f} s)")
         return True
 
@@ -229,6 +230,14 @@ class Bench:
         for f in self.failures:
             self.say(f"FAILED: {f}")
         return rows
+
+
+def _repo_relative(notebook: Path) -> None:
+    """Write the repository's absolute path out of an executed notebook (parameters, metadata, printed
+    paths): the notebooks run with the repository as working directory, so the relative paths are
+    the same files, and nothing of this machine's layout goes into reports/."""
+    text = notebook.read_text()
+    notebook.write_text(text.replace(f"{ROOT}/", "").replace(str(ROOT), "."))
 
 
 def data_root(arg: str | None) -> Path:

@@ -77,6 +77,8 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["fit_images"] == get("smoke").datasets[0].n_fit
     ran = sorted(p.name[:2] for p in (tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb"))
     assert ran == ["02", "07"] + (["08"] if (REPO / "notebooks" / "08_visualize.ipynb").exists() else [])
+    executed = (tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb")
+    assert not [p.name for p in executed if str(REPO) in p.read_text()]  # repository-relative paths only
     assert (tmp_path / "reports" / "benchmarks.md").read_text().count("| [autolink") == 2  # trained + untrained
 
 
