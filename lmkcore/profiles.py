@@ -2,7 +2,7 @@
 
     smoke  procedural figures only, 32 px, tiny networks, a few steps: seconds (tests run it)
     cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
-           config: about 1 h 45 on 2 CPU cores in all (per-run `steps` and `max_minutes` below)
+           config: about 1 h 30 on 2 CPU cores in all (per-run `steps` and `max_minutes` below)
     paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
            constant, sklr 512, its initialisation and edge thickness, VGG-16 perceptual loss when its
            weights are in the torch cache (else pyramid)
@@ -72,10 +72,11 @@ SMOKE = Profile(
 
 # AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
 # dec_base 16, pyramid loss, cosine schedule, ...) plus the compact-config additions below
-# (reports/autolink_choices: `equiv-sep` makes keypoints consistent across images, `lr-1.5e-3`
-# and `native-80` make them precise). MTFL is stored, seen by the networks and scored at its
-# native 80 px (repainted at 40 px); LSPET at 64 px. Five runs of at most 2,400 steps of 32
-# (about 0.45 s per step at 80 px on 2 cores), capped at 18 min each, + evaluation: about 1 h 45.
+# (reports/autolink_choices: `equiv-sep` makes keypoints consistent across images; lr 1.5e-3
+# with the networks at 80 px, the `cpu` row, makes them more precise). MTFL is stored, seen by
+# the networks and scored at its native 80 px (repainted at 40 px); LSPET at 64 px. Five runs of
+# at most 2,400 steps of 32 (about 0.48 s per step at 80 px on 2 cores), capped at 18 min each,
+# + evaluation: about 1 h 30 (88 min for reports/benchmarks.md).
 ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
 COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3)
 CPU = Profile(
