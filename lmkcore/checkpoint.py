@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -31,6 +31,11 @@ def load_method(path: str | os.PathLike, map_location="cpu"):
 
     ck = load(path, map_location)
     cls = METHODS[ck["method"]]
+    known = {f.name for f in fields(cls.config_class)}
+    unknown = sorted(set(ck["config"]) - known)
+    if unknown:  # written by another version of lmkcore (e.g. decode_resolution, now decode_scale)
+        raise ValueError(f"{path}: config fields {unknown} are not {cls.config_class.__name__} fields of this "
+                         f"lmkcore version (commit {ck.get('commit')}); retrain, or load it with that version")
     method = cls(cls.config_class(**ck["config"]))
     method.load_state_dict(ck["model"])
     method.eval()

@@ -53,6 +53,15 @@ def test_refuses_to_overwrite_and_checkpoint_loads_safely(tmp_path, procedural32
     assert summary["steps"] == 3 and summary["images_per_s"] > 0 and summary["peak_memory_mb"] > 0
 
 
+def test_a_checkpoint_of_another_config_version_names_its_file_and_fields(tmp_path, procedural32, tiny_config):
+    r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=1))
+    ck = load(r.run_dir / "last.pt")
+    ck["config"]["decode_resolution"] = 32  # a field renamed since (decode_scale)
+    torch.save(ck, tmp_path / "old.pt")
+    with pytest.raises(ValueError, match=r"old\.pt: config fields \['decode_resolution'\]"):
+        load_method(tmp_path / "old.pt")
+
+
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path, procedural32, tiny_config):
     method = build("autolink", **tiny_config)
     real_loss = method.loss
