@@ -237,7 +237,7 @@ def _repo_relative(notebook: Path) -> None:
     paths): the notebooks run with the repository as working directory, so the relative paths are
     the same files, and nothing of this machine's layout goes into reports/."""
     text = notebook.read_text()
-    notebook.write_text(text.replace(f"{ROOT}/", "").replace(str(ROOT), "."))
+    notebook.write_text(text.replace(f"{ROOT}/", "").replace(f'"{ROOT}"', '"."'))
 
 
 def data_root(arg: str | None) -> Path:

@@ -76,7 +76,7 @@ SMOKE = Profile(
 # with the networks at 80 px, the `cpu` row, makes them more precise). MTFL is stored, seen by
 # the networks and scored at its native 80 px (repainted at 40 px); LSPET at 64 px. Five runs of
 # at most 2,400 steps of 32 (about 0.48 s per step at 80 px on 2 cores), capped at 18 min each,
-# + evaluation: about 1 h 30 (88 min for reports/benchmarks.md).
+# + evaluation: about 1 h 30 (the five runs' train times in reports/benchmarks.md add up to 82 min).
 ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
 COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3)
 CPU = Profile(

@@ -71,6 +71,10 @@ class AutoLinkConfig:
     warmup: int = 100  # linear warm-up steps of the cosine schedule
     flip: bool = True  # random horizontal flips (paper: faces, Taichi, H36M)
 
+    def __post_init__(self):
+        if not 0 < self.decode_scale <= 1:
+            raise ValueError(f"decode_scale must be in (0, 1] (a fraction of resolution), got {self.decode_scale}")
+
 
 def spread_points(k: int, radius: float = 0.5) -> Tensor:
     """K points spread evenly over a disc (a sunflower spiral), `(K, 2)` normalised."""

@@ -28,6 +28,11 @@ def _double(x: Tensor) -> Tensor:
     return F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
+def _up_to(x: Tensor, ref: Tensor) -> Tensor:
+    """`x` at `ref`'s spatial size: doubling, except where a size did not halve evenly on the way down."""
+    return F.interpolate(x, size=ref.shape[-2:], mode="bilinear", align_corners=False)
+
+
 class ResDown(nn.Module):
     """conv3x3 -> /2 -> norm -> LReLU -> conv3x3 -> norm, plus a conv3x3 -> /2 -> norm shortcut."""
 
@@ -106,5 +111,5 @@ class UNet(nn.Module):
         skips.pop()
         for up in self.ups:
             skip = skips.pop()
-            h = torch.cat([up(F.interpolate(h, size=skip.shape[-2:], mode="bilinear", align_corners=False)), skip], 1)
+            h = torch.cat([up(_up_to(h, skip)), skip], 1)
         return self.out(h)

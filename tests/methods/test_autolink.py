@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lmkcore.methods import build
+from lmkcore.methods.autolink import AutoLinkConfig
 from lmkcore.train import TrainConfig, train
 
 
@@ -65,6 +66,11 @@ def test_separation_term_penalises_keypoints_on_one_spot(tiny_config):
     together = build("autolink", **{**tiny_config, "sep": 1.0, "head_init": 0.0})  # every keypoint at the centre
     apart = build("autolink", **{**tiny_config, "sep": 1.0, "head_init": 0.0, "prior": 0.2})  # K spread-out spots
     assert together.loss(x)[1]["sep"] > 0.99 and apart.loss(x)[1]["sep"] < 0.2
+
+
+def test_decode_scale_outside_zero_to_one_is_named():
+    with pytest.raises(ValueError, match="decode_scale"):
+        AutoLinkConfig(decode_scale=0.0)
 
 
 def test_decoding_at_a_lower_resolution(tiny_config):
