@@ -40,6 +40,17 @@ def test_resume_continues_the_same_curve(tmp_path, procedural32, tiny_config):
     assert b == pytest.approx(a, rel=1e-5, abs=1e-6)
 
 
+def test_channels_last_trains_the_same_curve(tmp_path, procedural32, tiny_config):
+    """The memory layout is a speed choice only: NHWC and NCHW runs follow one loss curve."""
+    curves = []
+    for cl in (True, False):
+        torch.manual_seed(0)
+        r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path / str(cl), steps=4, channels_last=cl))
+        curves.append([h["loss"] for h in r.history])
+    assert len(curves[0]) == 4
+    assert curves[0] == pytest.approx(curves[1], rel=1e-3)
+
+
 def test_refuses_to_overwrite_and_checkpoint_loads_safely(tmp_path, procedural32, tiny_config):
     r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=3))
     with pytest.raises(FileExistsError, match="resume=True"):
