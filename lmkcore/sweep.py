@@ -39,6 +39,9 @@ CHOICES = {
     # ... with the networks at MTFL's native 80 px (20 x 20 heatmaps), repainting at 40 px (3 U-Net levels)
     "native-80": dict(ADDITIONS, resolution=80, dec_depth=3),
     "cpu": dict(COMPACT_ADDITIONS, resolution=80),  # all of it: the cpu profile's MTFL config
+    # ... with more of each image hidden, or thicker edges: does the decoder then lean on the edge map?
+    "cpu-missing-0.9": dict(COMPACT_ADDITIONS, resolution=80, missing=0.9),
+    "cpu-thick-1e-2": dict(COMPACT_ADDITIONS, resolution=80, thick=1e-2),
 }
 
 
