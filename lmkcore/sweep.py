@@ -22,6 +22,7 @@ from .train import TrainConfig, train
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
 # choice back to the paper's (or to an alternative); "paper-init" restores all of the paper's
 # optimisation and initialisation at the compact network size.
+CPU_MTFL = dict(COMPACT_ADDITIONS, resolution=80)  # the cpu profile's MTFL config
 CHOICES = {
     "compact": {},  # the AutoLinkConfig defaults
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),
@@ -38,10 +39,10 @@ CHOICES = {
     "lr-1.5e-3": dict(ADDITIONS, lr=1.5e-3),  # ... at three times the learning rate
     # ... with the networks at MTFL's native 80 px (20 x 20 heatmaps), repainting at 40 px (3 U-Net levels)
     "native-80": dict(ADDITIONS, resolution=80, dec_depth=3),
-    "cpu": dict(COMPACT_ADDITIONS, resolution=80),  # all of it: the cpu profile's MTFL config
+    "cpu": CPU_MTFL,  # all of it
     # ... with more of each image hidden, or thicker edges: does the decoder then lean on the edge map?
-    "cpu-missing-0.9": dict(COMPACT_ADDITIONS, resolution=80, missing=0.9),
-    "cpu-thick-1e-2": dict(COMPACT_ADDITIONS, resolution=80, thick=1e-2),
+    "cpu-missing-0.9": dict(CPU_MTFL, missing=0.9),
+    "cpu-thick-1e-2": dict(CPU_MTFL, thick=1e-2),
 }
 
 

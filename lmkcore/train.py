@@ -51,6 +51,14 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
 
 
+def _to_device(v, device: torch.device, channels_last: bool):
+    """A batch entry on `device`; image batches `(B, C, H, W)` in the model's memory layout."""
+    if not torch.is_tensor(v):
+        return v
+    layout = torch.channels_last if channels_last and v.dim() == 4 else torch.preserve_format
+    return v.to(device, non_blocking=True, memory_format=layout)
+
+
 class StepSampler(Sampler):
     """Batches of indices as a pure function of (seed, step): epoch e is a permutation drawn from
     seed + e, so a resumed run sees exactly the batches an uninterrupted one would. Under DDP each
@@ -174,9 +182,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     batches = iter(loader)
     try:
         while step < cfg.steps:
-            batch = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in next(batches).items()}
-            if cfg.channels_last:
-                batch["image"] = batch["image"].contiguous(memory_format=torch.channels_last)
+            batch = {k: _to_device(v, device, cfg.channels_last) for k, v in next(batches).items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss, logs = model(batch)
             value = loss.item()
