@@ -76,7 +76,7 @@ SMOKE = Profile(
 # with the networks at 80 px, the `cpu` row, makes them more precise). MTFL is stored, seen by
 # the networks and scored at its native 80 px (repainted at 40 px); LSPET at 64 px. MTFL: three runs
 # of 4,400 steps of 32 (about 0.39 s per step at 80 px on 2 cores, with channels_last), each capped
-# at 29 min (the "under 30 minutes"); LSPET: two runs of 3,200 steps (about 0.25 s per step),
+# at 29 min (the "under 30 minutes"); LSPET: two runs of 3,200 steps (0.25–0.29 s per step),
 # capped at 25 min (its score did not rise from 2,400 to 3,200 steps); + evaluation
 # (train times: reports/benchmarks.md).
 ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
