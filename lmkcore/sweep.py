@@ -16,13 +16,14 @@ from .data import open_dataset
 from .eval import evaluate_checkpoint
 from .eval.report import collect
 from .methods.autolink import AutoLink, AutoLinkConfig
-from .profiles import ADDITIONS, COMPACT_ADDITIONS
+from .profiles import ADDITIONS, CPU
 from .train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
 # choice back to the paper's (or to an alternative); "paper-init" restores all of the paper's
 # optimisation and initialisation at the compact network size.
-CPU_MTFL = dict(COMPACT_ADDITIONS, resolution=80)  # the cpu profile's MTFL config
+# the cpu profile's MTFL config, read from the profile so that the `cpu` rows train what the bench trains
+CPU_MTFL = dict(CPU.autolink, resolution=next(p.resolution for p in CPU.datasets if p.name == "mtfl"))
 CHOICES = {
     "compact": {},  # the AutoLinkConfig defaults
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),
