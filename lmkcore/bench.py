@@ -76,11 +76,11 @@ class Bench:
         return True
 
     def config(self, plan: DataPlan, k: int) -> dict:
-        """Every AutoLinkConfig field of one run: the profile's over the dataclass defaults, all spelled
+        """Every AutoLinkConfig field of one run: the data set's over the profile's over the dataclass defaults, all spelled
         out, so that notebook 02's own defaults (the cpu profile's) never stand in for another profile's."""
         from .methods.autolink import AutoLinkConfig
 
-        return asdict(AutoLinkConfig(**{**self.profile.autolink, "n_parts": k,
+        return asdict(AutoLinkConfig(**{**self.profile.autolink, **plan.autolink, "n_parts": k,
                                         "resolution": plan.model_resolution or plan.resolution}))
 
     def run_name(self, plan: DataPlan, k: int) -> str:
@@ -143,7 +143,10 @@ class Bench:
         path = run_dir / "config.json"
         if self.fresh or not path.exists():
             return
-        old = json.loads(path.read_text()).get("config", {})
+        from .methods.autolink import AutoLinkConfig
+
+        # a field added to AutoLinkConfig after that run was trained reads as its default (which keeps the old behaviour)
+        old = {**asdict(AutoLinkConfig()), **json.loads(path.read_text()).get("config", {})}
         diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
         if diff:
             raise ValueError(f"{path} was trained with other settings (field: (that run, this profile)) {diff}; "

@@ -16,14 +16,15 @@ from .data import open_dataset
 from .eval import evaluate_checkpoint
 from .eval.report import collect
 from .methods.autolink import AutoLink, AutoLinkConfig
-from .profiles import ADDITIONS, CPU
+from .profiles import ADDITIONS, CPU, MTFL_ADDITIONS
 from .train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
 # choice back to the paper's (or to an alternative); "paper-init" restores all of the paper's
 # optimisation and initialisation at the compact network size.
-# the cpu profile's MTFL config, read from the profile so that the `cpu` rows train what the bench trains
-CPU_MTFL = dict(CPU.autolink, resolution=next(p.resolution for p in CPU.datasets if p.name == "mtfl"))
+# the cpu profile's shared config at MTFL's resolution, read from the profile: the `cpu` rows; the bench's
+# MTFL runs add the MTFL plan's MTFL_ADDITIONS (the `cpu-tps-0.08` row)
+CPU_MTFL = dict(CPU.autolink, resolution=CPU.plan("mtfl").resolution)
 CHOICES = {
     "compact": {},  # the AutoLinkConfig defaults
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),
@@ -44,6 +45,10 @@ CHOICES = {
     # ... with more of each image hidden, or thicker edges: does the decoder then lean on the edge map?
     "cpu-missing-0.9": dict(CPU_MTFL, missing=0.9),
     "cpu-thick-1e-2": dict(CPU_MTFL, thick=1e-2),
+    # ... with 40 x 40 heatmaps (one more up block): a 20 x 20 cell is 4 px, a third of MTFL's 13 px IOD at 80 px
+    "cpu-det-up-2": dict(CPU_MTFL, det_up=2),
+    # ... with the equivariance crops also bent by a thin-plate spline (keypoints follow local content)
+    "cpu-tps-0.08": dict(CPU_MTFL, **MTFL_ADDITIONS),  # what the bench trains on MTFL
 }
 
 

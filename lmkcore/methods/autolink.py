@@ -29,10 +29,13 @@ from ..ops import (
     edge_map,
     pair_index,
     random_affine,
+    random_tps,
     reconstruction_loss,
     soft_argmax,
     spatial_softmax,
+    tps_points,
     warp_images,
+    warp_images_tps,
     warp_points,
 )
 from ..ops.coords import grid
@@ -52,6 +55,7 @@ class AutoLinkConfig:
     head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike everywhere)
     prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps this wide at K spots (0: off, paper)
     equiv: float = 0.0  # >0: weight of an equivariance term between two random crops (0: off, paper)
+    tps: float = 0.0  # >0: the crops are also bent by a thin-plate spline, control points moved this much (0: similarity)
     sep: float = 0.0  # >0: weight of a separation term that keeps keypoints apart (0: off, paper)
     sep_sigma: float = 0.08  # its range, normalised units (Gaussian of the distance between two keypoints)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
@@ -164,10 +168,7 @@ class AutoLink(Method):
         loss = self.recon(recon.float(), target.float())
         logs = {"graph_mean": self.edge_weights().detach().mean()}
         if self.config.equiv > 0:  # compact-config addition: keypoints must follow the image under a warp
-            theta = random_affine(x.shape[0], device=x.device)  # (B, 2, 3): a rotated crop, no border shown
-            moved = warp_points(kp, theta)  # (B, K, 2): where the keypoints should be in the crop
-            eq = (self.keypoints(warp_images(x, theta)) - moved).pow(2).sum(-1)  # (B, K)
-            inside = (moved.detach().abs() < 0.95).all(-1)  # keypoints the crop can show
+            eq, inside = self._equivariance(x, kp)  # (B, K) squared errors, (B, K) keypoints the crop shows
             eq = (eq * inside).sum() / inside.sum().clamp_min(1)
             loss = loss + self.config.equiv * eq
             logs["equiv"] = eq.detach()
@@ -178,6 +179,21 @@ class AutoLink(Method):
             loss = loss + self.config.sep * sep
             logs["sep"] = sep.detach()
         return loss, logs
+
+    def _equivariance(self, x: Tensor, kp: Tensor) -> tuple[Tensor, Tensor]:
+        """Squared distance `(B, K)` between the keypoints `kp` of `x` and those of a warped crop of `x`,
+        and which keypoints the crop shows. A rotated, zoomed crop (no border shown); with `tps`, also
+        bent by a thin-plate spline and compared in `x`'s frame (where the crop's keypoints came from)."""
+        if self.config.tps > 0:
+            warp = random_tps(x.shape[0], shift=self.config.tps, device=x.device)
+            back = tps_points(warp, self.keypoints(warp_images_tps(x, warp)))  # (B, K, 2) in x's frame
+            theta = warp["theta"]
+            eq = (back - kp).pow(2).sum(-1)
+        else:
+            theta = random_affine(x.shape[0], device=x.device)  # (B, 2, 3)
+            eq = (self.keypoints(warp_images(x, theta)) - warp_points(kp, theta)).pow(2).sum(-1)  # in the crop's frame
+        inside = (warp_points(kp.detach(), theta).abs() < 0.95).all(-1)  # keypoints the crop can show
+        return eq, inside
 
     def _fixed_mask(self, target: Tensor) -> Tensor:
         """The same block masks every call (figures, diagnostics): `(B, 1, H, W)` for `target`."""

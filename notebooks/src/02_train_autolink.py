@@ -20,6 +20,7 @@ graph_init: float = -2.0  # initial edge logit, weights start at softplus(graph_
 head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small starts keypoints alike)
 prior: float = 0.3  # width of a learned per-keypoint start map (cpu profile; 0 is off, the paper)
 equiv: float = 50.0  # weight of the equivariance term between two random crops (cpu profile; 0 is off, the paper)
+tps: float = 0.0  # >0: the crops are also bent by a thin-plate spline, control points moved this much (0: similarity crops)
 sep: float = 1.0  # weight of the keypoint separation term (cpu profile; 0 is off, the paper)
 sep_sigma: float = 0.08  # its range: Gaussian of the distance between two keypoints (normalised units)
 resolution: int = 64  # input size of the networks

@@ -91,6 +91,12 @@ def test_a_run_of_other_settings_is_not_reused(tmp_path):
     with pytest.raises(ValueError, match="equiv"):
         bench.check_same_config(run_dir, {**bench.config(plan, 4), "equiv": 0.0})
     bench.check_same_config(run_dir, {**bench.config(plan, 4), "equiv": 1.0})  # same settings: fine
+    # a run from before a field existed (here `tps`) is the same as one with that field's default
+    older = {k: v for k, v in bench.config(plan, 4).items() if k != "tps"}
+    (run_dir / "config.json").write_text(json.dumps({"config": older}))
+    bench.check_same_config(run_dir, bench.config(plan, 4))
+    with pytest.raises(ValueError, match="tps"):
+        bench.check_same_config(run_dir, {**bench.config(plan, 4), "tps": 0.08})
 
 
 def test_run_configs_spell_out_every_field(tmp_path):

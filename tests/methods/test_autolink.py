@@ -61,6 +61,23 @@ def test_equivariance_term(tiny_config):
     assert "equiv" not in plain_logs and torch.isclose(loss - logs["equiv"], plain_loss, atol=1e-5)
 
 
+@pytest.mark.parametrize("tps", [0.0, 0.08])
+def test_equivariance_is_zero_for_keypoints_that_follow_the_image(tiny_config, tps):
+    """A detector that finds bright bumps is equivariant: under similarity and TPS warps alike,
+    `_equivariance` compares the crop's keypoints with the original's in matching frames."""
+    from lmkcore.ops import gaussian_maps, soft_argmax
+
+    torch.manual_seed(0)
+    method = build("autolink", **{**tiny_config, "n_parts": 3, "equiv": 1.0, "tps": tps})
+    method.keypoints = lambda x: soft_argmax(x / x.sum((2, 3), keepdim=True))  # channel k's bump
+    kp = torch.rand(4, 3, 2) - 0.5
+    x = gaussian_maps(kp, 96, 96, 0.04)  # (B, 3, H, W): one bump per channel
+    eq, inside = method._equivariance(x, method.keypoints(x))
+    assert inside.any() and eq[inside].sqrt().max() < 0.02
+    eq_other, _ = method._equivariance(x, method.keypoints(x).roll(1, 1))  # keypoints swapped: large
+    assert eq_other[inside].sqrt().min() > 0.05
+
+
 def test_separation_term_penalises_keypoints_on_one_spot(tiny_config):
     x = {"image": torch.rand(2, 3, 32, 32)}
     together = build("autolink", **{**tiny_config, "sep": 1.0, "head_init": 0.0})  # every keypoint at the centre
