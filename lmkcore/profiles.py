@@ -78,7 +78,7 @@ SMOKE = Profile(
 # the networks and scored at its native 80 px (repainted at 40 px); LSPET at 64 px. On MTFL the
 # equivariance crops are also bent by a thin-plate spline (MTFL_ADDITIONS; the `cpu-tps-0.08` row:
 # 9.13 against the `cpu` row's 11.09 % IOD at 1,800 steps; not yet measured on LSPET). MTFL: three
-# runs of 4,300 steps of 32 (about 0.4 s per step at 80 px on 2 cores, with channels_last), each
+# runs of 3,600 steps of 32 (about 0.47 s per step at 80 px on 2 cores, with channels_last), each
 # capped at 29 min (the "under 30 minutes"); LSPET: two runs of 3,200 steps (0.25–0.29 s
 # per step), capped at 25 min (its score did not rise from 2,400 to 3,200 steps); + evaluation
 # (train times: reports/benchmarks.md).
@@ -87,7 +87,7 @@ COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3)
 MTFL_ADDITIONS = dict(tps=0.08)  # thin-plate-spline equivariance crops (faces; off in the paper)
 CPU = Profile(
     "cpu",
-    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=4300, max_minutes=29.0, source="mtfl", test_listing="testing.txt",
+    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=3600, max_minutes=29.0, source="mtfl", test_listing="testing.txt",
               autolink=MTFL_ADDITIONS),
      DataPlan("lspet", 64, ks=(10, 16), steps=3200, max_minutes=25.0, source="lspet")),
     autolink=dict(schedule="cosine", loss="pyramid", **COMPACT_ADDITIONS),
