@@ -45,7 +45,7 @@ CHOICES = {
     # ... with more of each image hidden, or thicker edges: does the decoder then lean on the edge map?
     "cpu-missing-0.9": dict(CPU_MTFL, missing=0.9),
     "cpu-thick-1e-2": dict(CPU_MTFL, thick=1e-2),
-    # ... with 40 x 40 heatmaps (one more up block): a 20 x 20 cell is 4 px, a third of MTFL's 13 px IOD at 80 px
+    # ... with 40 x 40 heatmaps (one more up block; a 20 x 20 cell is 4 px at 80 px): is the grid what limits precision?
     "cpu-det-up-2": dict(CPU_MTFL, det_up=2),
     # ... with the equivariance crops also bent by a thin-plate spline (keypoints follow local content)
     "cpu-tps-0.08": dict(CPU_MTFL, **MTFL_ADDITIONS),  # what the bench trains on MTFL

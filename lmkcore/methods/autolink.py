@@ -12,7 +12,8 @@ Linking Keypoints", NeurIPS 2022 (card: shared/methods/autolink.md).
 Compact-configuration additions (not in the paper, off by default and in the `paper` profile; the
 `cpu` profile turns them on): at CPU budgets the decoder learns to repaint from the visible blocks
 alone before the edge map carries any information, so keypoints get no consistent signal. `equiv`
-ties them to image content (two border-free crops of one image must agree), `sep` keeps them from
+ties them to image content (two border-free crops of one image must agree; `tps` also bends the
+crop by a thin-plate spline, so they must follow local content), `sep` keeps them from
 collapsing onto one feature, `prior` starts them apart, `decode_scale` makes steps cheaper.
 """
 from __future__ import annotations
