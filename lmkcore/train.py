@@ -44,7 +44,8 @@ class TrainConfig:
     log_every: int = 10  # steps between history lines / TensorBoard scalars
     image_every: int = 0  # steps between TensorBoard images (0: only at the end)
     device: str = "auto"  # "auto": cuda if present, else cpu
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    amp: bool = True  # bf16 autocast on CUDA
+    cpu_amp: bool = False  # bf16 autocast on CPU too, where oneDNN has native bf16 (AVX512-BF16 / AMX): ~1.5x faster steps
     channels_last: bool = True  # NHWC weights and images: faster convolutions on CUDA and on CPU (oneDNN)
     progress: bool = True  # tqdm bar
     tensorboard: bool = True
@@ -121,7 +122,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                                 timeout=timedelta(seconds=int(os.environ.get("LMK_DDP_TIMEOUT", 1800))))
     device = torch.device(("cuda:%d" % int(os.environ.get("LOCAL_RANK", 0)) if torch.cuda.is_available()
                            else "cpu") if cfg.device == "auto" else cfg.device)
-    amp = cfg.amp and device.type == "cuda"
+    amp = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cfg.cpu_amp and _cpu_bf16(rank)))
     resolution = int(data[0]["image"].shape[-1])
     name = cfg.run_name or method.run_name(cfg.dataset, resolution, cfg.steps) + (f"_w{world}" if world > 1 else "")
     run_dir = Path(cfg.out_dir) / name
@@ -223,7 +224,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     wall = time.time() - t0
     summary = {"steps": step, "steps_this_session": step - start, "wall_s": round(wall, 2),
                "images_per_s": round(seen / max(wall, 1e-9), 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
-               "device": str(device), "world_size": world, "batch_size": cfg.batch_size}
+               "device": str(device), "world_size": world, "batch_size": cfg.batch_size, "bf16": amp}
     if rank == 0:
         prev = json.loads((run_dir / "summary.json").read_text()) if (cfg.resume and (run_dir / "summary.json").exists()) else {}
         summary["wall_s_total"] = round(prev.get("wall_s_total", 0.0) + wall, 2)
@@ -236,6 +237,14 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
 
 
 # helpers
+
+def _cpu_bf16(rank: int) -> bool:
+    """Whether this CPU runs bf16 natively (cpu_amp); otherwise fp32, with a message (emulated bf16 is slower)."""
+    ok = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    if not ok and rank == 0:
+        print("cpu_amp=True but this CPU has no native bf16 (AVX512-BF16 / AMX): training in fp32")
+    return ok
+
 
 def _read_history(run_dir: Path) -> list[dict]:
     p = run_dir / "history.jsonl"
