@@ -80,15 +80,17 @@ def tps_points(warp: dict[str, Tensor], p: Tensor) -> Tensor:
     """The input point each output point `p` `(B, N, 2)` (or `(1, N, 2)`, shared) shows:
     `A (p + d(p)) + t`, `(B, N, 2)`. For keypoints found in a warped image, this is where they
     should be in the original."""
+    p = p if p.dtype == torch.float64 else p.float()  # fp32 under AMP: these are keypoint positions
     c, coef, theta = warp["control"].to(p.dtype), warp["coef"].to(p.dtype), warp["theta"].to(p.dtype)
-    basis = torch.cat([_tps_kernel(p, c), torch.ones_like(p[..., :1]), p], -1)  # (B, N, M + 3)
-    q = (p + basis @ coef).clamp(-1.0, 1.0)  # inside the similarity's crop, so no border shows
-    return q @ theta[:, :, :2].transpose(1, 2) + theta[:, None, :, 2]
+    with torch.autocast(p.device.type, enabled=False):
+        basis = torch.cat([_tps_kernel(p, c), torch.ones_like(p[..., :1]), p], -1)  # (B, N, M + 3)
+        q = (p + basis @ coef).clamp(-1.0, 1.0)  # inside the similarity's crop, so no border shows
+        return q @ theta[:, :, :2].transpose(1, 2) + theta[:, None, :, 2]
 
 
 def warp_images_tps(images: Tensor, warp: dict[str, Tensor]) -> Tensor:
     """`(B, C, H, W)` resampled by a `random_tps` warp (bilinear)."""
     b, _, h, w = images.shape
     g = grid(h, w, device=images.device, dtype=images.dtype).reshape(1, h * w, 2)  # one spline basis for all images
-    src = tps_points(warp, g).reshape(b, h, w, 2)
+    src = tps_points(warp, g).reshape(b, h, w, 2).to(images.dtype)
     return F.grid_sample(images, src, mode="bilinear", padding_mode="zeros", align_corners=True)

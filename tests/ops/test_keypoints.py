@@ -50,3 +50,16 @@ def test_gaussian_maps_closed_form():
     m = gaussian_maps(kp, 3, 3, sigma=1.0)
     assert math.isclose(m[0, 0, 1, 1].item(), 1.0)
     assert math.isclose(m[0, 0, 1, 2].item(), math.exp(-0.5), rel_tol=1e-6)  # one unit away
+
+
+def test_keypoint_read_out_stays_fp32_under_bf16_autocast():
+    """AMP would run the einsum in bf16 (8-bit mantissa: ~0.2 px at 80 px); keypoints must not lose that."""
+    torch.manual_seed(0)
+    p = spatial_softmax(torch.randn(2, 3, 20, 20) * 3)
+    exact = soft_argmax(p.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        kp = soft_argmax(p.bfloat16())
+        mu, cov = soft_argmax_cov(p)
+    assert kp.dtype == mu.dtype == cov.dtype == torch.float32
+    assert (mu.double() - exact).abs().max() < 1e-6
+    assert (kp.double() - exact).abs().max() < 2e-2  # only the bf16 input's rounding is left

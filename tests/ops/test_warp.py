@@ -51,3 +51,12 @@ def test_keypoints_of_a_tps_warped_image_map_back_to_the_original():
     assert (tps_points(w, found) - kp).abs().max() < 0.02
     ones = warp_images_tps(torch.ones(3, 1, 16, 16), w)
     assert ones.min() > 1 - 1e-4  # no border shows
+
+
+def test_tps_points_stay_fp32_under_bf16_autocast():
+    warp = random_tps(3, shift=0.1, generator=torch.Generator().manual_seed(0))
+    p = torch.rand(3, 7, 2) * 2 - 1
+    exact = tps_points(warp, p)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        q = tps_points(warp, p)
+    assert q.dtype == torch.float32 and torch.allclose(q, exact, atol=1e-6)
