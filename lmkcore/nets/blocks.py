@@ -82,7 +82,9 @@ class Detector(nn.Module):
         return size * 2**self.n_up
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.up(self.down(x)))
+        h = self.up(self.down(x))
+        with torch.autocast(x.device.type, enabled=False):  # fp32 logits under AMP: bf16 would quantise the soft-argmax
+            return self.head(h.float())
 
 
 class UNet(nn.Module):
