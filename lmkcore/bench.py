@@ -83,10 +83,6 @@ class Bench:
         return asdict(AutoLinkConfig(**{**self.profile.autolink, **plan.autolink, "n_parts": k,
                                         "resolution": plan.model_resolution or plan.resolution}))
 
-    def train_fields(self, plan: DataPlan) -> dict:
-        """Notebook 02's training parameters of one data set's runs: its own over the profile's."""
-        return {"steps": plan.steps, "max_minutes": plan.max_minutes, **self.profile.train, **plan.train}
-
     def run_name(self, plan: DataPlan, k: int) -> str:
         from .methods import build
 
@@ -168,7 +164,7 @@ class Bench:
                 resume = (run_dir / "last.pt").exists() and not self.fresh
                 self.notebook("02_train_autolink", {
                     "data": data, "dataset": plan.name, "train_split": plan.train_split, **self.config(plan, k),
-                    **self.train_fields(plan),
+                    "steps": plan.steps, "max_minutes": plan.max_minutes, **self.profile.train,
                     "out_dir": str(out_dir), "run_name": name, "resume": resume, "overwrite": not resume,
                     "evaluate": False, "report_dir": str(self.reports)}, f"02_train_autolink_{name}")
             if (run_dir / "last.pt").exists():

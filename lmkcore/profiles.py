@@ -33,7 +33,6 @@ class DataPlan:
     max_test: int = 0  # score only the first N test images (0 = all)
     model_resolution: int = 0  # network input size (0: the store's resolution); images are resized to it
     autolink: dict = field(default_factory=dict)  # AutoLink config fields of this data set's runs, over the profile's
-    train: dict = field(default_factory=dict)  # TrainConfig fields of this data set's runs, over the profile's
 
 
 @dataclass(frozen=True)
