@@ -48,9 +48,9 @@ CHOICES = {
     # ... with 40 x 40 heatmaps (one more up block; a 20 x 20 cell is 4 px at 80 px): is the grid what limits precision?
     "cpu-det-up-2": dict(CPU_MTFL, det_up=2),
     # ... with the equivariance crops also bent by a thin-plate spline (keypoints follow local content)
-    "cpu-tps-0.08": dict(CPU_MTFL, **MTFL_ADDITIONS),
-    # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, is it as precise?
-    "cpu-tps-0.08-bf16": dict(CPU_MTFL, **MTFL_ADDITIONS),  # what the bench trains on MTFL
+    "cpu-tps-0.08": dict(CPU_MTFL, **MTFL_ADDITIONS),  # what the bench trains on MTFL
+    # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
+    "cpu-tps-0.08-bf16": dict(CPU_MTFL, **MTFL_ADDITIONS),
 }
 TRAIN = {"cpu-tps-0.08-bf16": dict(cpu_amp=True)}  # name -> TrainConfig overrides (default: none)
 

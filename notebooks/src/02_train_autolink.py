@@ -40,6 +40,7 @@ flip: bool = True  # random horizontal flips (paper: faces, Taichi, H36M)
 steps: int = 1500  # optimiser steps
 batch_size: int = 16  # images per step
 num_workers: int = 2  # DataLoader workers
+cpu_amp: bool = False  # bf16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX): faster steps, less precise keypoints
 max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minutes; 0: no limit
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
@@ -68,7 +69,7 @@ train_data = open_dataset(data, split=train_split or ("train" if data == "proced
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(
     steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,
-    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes))
+    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes, cpu_amp=cpu_amp))
 print(result.run_dir, result.summary)
 
 # %% [markdown]
