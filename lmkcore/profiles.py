@@ -74,22 +74,18 @@ SMOKE = Profile(
 # AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
 # dec_base 16, pyramid loss, cosine schedule, ...) plus the compact-config additions below
 # (reports/autolink_choices: `equiv-sep` makes keypoints consistent across images; lr 1.5e-3
-# with the networks at 80 px, the `cpu` row, makes them more precise). MTFL is stored, seen by
-# the networks and scored at its native 80 px (repainted at 40 px); LSPET at 64 px. On MTFL the
-# equivariance crops are also bent by a thin-plate spline (MTFL_ADDITIONS; the `cpu-tps-0.08` row:
-# 9.13 against the `cpu` row's 11.09 % IOD at 1,800 steps; not yet measured on LSPET). MTFL: three
-# runs of 3,600 steps of 32 (0.51–0.54 s per step at 80 px on 2 cores with the TPS crops, so the runs
+# with the networks at 80 px, the `cpu` row, makes them more precise; equivariance crops bent by a
+# thin-plate spline, the `cpu-tps-0.08` row: 9.13 against the `cpu` row's 11.09 % IOD at 1,800 steps).
+# MTFL is stored, seen by the networks and scored at its native 80 px (repainted at 40 px); LSPET at
+# 64 px. MTFL: three runs of 3,600 steps of 32 (0.51–0.54 s per step at 80 px on 2 cores, so the runs
 # reach the cap after 3,226–3,435 steps, late in the cosine schedule), each capped at 29 min (the
-# issue's "under 30 minutes"); LSPET: two runs of 3,200 steps (0.25–0.29 s
-# per step), capped at 25 min (its score did not rise from 2,400 to 3,200 steps); + evaluation
-# (train times: reports/benchmarks.md).
+# issue's "under 30 minutes"); LSPET: two runs of 3,200 steps, capped at 25 min (with similarity
+# crops its score did not rise from 2,400 to 3,200 steps); + evaluation (train times: reports/benchmarks.md).
 ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
-COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3)
-MTFL_ADDITIONS = dict(tps=0.08)  # thin-plate-spline equivariance crops (faces; off in the paper)
+COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
 CPU = Profile(
     "cpu",
-    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=3600, max_minutes=29.0, source="mtfl", test_listing="testing.txt",
-              autolink=MTFL_ADDITIONS),
+    (DataPlan("mtfl", 80, ks=(4, 8, 10), steps=3600, max_minutes=29.0, source="mtfl", test_listing="testing.txt"),
      DataPlan("lspet", 64, ks=(10, 16), steps=3200, max_minutes=25.0, source="lspet")),
     autolink=dict(schedule="cosine", loss="pyramid", **COMPACT_ADDITIONS),
     train=dict(batch_size=32, num_workers=2, seed=0),

@@ -16,15 +16,15 @@ from .data import open_dataset
 from .eval import evaluate_checkpoint
 from .eval.report import collect
 from .methods.autolink import AutoLink, AutoLinkConfig
-from .profiles import ADDITIONS, CPU, MTFL_ADDITIONS
+from .profiles import ADDITIONS, CPU
 from .train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
 # choice back to the paper's (or to an alternative); "paper-init" restores all of the paper's
 # optimisation and initialisation at the compact network size.
-# the cpu profile's shared config at MTFL's resolution, read from the profile: the `cpu` rows; the bench's
-# MTFL runs add the MTFL plan's MTFL_ADDITIONS (the `cpu-tps-0.08` row)
-CPU_MTFL = dict(CPU.autolink, resolution=CPU.plan("mtfl").resolution)
+# the cpu profile's config at MTFL's resolution, read from the profile, with similarity crops: the `cpu` rows;
+# the profile itself (its thin-plate-spline crops) is the `cpu-tps-0.08` row
+CPU_MTFL = dict(CPU.autolink, resolution=CPU.plan("mtfl").resolution, tps=0.0)
 CHOICES = {
     "compact": {},  # the AutoLinkConfig defaults
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),
@@ -48,9 +48,9 @@ CHOICES = {
     # ... with 40 x 40 heatmaps (one more up block; a 20 x 20 cell is 4 px at 80 px): is the grid what limits precision?
     "cpu-det-up-2": dict(CPU_MTFL, det_up=2),
     # ... with the equivariance crops also bent by a thin-plate spline (keypoints follow local content)
-    "cpu-tps-0.08": dict(CPU_MTFL, **MTFL_ADDITIONS),  # what the bench trains on MTFL
+    "cpu-tps-0.08": dict(CPU_MTFL, tps=0.08),  # the cpu profile: what the bench trains
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
-    "cpu-tps-0.08-bf16": dict(CPU_MTFL, **MTFL_ADDITIONS),
+    "cpu-tps-0.08-bf16": dict(CPU_MTFL, tps=0.08),
 }
 TRAIN = {"cpu-tps-0.08-bf16": dict(cpu_amp=True)}  # name -> TrainConfig overrides (default: none)
 

@@ -10,7 +10,7 @@ import papermill
 import pytest
 
 from lmkcore.bench import Bench
-from lmkcore.profiles import MTFL_ADDITIONS, PROFILES, DataPlan, get
+from lmkcore.profiles import PROFILES, DataPlan, get
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_PARAMETERS = {"checkpoints", "runs_dir", "data", "fit_split", "test_split", "test_data", "n_fit",
@@ -107,6 +107,9 @@ def test_run_configs_spell_out_every_field(tmp_path):
     assert c["n_parts"] == 10 and c["resolution"] == 128 and c["sklr"] == 512.0 and c["head_init"] == 1.0
     cpu = _bench(tmp_path, get("cpu"), REPO / "notebooks")
     assert cpu.config(cpu.profile.plan("mtfl"), 4)["equiv"] == 50.0
-    # a data set's own fields (MTFL's TPS crops) reach its runs and only its runs
-    assert cpu.config(cpu.profile.plan("mtfl"), 4)["tps"] == MTFL_ADDITIONS["tps"] > 0
-    assert cpu.config(cpu.profile.plan("lspet"), 10)["tps"] == 0.0 and c["tps"] == 0.0
+    assert cpu.config(cpu.profile.plan("lspet"), 10)["tps"] == 0.08 and c["tps"] == 0.0
+    # a data set's own fields reach its runs and only its runs
+    own = replace(cpu.profile, datasets=(replace(cpu.profile.plan("mtfl"), autolink=dict(tps=0.1)),
+                                         cpu.profile.plan("lspet")))
+    cpu = _bench(tmp_path, own, REPO / "notebooks")
+    assert cpu.config(own.plan("mtfl"), 4)["tps"] == 0.1 and cpu.config(own.plan("lspet"), 10)["tps"] == 0.08
