@@ -2,7 +2,7 @@
 
     smoke  procedural figures only, 32 px, tiny networks, a few steps: seconds (tests run it)
     cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
-           config: about 2 h on 2 CPU cores (the five train times in reports/benchmarks.md add up to 115.5 min)
+           config: about 2 h 20 min on 2 CPU cores (the five train times in reports/benchmarks.md add up to 131.8 min)
     paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
            constant, sklr 512, its initialisation and edge thickness, VGG-16 perceptual loss when its
            weights are in the torch cache (else pyramid)
@@ -79,8 +79,8 @@ SMOKE = Profile(
 # MTFL is stored, seen by the networks and scored at its native 80 px (repainted at 40 px); LSPET at
 # 64 px. MTFL: three runs of 3,600 steps of 32 (0.51–0.54 s per step at 80 px on 2 cores, so the runs
 # reach the cap after 3,226–3,435 steps, late in the cosine schedule), each capped at 29 min (the
-# issue's "under 30 minutes"); LSPET: two runs of 3,200 steps, capped at 25 min (with similarity
-# crops its score did not rise from 2,400 to 3,200 steps); + evaluation (train times: reports/benchmarks.md).
+# issue's "under 30 minutes"); LSPET: two runs of 3,200 steps (0.40–0.44 s per step at 64 px), capped at
+# 25 min; + evaluation (train times: reports/benchmarks.md).
 ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
 COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
 CPU = Profile(

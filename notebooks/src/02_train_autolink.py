@@ -2,8 +2,8 @@
 # # 02 · AutoLink
 # Keypoints linked by a learned graph, trained by masked-image inpainting (He, Wandt, Rhodin,
 # NeurIPS 2022). The defaults train the compact network of the benchmark's `cpu` profile (with its
-# additions `equiv`, `sep`, `prior`, `decode_scale`, lr 1.5e-3, 3 U-Net levels) on the procedural figures in about two
-# minutes on a laptop CPU; the `paper` profile sets the paper's architecture and schedule (additions off).
+# additions `equiv` with `tps` crops, `sep`, `prior`, `decode_scale`, lr 1.5e-3, 3 U-Net levels) on the procedural
+# figures in about six minutes on a 2-core CPU; the `paper` profile sets the paper's architecture and schedule (additions off).
 # Multi-GPU: `torchrun --standalone --nproc_per_node N -m lmkcore.train --method autolink --data STORE ...`.
 
 # %% tags=["parameters"]
