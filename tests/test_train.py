@@ -5,7 +5,7 @@ import torch
 
 from lmkcore.checkpoint import load, load_method
 from lmkcore.methods import build
-from lmkcore.train import StepSampler, TrainConfig, train
+from lmkcore.train import StepSampler, TrainConfig, cpu_has_bf16, train
 
 
 
@@ -113,7 +113,7 @@ def test_ddp_under_torchrun_on_cpu(tmp_path, tiny_config):
 def test_cpu_amp_trains_in_bf16_where_the_cpu_has_it(tmp_path, procedural32, tiny_config, capsys):
     """cpu_amp is a speed choice: bf16 autocast where oneDNN runs it natively, fp32 (with a message) elsewhere;
     the loss curve stays close to the fp32 one and the summary says which ran."""
-    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    native = cpu_has_bf16()
     curves = []
     for amp in (False, True):
         torch.manual_seed(0)

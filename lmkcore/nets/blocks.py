@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..ops.coords import full_precision
+
 
 def _norm(c: int, kind: str) -> nn.Module:
     if kind == "batch":
@@ -84,7 +86,7 @@ class Detector(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.up(self.down(x))
         with torch.autocast(x.device.type, enabled=False):  # fp32 logits under AMP: bf16 would quantise the soft-argmax
-            return self.head(h.float())
+            return self.head(full_precision(h))
 
 
 class UNet(nn.Module):

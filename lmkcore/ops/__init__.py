@@ -1,12 +1,12 @@
 """Tensor operations shared by every method: each written once, here."""
-from .coords import grid, norm_to_pixels, norm_to_unit, pixels_to_norm, unit_to_norm
+from .coords import full_precision, grid, norm_to_pixels, norm_to_unit, pixels_to_norm, unit_to_norm
 from .edges import edge_map, pair_index, segment_distance2
 from .heatmaps import gaussian_maps, soft_argmax, soft_argmax_cov, spatial_softmax
 from .losses import reconstruction_loss
 from .masking import block_mask
 from .warp import random_affine, random_tps, tps_points, warp_images, warp_images_tps, warp_points
 
-__all__ = ["grid", "norm_to_pixels", "norm_to_unit", "pixels_to_norm", "unit_to_norm", "edge_map",
+__all__ = ["full_precision", "grid", "norm_to_pixels", "norm_to_unit", "pixels_to_norm", "unit_to_norm", "edge_map",
            "pair_index", "segment_distance2", "gaussian_maps", "soft_argmax", "soft_argmax_cov",
            "spatial_softmax", "reconstruction_loss", "block_mask", "random_affine",
            "random_tps", "tps_points", "warp_images", "warp_images_tps", "warp_points"]

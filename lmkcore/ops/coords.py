@@ -19,6 +19,12 @@ def grid(h: int, w: int, *, device=None, dtype=torch.float32) -> Tensor:
     return torch.stack([gx, gy], dim=-1)
 
 
+def full_precision(x: Tensor) -> Tensor:
+    """`x` in fp32 (fp64 stays fp64): keypoint positions and their arithmetic stay out of AMP's bf16,
+    which rounds a position near +-1 to 2^-8 (0.16 px at 80 px)."""
+    return x if x.dtype == torch.float64 else x.float()
+
+
 def _scale(size: tuple[int, int] | int, like: Tensor) -> Tensor:
     h, w = (size, size) if isinstance(size, int) else size
     return torch.tensor([w - 1, h - 1], dtype=like.dtype, device=like.device)

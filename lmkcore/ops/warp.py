@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .coords import grid
+from .coords import full_precision, grid
 
 
 def random_affine(b: int, *, rotate: float = 10.0, zoom: float = 0.3, device=None,
@@ -80,7 +80,7 @@ def tps_points(warp: dict[str, Tensor], p: Tensor) -> Tensor:
     """The input point each output point `p` `(B, N, 2)` (or `(1, N, 2)`, shared) shows:
     `A (p + d(p)) + t`, `(B, N, 2)`. For keypoints found in a warped image, this is where they
     should be in the original."""
-    p = p if p.dtype == torch.float64 else p.float()  # fp32 under AMP: these are keypoint positions
+    p = full_precision(p)  # these are keypoint positions
     c, coef, theta = warp["control"].to(p.dtype), warp["coef"].to(p.dtype), warp["theta"].to(p.dtype)
     with torch.autocast(p.device.type, enabled=False):
         basis = torch.cat([_tps_kernel(p, c), torch.ones_like(p[..., :1]), p], -1)  # (B, N, M + 3)
