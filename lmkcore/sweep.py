@@ -49,6 +49,7 @@ CHOICES = {
     "cpu-det-up-2": dict(CPU_MTFL, det_up=2),
     # ... with the equivariance crops also bent by a thin-plate spline (keypoints follow local content)
     "cpu-tps-0.08": dict(CPU_MTFL, tps=0.08),  # the cpu profile: what the bench trains
+    "cpu-tps-0.12": dict(CPU_MTFL, tps=0.12),  # ... bent half as much again: do stronger bends help further?
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
     "cpu-tps-0.08-bf16": dict(CPU_MTFL, tps=0.08),
 }
