@@ -4,7 +4,8 @@
 benchmarks.json is a list of rows, one per (report, fit-set size, metric)::
 
     {"method", "kind" (trained | untrained | floor), "dataset", "split", "K", "metric" (nme |
-     pck@0.2 | pck@0.1 | backward_nme | keypoint_spread), "value" (percent), "fit_images", "n_fit",
+     pck@0.2 | pck@0.1 | backward_nme | keypoint_spread | diag:<a method's check, e.g. edge_gain,
+     skeleton_recall>), "value" (percent), "fit_images", "n_fit",
      "few_shot" (false for the headline fit), "normalisation", "resolution", "steps", "wall_s",
      "images_per_s", "peak_memory_mb", "profile", "commit", "run", "report"}
 """
@@ -90,8 +91,9 @@ def _plain(x):
     return x.item() if hasattr(x, "item") else str(x)
 
 
-def rows_of(m: dict, report: str) -> list[dict]:
-    """benchmarks.json rows of one metrics.json: every scalar metric, headline and few-shot."""
+def rows_of(m: dict, report: str, skeleton: dict | None = None) -> list[dict]:
+    """benchmarks.json rows of one metrics.json: every scalar metric, headline and few-shot, the method's
+    diagnostics and, where the report has a skeleton_recovery.json beside it, its precision and recall."""
     meta = {k: m.get(k) for k in META}
     meta["normalisation"] = (m.get("normalisation") or "").partition(":")[0]
     out = []
@@ -99,7 +101,10 @@ def rows_of(m: dict, report: str) -> list[dict]:
         for metric, value in fit["metrics"].items():
             out.append({**meta, "metric": metric, "value": value, "fit_images": fit.get("fit_images"),
                         "n_fit": fit.get("n_fit", "all"), "few_shot": i > 0, "report": report})
-    for name, value in (m.get("diagnostics") or {}).items():  # the method's own checks (not percent of a normaliser)
+    diagnostics = dict(m.get("diagnostics") or {})  # the method's own checks (not percent of a normaliser)
+    if skeleton:  # a learned graph against the data's skeleton (`eval.graph`), in percent
+        diagnostics.update({f"skeleton_{k}": 100 * skeleton[k] for k in ("precision", "recall")})
+    for name, value in diagnostics.items():
         out.append({**meta, "metric": DIAG + name, "value": value, "fit_images": m.get("fit_images"),
                     "n_fit": m.get("n_fit", "all"), "few_shot": False, "report": report})
     return out
@@ -112,7 +117,8 @@ def collect(reports_dir: str | Path = "reports") -> list[dict]:
     for p in sorted(reports_dir.glob("*/metrics.json")):
         try:
             m = json.loads(p.read_text())
-            rows += rows_of(m, p.parent.name)
+            sk = p.parent / "skeleton_recovery.json"
+            rows += rows_of(m, p.parent.name, json.loads(sk.read_text()) if sk.exists() else None)
         except (ValueError, KeyError, TypeError) as e:
             print(f"collect: skipping {p} ({type(e).__name__}: {e})")
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -143,7 +149,10 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              "same normaliser; kp. spread = backward error of predicting the mean keypoints). All numbers "
              "in percent. Floors: mean shape of the fit set, and an untrained (seeded) model. Diagnostics: a "
              "method's own checks on the first test batch (AutoLink `edge_gain`: % by which its reconstruction "
-             "loss rises when the decoder is given another image's keypoints; near 0 = the edge map is ignored).", ""]
+             "loss rises when the decoder is given another image's keypoints; near 0 = the edge map is ignored; "
+             "`skeleton_precision` / `skeleton_recall`: % of the learned graph's strongest K - 1 edges that link "
+             "adjacent joints / % of the skeleton's edges they recover, keypoints mapped to joints by regression, "
+             "from the report's skeleton_recovery.json).", ""]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)

@@ -28,12 +28,16 @@ def test_collect_writes_json_rows_and_markdown(tmp_path):
     _fake(tmp_path, "autolink_k10_lspet-64", dataset="lspet", K=10, resolution=64, normalisation="bbox",
           metrics={"pck@0.2": 50.0, "pck@0.1": 20.0, "nme": 18.0, "backward_nme": 8.0, "keypoint_spread": 9.0},
           few_shot=[])
+    (tmp_path / "autolink_k10_lspet-64" / "skeleton_recovery.json").write_text(
+        json.dumps({"precision": 0.5, "recall": 0.25, "edges": [[0, 1]], "keypoint_joints": [0, 1]}))
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "graphs.png").write_bytes(b"")
     rows = collect(tmp_path)
     assert rows == json.loads((tmp_path / "benchmarks.json").read_text())
     assert all(KEYS <= set(r) for r in rows)
-    assert len(rows) == 3 + 3 + 1 + 1 + 5
+    assert len(rows) == 3 + 3 + 1 + 1 + 5 + 2
+    lspet = {r["metric"]: r["value"] for r in rows if r["dataset"] == "lspet"}
+    assert lspet["diag:skeleton_precision"] == 50.0 and lspet["diag:skeleton_recall"] == 25.0
     mtfl = {(r["method"], r["metric"], r["fit_images"]): r["value"] for r in rows if r["dataset"] == "mtfl"}
     assert mtfl[("autolink", "nme", 3000)] == 7.5 and mtfl[("autolink", "nme", 30)] == 11.0
     assert mtfl[("mean-shape", "nme", 3000)] == 15.0 and mtfl[("autolink", "diag:edge_gain", 3000)] == 3.25
@@ -42,7 +46,8 @@ def test_collect_writes_json_rows_and_markdown(tmp_path):
     assert "## mtfl (val)" in md and "## lspet (val)" in md and "NME % IOD" in md and "PCK@0.2 %" in md
     assert "mean-shape (floor)" in md and "20.0 min" in md and "![graphs](figures/graphs.png)" in md
     assert "| autolink | 8 | 7.50 (3000) | 11.00 (30) |" in md
-    assert "| 900 | edge_gain 3.25 | cpu |" in md and "| 900 | - | cpu |" in md  # lspet: no diagnostics
+    assert "| 900 | edge_gain 3.25 | cpu |" in md and "| 900 | - | cpu |" in md  # the floor: no diagnostics
+    assert "| 900 | skeleton_precision 50.00, skeleton_recall 25.00 | cpu |" in md
 
 
 def test_report_names_and_checkpoint_resolution(tmp_path):
