@@ -3,7 +3,8 @@
 For every pair (i, j), i < j, each pixel gets `exp(-d^2 / thick)` where d is its distance to the
 segment [p_i, p_j] (projection clamped to the ends), scaled by the pair's weight w_ij; the map is
 the max over all pairs. Vectorised over pairs and pixels; the max is taken in log space,
-`exp(-min_ij(d^2 / thick - log w_ij))`, so there is one exp per pixel, not one per pair and pixel.
+`exp(-min_ij(d^2 / thick - log w_ij))`, so there is one exp per pixel, not one per pair and pixel,
+and autograd sees only each pixel's winning pair.
 """
 from __future__ import annotations
 
@@ -19,19 +20,22 @@ def pair_index(k: int, device=None) -> tuple[Tensor, Tensor]:
     return i, j
 
 
-def segment_distance2(points: Tensor, a: Tensor, b: Tensor) -> Tensor:
-    """Squared distance from points to segments (projection clamped to the segment ends).
-
-    points `(P, 2)`, a and b `(B, E, 2)` -> `(B, E, P)`. Written per coordinate so that no
-    `(B, E, P, 2)` tensor is materialised.
-    """
-    px, py = points[:, 0], points[:, 1]  # (P,)
-    ax, ay = a[..., 0:1], a[..., 1:2]  # (B, E, 1)
-    abx, aby = b[..., 0:1] - ax, b[..., 1:2] - ay
-    apx, apy = px - ax, py - ay  # (B, E, P)
+def _segment_distance2(px: Tensor, py: Tensor, ax: Tensor, ay: Tensor, bx: Tensor, by: Tensor) -> Tensor:
+    """Squared distance from (px, py) to the segment [(ax, ay), (bx, by)], projection clamped to the
+    ends; all arguments broadcast, coordinate by coordinate (no trailing axis of 2 is materialised)."""
+    abx, aby = bx - ax, by - ay
+    apx, apy = px - ax, py - ay
     t = ((apx * abx + apy * aby) / (abx * abx + aby * aby).clamp_min(1e-8)).clamp(0.0, 1.0)
     dx, dy = apx - t * abx, apy - t * aby
     return dx * dx + dy * dy
+
+
+def segment_distance2(points: Tensor, a: Tensor, b: Tensor) -> Tensor:
+    """Squared distance from points to segments (projection clamped to the segment ends).
+
+    points `(P, 2)`, a and b `(B, E, 2)` -> `(B, E, P)`.
+    """
+    return _segment_distance2(points[:, 0], points[:, 1], a[..., 0:1], a[..., 1:2], b[..., 0:1], b[..., 1:2])
 
 
 def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: float) -> Tensor:
@@ -44,7 +48,14 @@ def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: fl
     b, k, _ = kp.shape
     i, j = pair_index(k, kp.device)
     pts = grid(h, w, device=kp.device, dtype=kp.dtype).reshape(-1, 2)  # (HW, 2)
-    d2 = segment_distance2(pts, kp[:, i], kp[:, j])  # (B, E, HW)
     wts = weights if weights.dim() == 2 else weights[None]  # (B or 1, E)
-    score = d2 / thick - torch.log(wts.clamp_min(1e-30))[..., None]  # (B, E, HW): -log of each line's value
-    return torch.exp(-score.amin(dim=1)).reshape(b, 1, h, w)
+    logw = torch.log(wts.clamp_min(1e-30))  # (B or 1, E)
+    # The max over pairs takes one segment per pixel, and only that one gets a gradient: find it among
+    # all (B, E, HW) without autograd, then draw just the winners, (B, HW), with it (half the time).
+    with torch.no_grad():
+        win = (segment_distance2(pts, kp[:, i], kp[:, j]) / thick - logw[..., None]).argmin(1)  # (B, HW)
+    a = kp[:, i].gather(1, win[..., None].expand(-1, -1, 2))  # (B, HW, 2): each pixel's segment
+    c = kp[:, j].gather(1, win[..., None].expand(-1, -1, 2))
+    d2 = _segment_distance2(pts[:, 0], pts[:, 1], a[..., 0], a[..., 1], c[..., 0], c[..., 1])  # (B, HW)
+    score = d2 / thick - logw.expand(b, -1).gather(1, win)  # (B, HW): -log of the winning line's value
+    return torch.exp(-score).reshape(b, 1, h, w)
