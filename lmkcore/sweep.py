@@ -50,6 +50,7 @@ CHOICES = {
     # ... with the equivariance crops also bent by a thin-plate spline (keypoints follow local content)
     "cpu-tps-0.08": dict(CPU_MTFL, tps=0.08),  # the cpu profile: what the bench trains
     "cpu-tps-0.12": dict(CPU_MTFL, tps=0.12),  # ... bent half as much again: do stronger bends help further?
+    "cpu-tps-0.08-equiv-100": dict(CPU_MTFL, tps=0.08, equiv=100.0),  # ... with the equivariance term weighted twice as much
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
     "cpu-tps-0.08-bf16": dict(CPU_MTFL, tps=0.08),
 }
