@@ -3,6 +3,7 @@
 figures (`figures`)."""
 from .metrics import cumulative_curve, masked_mean, normaliser, parse_normalisation, pck, point_errors, summarise
 from .inputs import Annotations, annotations, check_keypoints, discover
+from .graph import keypoint_joints, skeleton_recovery
 from .protocol import (evaluate, evaluate_checkpoint, evaluate_predictions, mean_shape_floor, open_test_set, score,
                        untrained_floor)
 from .regression import LinearFit, cross_validate, few_shot_indices, fit_linear, predict, resolve_n_fit
@@ -10,4 +11,5 @@ from .regression import LinearFit, cross_validate, few_shot_indices, fit_linear,
 __all__ = ["Annotations", "LinearFit", "annotations", "check_keypoints", "cross_validate", "cumulative_curve",
            "discover", "evaluate", "evaluate_checkpoint", "evaluate_predictions", "few_shot_indices", "fit_linear",
            "masked_mean", "mean_shape_floor", "normaliser", "open_test_set", "parse_normalisation", "pck",
-           "point_errors", "predict", "resolve_n_fit", "score", "summarise", "untrained_floor"]
+           "point_errors", "predict", "resolve_n_fit", "score", "keypoint_joints", "skeleton_recovery", "summarise",
+           "untrained_floor"]

@@ -3,6 +3,7 @@
 Each discovered keypoint is mapped to the annotated joint it follows by regression (the joint
 whose position alone best predicts the keypoint through an affine least-squares map);
 the graph's strongest K - 1 edges then become joint pairs and are compared with the skeleton.
+`eval.protocol.evaluate` runs it for every method with a `graph()` on data with a skeleton.
 """
 from __future__ import annotations
 
@@ -10,8 +11,7 @@ import torch
 from torch import Tensor
 
 from ..ops.coords import norm_to_unit
-from .inputs import Annotations, annotations, discover
-from .regression import few_shot_indices
+from .inputs import Annotations
 
 
 def keypoint_joints(fit_kp: Tensor, fit: Annotations) -> Tensor:
@@ -45,12 +45,4 @@ def skeleton_recovery(graph: Tensor, joints: Tensor, skeleton, n_edges: int | No
             "edges": [sorted(m) for m in mapped], "keypoint_joints": joints.tolist()}
 
 
-def evaluate_graph(method, fit_data, n_fit: int | None = 1000, seed: int = 0, device: str = "cpu") -> dict:
-    """Skeleton recovery of a method with a `graph()` on annotated data with a skeleton."""
-    idx = few_shot_indices(len(fit_data), n_fit, seed)
-    kp, ann = discover(method, fit_data, idx, device=device)
-    joints = keypoint_joints(kp, ann)
-    return skeleton_recovery(method.graph().detach().cpu(), joints, fit_data.info.skeleton)
-
-
-__all__ = ["keypoint_joints", "skeleton_recovery", "evaluate_graph", "annotations"]
+__all__ = ["keypoint_joints", "skeleton_recovery"]

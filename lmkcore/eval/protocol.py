@@ -10,6 +10,9 @@
    move also score low: `keypoint_spread` (error of predicting the fit-set mean keypoints) is
    reported beside it.
 4. Metrics chosen by the data's normalisation attribute (`metrics`), reported in percent.
+5. For a method with a learned graph on data with a skeleton (AutoLink on figures, people): how many
+   skeleton edges its strongest K - 1 edges recover (`eval.graph`), keypoints mapped to joints on
+   `GRAPH_FIT` fit images.
 Floors measured by the same code: `mean_shape_floor` and `untrained_floor`.
 """
 from __future__ import annotations
@@ -22,12 +25,14 @@ import torch
 from torch import Tensor
 
 from ..ops.coords import norm_to_unit, unit_to_norm
+from .graph import keypoint_joints, skeleton_recovery
 from .inputs import Annotations, annotations, check_keypoints, discover
 from .metrics import normaliser, pck_thresholds, point_errors, summarise
 from .regression import few_shot_indices, fit_linear
 
 THRESHOLDS = torch.linspace(0.0, 0.5, 101, dtype=torch.float64)  # cumulative curves, fractions
 N_EXAMPLES = 8  # test images whose predictions are kept for figures
+GRAPH_FIT = 1000  # fit images (drawn by the seed) on which keypoints are mapped to joints for the skeleton check
 
 
 def _pct(x):
@@ -114,11 +119,17 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     Returns a JSON-ready dict (percent): metrics {nme, pck@0.2 / pck@0.1 for "bbox" data,
     backward_nme, keypoint_spread}, diagnostics (the method's own, on the first test batch),
     per_landmark, per_keypoint_backward, curves {thresholds, forward, backward}, per_image, ridge
-    (chosen + CV errors), examples (a few test predictions), fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...].
+    (chosen + CV errors), examples (a few test predictions), fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...];
+    skeleton (`eval.graph.skeleton_recovery`: precision, recall, edges, keypoint_joints) for a method
+    with a `graph()` on data with a skeleton.
     """
     n_total = len(fit_data)
     sizes = [n_fit] + [s for s in few_shot]
     subsets = {str(s): few_shot_indices(n_total, s, seed) for s in sizes}
+    skeleton = getattr(getattr(fit_data, "info", None), "skeleton", None)
+    graph = getattr(method_or_keypoints, "graph", None) if skeleton else None
+    if graph is not None:
+        subsets["graph"] = few_shot_indices(n_total, min(GRAPH_FIT, n_total), seed)
     union = torch.unique(torch.cat(list(subsets.values())))  # sorted item positions
     test_idx = torch.arange(min(max_test or len(test_data), len(test_data)))
     if isinstance(method_or_keypoints, (tuple, list)):
@@ -146,6 +157,10 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
                   folds=folds)
         result["few_shot"].append({"n_fit": str(s or "all"), "fit_images": r["fit_images"], "metrics": r["metrics"],
                                    "per_landmark": r["per_landmark"], "ridge": r["ridge"]})
+    if graph is not None:
+        g = pos["graph"]
+        result["skeleton"] = skeleton_recovery(graph().detach().cpu(), keypoint_joints(fit_kp[g], fit_ann.subset(g)),
+                                               skeleton)
     return result
 
 

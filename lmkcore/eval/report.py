@@ -16,6 +16,7 @@ import math
 from pathlib import Path
 
 from ..checkpoint import resolve_checkpoints as shared_resolve
+from .protocol import GRAPH_FIT
 
 GENERATOR = "python -m lmkcore.bench (or lmkcore.eval.report.collect('reports'))"
 META = ("method", "kind", "dataset", "split", "K", "normalisation", "resolution", "steps", "wall_s",
@@ -91,9 +92,9 @@ def _plain(x):
     return x.item() if hasattr(x, "item") else str(x)
 
 
-def rows_of(m: dict, report: str, skeleton: dict | None = None) -> list[dict]:
+def rows_of(m: dict, report: str) -> list[dict]:
     """benchmarks.json rows of one metrics.json: every scalar metric, headline and few-shot, the method's
-    diagnostics and, where the report has a skeleton_recovery.json beside it, its precision and recall."""
+    diagnostics and, where it has a skeleton check, its precision and recall."""
     meta = {k: m.get(k) for k in META}
     meta["normalisation"] = (m.get("normalisation") or "").partition(":")[0]
     out = []
@@ -102,8 +103,8 @@ def rows_of(m: dict, report: str, skeleton: dict | None = None) -> list[dict]:
             out.append({**meta, "metric": metric, "value": value, "fit_images": fit.get("fit_images"),
                         "n_fit": fit.get("n_fit", "all"), "few_shot": i > 0, "report": report})
     diagnostics = dict(m.get("diagnostics") or {})  # the method's own checks (not percent of a normaliser)
-    if skeleton:  # a learned graph against the data's skeleton (`eval.graph`), in percent
-        diagnostics.update({f"skeleton_{k}": 100 * skeleton[k] for k in ("precision", "recall")})
+    if m.get("skeleton"):  # a learned graph against the data's skeleton (`eval.graph`), in percent
+        diagnostics.update({f"skeleton_{k}": 100 * m["skeleton"][k] for k in ("precision", "recall")})
     for name, value in diagnostics.items():
         out.append({**meta, "metric": DIAG + name, "value": value, "fit_images": m.get("fit_images"),
                     "n_fit": m.get("n_fit", "all"), "few_shot": False, "report": report})
@@ -116,9 +117,7 @@ def collect(reports_dir: str | Path = "reports") -> list[dict]:
     rows = []
     for p in sorted(reports_dir.glob("*/metrics.json")):
         try:
-            m = json.loads(p.read_text())
-            sk = p.parent / "skeleton_recovery.json"
-            rows += rows_of(m, p.parent.name, json.loads(sk.read_text()) if sk.exists() else None)
+            rows += rows_of(json.loads(p.read_text()), p.parent.name)
         except (ValueError, KeyError, TypeError) as e:
             print(f"collect: skipping {p} ({type(e).__name__}: {e})")
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +151,7 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              "loss rises when the decoder is given another image's keypoints; near 0 = the edge map is ignored; "
              "`skeleton_precision` / `skeleton_recall`: % of the learned graph's strongest K - 1 edges that link "
              "adjacent joints / % of the skeleton's edges they recover, keypoints mapped to joints by regression, "
-             "from the report's skeleton_recovery.json).", ""]
+             f"on {GRAPH_FIT:,} fit images; metrics.json `skeleton`).", ""]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)

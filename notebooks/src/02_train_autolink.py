@@ -110,16 +110,11 @@ if evaluate:
 
 # %% [markdown]
 # ## Does the learned graph recover the ground-truth skeleton?
-# Keypoints are mapped to the joints they follow (by regression); the strongest K-1 edges
-# are compared with the skeleton: precision = share of those edges that link adjacent joints.
+# The evaluation maps keypoints to the joints they follow (by regression) and compares the strongest
+# K-1 edges with the skeleton: precision = share of those edges that link adjacent joints, recall =
+# share of the skeleton's edges they recover (metrics.json `skeleton`).
 
 # %%
-if evaluate and val_data.info.skeleton:
-    import json
-
-    from lmkcore.eval.graph import evaluate_graph
-
-    fit_data = open_dataset(data, split="fit", resolution=resolution)
-    recovery = evaluate_graph(method, fit_data)
-    (figs / "skeleton_recovery.json").write_text(json.dumps(recovery, indent=2))
-    print(f"precision {recovery['precision']:.2f}, recall {recovery['recall']:.2f}: {recovery['edges']}")
+if evaluate and "skeleton" in metrics:
+    sk = metrics["skeleton"]
+    print(f"precision {sk['precision']:.2f}, recall {sk['recall']:.2f}: {sk['edges']}")

@@ -70,7 +70,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert {("autolink", "trained"), ("autolink", "untrained"), ("mean-shape", "floor")} <= kinds
     trained = [r for r in rows if r["kind"] == "trained" and not r["few_shot"]]
     assert {r["metric"] for r in trained} == {"nme", "pck@0.2", "pck@0.1", "backward_nme", "keypoint_spread",
-                                              "diag:edge_gain"}
+                                              "diag:edge_gain", "diag:skeleton_precision", "diag:skeleton_recall"}
     assert all(r["profile"] == "smoke" and r["steps"] == 3 and r["wall_s"] is not None for r in trained)
     run = tmp_path / "reports" / trained[0]["report"]
     assert {"metrics.json", "curves.png", "per_landmark.png", "predictions.png"} <= {p.name for p in run.iterdir()}

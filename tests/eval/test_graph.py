@@ -2,7 +2,8 @@ import torch
 
 from lmkcore.data import ProceduralFigures
 from lmkcore.data.procedural import SKELETON
-from lmkcore.eval.graph import evaluate_graph, keypoint_joints, skeleton_recovery
+from lmkcore.eval import evaluate
+from lmkcore.eval.graph import keypoint_joints, skeleton_recovery
 from lmkcore.eval.inputs import annotations
 
 
@@ -24,6 +25,14 @@ def test_keypoints_that_copy_joints_are_mapped_to_them_and_the_skeleton_is_recov
     assert skeleton_recovery(g, joints, SKELETON)["precision"] == 3 / 4
 
 
-def test_evaluate_graph_runs_on_a_method(tiny_autolink):
-    r = evaluate_graph(tiny_autolink, ProceduralFigures(64, 32, seed=1), n_fit=None)
-    assert 0 <= r["precision"] <= 1 and len(r["edges"]) == 3 and len(r["keypoint_joints"]) == 4
+def test_the_protocol_checks_a_learned_graph_against_the_skeleton(tiny_autolink):
+    """`evaluate` adds the skeleton check for a method with a graph on data with a skeleton, and only then."""
+    fit, test = ProceduralFigures(64, 32, seed=1), ProceduralFigures(16, 32, seed=2)
+    r = evaluate(tiny_autolink, fit, test)
+    sk = r["skeleton"]
+    assert 0 <= sk["precision"] <= 1 and 0 <= sk["recall"] <= 1
+    assert len(sk["edges"]) == 3 and len(sk["keypoint_joints"]) == 4  # K - 1 edges, a joint per keypoint
+    fit_kp, ann = tiny_autolink.keypoints(torch.stack([fit[i]["image"] for i in range(64)])), annotations(fit)
+    assert sk["keypoint_joints"] == keypoint_joints(fit_kp, ann).tolist()  # all 64 fit images (< GRAPH_FIT)
+    kp_only = evaluate((fit_kp, tiny_autolink.keypoints(torch.stack([test[i]["image"] for i in range(16)]))), fit, test)
+    assert "skeleton" not in kp_only  # keypoints alone have no graph

@@ -27,9 +27,7 @@ def test_collect_writes_json_rows_and_markdown(tmp_path):
           metrics={"nme": 15.0}, few_shot=[])
     _fake(tmp_path, "autolink_k10_lspet-64", dataset="lspet", K=10, resolution=64, normalisation="bbox",
           metrics={"pck@0.2": 50.0, "pck@0.1": 20.0, "nme": 18.0, "backward_nme": 8.0, "keypoint_spread": 9.0},
-          few_shot=[])
-    (tmp_path / "autolink_k10_lspet-64" / "skeleton_recovery.json").write_text(
-        json.dumps({"precision": 0.5, "recall": 0.25, "edges": [[0, 1]], "keypoint_joints": [0, 1]}))
+          few_shot=[], skeleton={"precision": 0.5, "recall": 0.25, "edges": [[0, 1]], "keypoint_joints": [0, 1]})
     (tmp_path / "figures").mkdir()
     (tmp_path / "figures" / "graphs.png").write_bytes(b"")
     rows = collect(tmp_path)
