@@ -38,6 +38,20 @@ def segment_distance2(points: Tensor, a: Tensor, b: Tensor) -> Tensor:
     return _segment_distance2(points[:, 0], points[:, 1], a[..., 0:1], a[..., 1:2], b[..., 0:1], b[..., 1:2])
 
 
+@torch.no_grad()
+def _winning_pairs(points: Tensor, a: Tensor, b: Tensor, logw: Tensor, thick: float) -> Tensor:
+    """Index `(B, P)` of the pair whose line is brightest at each point: argmin over E of
+    d^2 - thick * log w, d^2 expanded as |p - a|^2 + t (t |ab|^2 - 2 (p - a).ab) so that the (B, E, P)
+    products are two batched matmuls (no autograd: only the winners are drawn with it)."""
+    ab = b - a  # (B, E, 2)
+    l2 = (ab * ab).sum(-1, keepdim=True).clamp_min(1e-8)  # (B, E, 1)
+    pt = points.T.expand(a.shape[0], 2, -1)  # (B, 2, P)
+    s = torch.baddbmm(-(a * ab).sum(-1, keepdim=True), ab, pt)  # (p - a).ab  (B, E, P)
+    pa2 = torch.baddbmm((a * a).sum(-1, keepdim=True) + (points * points).sum(-1), a, pt, alpha=-2.0)  # |p - a|^2
+    t = (s / l2).clamp_(0.0, 1.0)  # projection onto the segment, clamped to its ends
+    return pa2.addcmul_(t, t * l2 - 2 * s).sub_(thick * logw[..., None]).argmin(1)
+
+
 def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: float) -> Tensor:
     """Render keypoints `(B, K, 2)` linked by pair weights into one channel `(B, 1, H, W)`.
 
@@ -51,9 +65,8 @@ def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: fl
     wts = weights if weights.dim() == 2 else weights[None]  # (B or 1, E)
     logw = torch.log(wts.clamp_min(1e-30))  # (B or 1, E)
     # The max over pairs takes one segment per pixel, and only that one gets a gradient: find it among
-    # all (B, E, HW) without autograd, then draw just the winners, (B, HW), with it (half the time).
-    with torch.no_grad():
-        win = (segment_distance2(pts, kp[:, i], kp[:, j]) / thick - logw[..., None]).argmin(1)  # (B, HW)
+    # all (B, E, HW) without autograd, then draw just the winners, (B, HW), with it.
+    win = _winning_pairs(pts, kp[:, i].detach(), kp[:, j].detach(), logw.detach(), thick)  # (B, HW)
     a = kp[:, i].gather(1, win[..., None].expand(-1, -1, 2))  # (B, HW, 2): each pixel's segment
     c = kp[:, j].gather(1, win[..., None].expand(-1, -1, 2))
     d2 = _segment_distance2(pts[:, 0], pts[:, 1], a[..., 0], a[..., 1], c[..., 0], c[..., 1])  # (B, HW)

@@ -60,3 +60,16 @@ def test_per_image_weights():
     kp = torch.tensor([[[-0.5, 0.0], [0.5, 0.0]]]).repeat(2, 1, 1)
     m = edge_map(kp, torch.tensor([[1.0], [0.25]]), 9, 1e-3)
     assert torch.isclose(m[0].max(), torch.tensor(1.0)) and torch.isclose(m[1].max(), torch.tensor(0.25))
+
+
+def test_winning_pairs_are_the_brightest_lines():
+    """The expanded, matmul form that picks each pixel's pair agrees with the direct distances."""
+    from lmkcore.ops.edges import _winning_pairs
+
+    torch.manual_seed(2)
+    kp = torch.rand(3, 6, 2, dtype=torch.double) * 2 - 1
+    logw = torch.log(torch.rand(1, 15, dtype=torch.double))
+    i, j = pair_index(6)
+    pts = grid(9, 8, dtype=torch.double).reshape(-1, 2)
+    direct = (segment_distance2(pts, kp[:, i], kp[:, j]) / 0.01 - logw[..., None]).argmin(1)
+    assert torch.equal(_winning_pairs(pts, kp[:, i], kp[:, j], logw, 0.01), direct)
