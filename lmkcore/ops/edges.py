@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .coords import grid
+from .coords import full_precision, grid
 
 
 def pair_index(k: int, device=None) -> tuple[Tensor, Tensor]:
@@ -42,7 +42,14 @@ def segment_distance2(points: Tensor, a: Tensor, b: Tensor) -> Tensor:
 def _winning_pairs(points: Tensor, a: Tensor, b: Tensor, logw: Tensor, thick: float) -> Tensor:
     """Index `(B, P)` of the pair whose line is brightest at each point: argmin over E of
     d^2 - thick * log w, d^2 expanded as |p - a|^2 + t (t |ab|^2 - 2 (p - a).ab) so that the (B, E, P)
-    products are two batched matmuls (no autograd: only the winners are drawn with it)."""
+    products are two batched matmuls (no autograd: only the winners are drawn with it). In fp32 even
+    under AMP: bf16 matmuls would lose the small distances to the expansion's cancellation."""
+    with torch.autocast(a.device.type, enabled=False):
+        points, a, b, logw = (full_precision(t) for t in (points, a, b, logw))
+        return _winning_pairs_fp32(points, a, b, logw, thick)
+
+
+def _winning_pairs_fp32(points: Tensor, a: Tensor, b: Tensor, logw: Tensor, thick: float) -> Tensor:
     ab = b - a  # (B, E, 2)
     l2 = (ab * ab).sum(-1, keepdim=True).clamp_min(1e-8)  # (B, E, 1)
     pt = points.T.expand(a.shape[0], 2, -1)  # (B, 2, P)

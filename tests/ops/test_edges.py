@@ -73,3 +73,11 @@ def test_winning_pairs_are_the_brightest_lines():
     pts = grid(9, 8, dtype=torch.double).reshape(-1, 2)
     direct = (segment_distance2(pts, kp[:, i], kp[:, j]) / 0.01 - logw[..., None]).argmin(1)
     assert torch.equal(_winning_pairs(pts, kp[:, i], kp[:, j], logw, 0.01), direct)
+
+
+def test_edge_map_is_fp32_under_autocast():
+    torch.manual_seed(3)
+    kp, w = torch.rand(2, 5, 2) * 1.6 - 0.8, torch.rand(10)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        amp = edge_map(kp, w, 16, 2.5e-3)
+    assert amp.dtype == torch.float32 and torch.equal(amp, edge_map(kp, w, 16, 2.5e-3))
