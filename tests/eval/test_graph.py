@@ -32,7 +32,9 @@ def test_the_protocol_checks_a_learned_graph_against_the_skeleton(tiny_autolink)
     sk = r["skeleton"]
     assert 0 <= sk["precision"] <= 1 and 0 <= sk["recall"] <= 1
     assert len(sk["edges"]) == 3 and len(sk["keypoint_joints"]) == 4  # K - 1 edges, a joint per keypoint
-    fit_kp, ann = tiny_autolink.keypoints(torch.stack([fit[i]["image"] for i in range(64)])), annotations(fit)
-    assert sk["keypoint_joints"] == keypoint_joints(fit_kp, ann).tolist()  # all 64 fit images (< GRAPH_FIT)
-    kp_only = evaluate((fit_kp, tiny_autolink.keypoints(torch.stack([test[i]["image"] for i in range(16)]))), fit, test)
+    with torch.no_grad():
+        fit_kp = tiny_autolink.keypoints(torch.stack([fit[i]["image"] for i in range(64)]))
+        test_kp = tiny_autolink.keypoints(torch.stack([test[i]["image"] for i in range(16)]))
+    assert sk["keypoint_joints"] == keypoint_joints(fit_kp, annotations(fit)).tolist()  # all 64 fit images (< GRAPH_FIT)
+    kp_only = evaluate((fit_kp, test_kp), fit, test)
     assert "skeleton" not in kp_only  # keypoints alone have no graph
