@@ -23,8 +23,8 @@ def _norm(c: int, kind: str) -> nn.Module:
 
 
 def _half(x: Tensor) -> Tensor:
-    """Bilinear halving (align_corners=False), written as the 2 x 2 mean it equals: its backward is several
-    times cheaper on the CPU than interpolate's at 80 px (tests/nets: the two agree)."""
+    """Bilinear halving (align_corners=False), written as the 2 x 2 mean it equals, whose backward is
+    cheaper on the CPU than interpolate's (tests/nets: the two agree)."""
     return F.avg_pool2d(x, 2)
 
 
@@ -34,8 +34,6 @@ def _conv_half(conv: nn.Conv2d, x: Tensor) -> Tensor:
     full-resolution intermediate, the same parameters and the same function (tests/nets)."""
     w = conv.weight  # (O, I, 3, 3)
     w4 = (F.pad(w, (0, 1, 0, 1)) + F.pad(w, (1, 0, 0, 1)) + F.pad(w, (0, 1, 1, 0)) + F.pad(w, (1, 0, 1, 0))) / 4
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
-        w4 = w4.contiguous(memory_format=torch.channels_last)
     return F.conv2d(x, w4, conv.bias, stride=2, padding=1)  # (B, O, H / 2, W / 2)
 
 
@@ -44,8 +42,8 @@ def _double(x: Tensor) -> Tensor:
 
 
 def _layout_of(x: Tensor, conv: nn.Conv2d) -> Tensor:
-    """`x` in `conv`'s memory format: a warped or concatenated input comes back NCHW, and oneDNN's NHWC
-    kernels fall back to a several times slower path when input and weights disagree."""
+    """`x` in `conv`'s memory format: a warped or concatenated input comes back NCHW, and oneDNN falls
+    back to a slower path when input and weights disagree."""
     if conv.weight.is_contiguous(memory_format=torch.channels_last) and not conv.weight.is_contiguous():
         return x.contiguous(memory_format=torch.channels_last)
     return x

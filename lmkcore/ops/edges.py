@@ -46,17 +46,13 @@ def _winning_pairs(points: Tensor, a: Tensor, b: Tensor, logw: Tensor, thick: fl
     under AMP: bf16 matmuls would lose the small distances to the expansion's cancellation."""
     with torch.autocast(a.device.type, enabled=False):
         points, a, b, logw = (full_precision(t) for t in (points, a, b, logw))
-        return _winning_pairs_fp32(points, a, b, logw, thick)
-
-
-def _winning_pairs_fp32(points: Tensor, a: Tensor, b: Tensor, logw: Tensor, thick: float) -> Tensor:
-    ab = b - a  # (B, E, 2)
-    l2 = (ab * ab).sum(-1, keepdim=True).clamp_min(1e-8)  # (B, E, 1)
-    pt = points.T.expand(a.shape[0], 2, -1)  # (B, 2, P)
-    s = torch.baddbmm(-(a * ab).sum(-1, keepdim=True), ab, pt)  # (p - a).ab  (B, E, P)
-    pa2 = torch.baddbmm((a * a).sum(-1, keepdim=True) + (points * points).sum(-1), a, pt, alpha=-2.0)  # |p - a|^2
-    t = (s / l2).clamp_(0.0, 1.0)  # projection onto the segment, clamped to its ends
-    return pa2.addcmul_(t, t * l2 - 2 * s).sub_(thick * logw[..., None]).argmin(1)
+        ab = b - a  # (B, E, 2)
+        l2 = (ab * ab).sum(-1, keepdim=True).clamp_min(1e-8)  # (B, E, 1)
+        pt = points.T.expand(a.shape[0], 2, -1)  # (B, 2, P)
+        s = torch.baddbmm(-(a * ab).sum(-1, keepdim=True), ab, pt)  # (p - a).ab  (B, E, P)
+        pa2 = torch.baddbmm((a * a).sum(-1, keepdim=True) + (points * points).sum(-1), a, pt, alpha=-2.0)  # |p - a|^2
+        t = (s / l2).clamp_(0.0, 1.0)  # projection onto the segment, clamped to its ends
+        return pa2.addcmul_(t, t * l2 - 2 * s).sub_(thick * logw[..., None]).argmin(1)
 
 
 def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: float) -> Tensor:
@@ -73,7 +69,7 @@ def edge_map(kp: Tensor, weights: Tensor, size: int | tuple[int, int], thick: fl
     logw = torch.log(wts.clamp_min(1e-30))  # (B or 1, E)
     # The max over pairs takes one segment per pixel, and only that one gets a gradient: find it among
     # all (B, E, HW) without autograd, then draw just the winners, (B, HW), with it.
-    win = _winning_pairs(pts, kp[:, i].detach(), kp[:, j].detach(), logw.detach(), thick)  # (B, HW)
+    win = _winning_pairs(pts, kp[:, i], kp[:, j], logw, thick)  # (B, HW)
     a = kp[:, i].gather(1, win[..., None].expand(-1, -1, 2))  # (B, HW, 2): each pixel's segment
     c = kp[:, j].gather(1, win[..., None].expand(-1, -1, 2))
     d2 = _segment_distance2(pts[:, 0], pts[:, 1], a[..., 0], a[..., 1], c[..., 0], c[..., 1])  # (B, HW)
