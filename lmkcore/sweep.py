@@ -51,6 +51,8 @@ CHOICES = {
     "cpu-tps-0.08": dict(CPU_MTFL, tps=0.08),  # the cpu profile: what the bench trains
     "cpu-tps-0.12": dict(CPU_MTFL, tps=0.12),  # ... bent half as much again: do stronger bends help further?
     "cpu-tps-0.08-equiv-100": dict(CPU_MTFL, tps=0.08, equiv=100.0),  # ... with the equivariance term weighted twice as much
+    # ... with the image masked in an 8 x 8 grid of blocks (5 px at 40 px): can the decoder still repaint without the edges?
+    "cpu-tps-0.08-block-8": dict(CPU_MTFL, tps=0.08, block=8),
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
     "cpu-tps-0.08-bf16": dict(CPU_MTFL, tps=0.08),
 }
