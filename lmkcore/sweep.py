@@ -53,6 +53,8 @@ CHOICES = {
     "cpu-tps-0.08-equiv-100": dict(CPU_MTFL, tps=0.08, equiv=100.0),  # ... with the equivariance term weighted twice as much
     # ... with the image masked in an 8 x 8 grid of blocks (5 px at 40 px): can the decoder still repaint without the edges?
     "cpu-tps-0.08-block-8": dict(CPU_MTFL, tps=0.08, block=8),
+    # ... with the second crop also recoloured (saturation, contrast, brightness, colour cast within 1 +- 0.3)
+    "cpu-tps-0.08-jitter-0.3": dict(CPU_MTFL, tps=0.08, jitter=0.3),
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
     "cpu-tps-0.08-bf16": dict(CPU_MTFL, tps=0.08),
 }

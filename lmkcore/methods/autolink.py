@@ -13,7 +13,8 @@ Compact-configuration additions (not in the paper, off by default and in the `pa
 `cpu` profile turns them on): at CPU budgets the decoder learns to repaint from the visible blocks
 alone before the edge map carries any information, so keypoints get no consistent signal. `equiv`
 ties them to image content (two border-free crops of one image must agree; `tps` also bends the
-crop by a thin-plate spline, so they must follow local content), `sep` keeps them from
+crop by a thin-plate spline, so they must follow local content; `jitter` recolours it, so they
+cannot follow colour or lighting), `sep` keeps them from
 collapsing onto one feature, `prior` starts them apart, `decode_scale` makes steps cheaper.
 """
 from __future__ import annotations
@@ -30,6 +31,7 @@ from ..ops import (
     edge_map,
     pair_index,
     random_affine,
+    random_colour,
     random_tps,
     reconstruction_loss,
     soft_argmax,
@@ -57,6 +59,7 @@ class AutoLinkConfig:
     prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps this wide at K spots (0: off, paper)
     equiv: float = 0.0  # >0: weight of an equivariance term between two random crops (0: off, paper)
     tps: float = 0.0  # >0: the crops are also bent by a thin-plate spline, control points moved this much (0: similarity)
+    jitter: float = 0.0  # >0: the second crop is also recoloured, factors within 1 +- this (0: same colours)
     sep: float = 0.0  # >0: weight of a separation term that keeps keypoints apart (0: off, paper)
     sep_sigma: float = 0.08  # its range, normalised units (Gaussian of the distance between two keypoints)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
@@ -184,15 +187,18 @@ class AutoLink(Method):
     def _equivariance(self, x: Tensor, kp: Tensor) -> tuple[Tensor, Tensor]:
         """Squared distance `(B, K)` between the keypoints `kp` of `x` and those of a warped crop of `x`,
         and which keypoints the crop shows. A rotated, zoomed crop (no border shown); with `tps`, also
-        bent by a thin-plate spline and compared in `x`'s frame (where the crop's keypoints came from)."""
+        bent by a thin-plate spline and compared in `x`'s frame (where the crop's keypoints came from);
+        with `jitter`, also recoloured."""
         if self.config.tps > 0:
             warp = random_tps(x.shape[0], shift=self.config.tps, device=x.device)
-            back = tps_points(warp, self.keypoints(warp_images_tps(x, warp)))  # (B, K, 2) in x's frame
+            view = random_colour(warp_images_tps(x, warp), self.config.jitter)
+            back = tps_points(warp, self.keypoints(view))  # (B, K, 2) in x's frame
             theta = warp["theta"]
             eq = (back - kp).pow(2).sum(-1)
         else:
             theta = random_affine(x.shape[0], device=x.device)  # (B, 2, 3)
-            eq = (self.keypoints(warp_images(x, theta)) - warp_points(kp, theta)).pow(2).sum(-1)  # in the crop's frame
+            view = random_colour(warp_images(x, theta), self.config.jitter)
+            eq = (self.keypoints(view) - warp_points(kp, theta)).pow(2).sum(-1)  # in the crop's frame
         inside = (warp_points(kp.detach(), theta).abs() < 0.95).all(-1)  # keypoints the crop can show
         return eq, inside
 

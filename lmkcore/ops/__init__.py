@@ -1,4 +1,5 @@
 """Tensor operations shared by every method: each written once, here."""
+from .colour import random_colour
 from .coords import full_precision, grid, norm_to_pixels, norm_to_unit, pixels_to_norm, unit_to_norm
 from .edges import edge_map, pair_index, segment_distance2
 from .heatmaps import gaussian_maps, soft_argmax, soft_argmax_cov, spatial_softmax
@@ -8,5 +9,5 @@ from .warp import random_affine, random_tps, tps_points, warp_images, warp_image
 
 __all__ = ["full_precision", "grid", "norm_to_pixels", "norm_to_unit", "pixels_to_norm", "unit_to_norm", "edge_map",
            "pair_index", "segment_distance2", "gaussian_maps", "soft_argmax", "soft_argmax_cov",
-           "spatial_softmax", "reconstruction_loss", "block_mask", "random_affine",
+           "spatial_softmax", "reconstruction_loss", "block_mask", "random_affine", "random_colour",
            "random_tps", "tps_points", "warp_images", "warp_images_tps", "warp_points"]

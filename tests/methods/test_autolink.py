@@ -78,6 +78,23 @@ def test_equivariance_is_zero_for_keypoints_that_follow_the_image(tiny_config, t
     assert eq_other[inside].sqrt().min() > 0.05
 
 
+def test_jitter_recolours_the_second_view_and_keeps_its_warp(tiny_config):
+    method = build("autolink", **{**tiny_config, "equiv": 1.0, "tps": 0.08, "jitter": 0.5})
+    seen, find = [], method.keypoints
+    method.keypoints = lambda x: (seen.append(x), find(x))[1]  # records the views the detector is given
+    x = torch.rand(2, 3, 32, 32)
+    kp = find(x)
+    for jitter in (0.5, 0.0):
+        method.config.jitter = jitter
+        torch.manual_seed(0)  # the same warp both times
+        method._equivariance(x, kp)
+    recoloured, plain = seen
+    assert (recoloured - plain).abs().mean() > 0.02
+    grey = lambda v: v - v.mean((1, 2, 3), keepdim=True)  # noqa: E731
+    corr = (grey(recoloured) * grey(plain)).sum() / (grey(recoloured).norm() * grey(plain).norm())
+    assert corr > 0.8  # the same warped content, only its colours changed
+
+
 def test_separation_term_penalises_keypoints_on_one_spot(tiny_config):
     x = {"image": torch.rand(2, 3, 32, 32)}
     together = build("autolink", **{**tiny_config, "sep": 1.0, "head_init": 0.0})  # every keypoint at the centre
