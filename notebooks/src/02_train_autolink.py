@@ -21,6 +21,7 @@ head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; 
 prior: float = 0.3  # width of a learned per-keypoint start map (cpu profile; 0 is off, the paper)
 equiv: float = 50.0  # weight of the equivariance term between two random crops (cpu profile; 0 is off, the paper)
 tps: float = 0.08  # >0: the crops are also bent by a thin-plate spline, control points moved this much (cpu profile; 0: similarity crops)
+jitter: float = 0.0  # >0: the second crop is also recoloured, factors within 1 +- this (0: same colours; off in the profiles)
 sep: float = 1.0  # weight of the keypoint separation term (cpu profile; 0 is off, the paper)
 sep_sigma: float = 0.08  # its range: Gaussian of the distance between two keypoints (normalised units)
 resolution: int = 64  # input size of the networks
