@@ -1,8 +1,9 @@
 """Random photometric changes of images (the colour half of a TPS + colour view pair).
 
 Keypoints that must agree between an image and a recoloured copy cannot lean on colour or
-lighting, only on shape: the pairing of the part-based disentangling paper (card section
-"building blocks"), used by AutoLink's compact configuration through `jitter`.
+lighting, only on shape: the colour half of the part-based disentangling paper's view pairs
+(card `lorenz_part_disentangling.md`), used by AutoLink's compact configuration through `jitter`
+(the AutoLink paper itself uses no colour jitter).
 """
 from __future__ import annotations
 
