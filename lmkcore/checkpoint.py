@@ -43,6 +43,12 @@ def load_method(path: str | os.PathLike, map_location="cpu"):
     return method
 
 
+def method_resolution(method, default: int = 64) -> int:
+    """The image size a method was trained on (its checkpoint's, else its config's `resolution`)."""
+    info = getattr(method, "checkpoint_info", None) or {}
+    return int(info.get("resolution") or getattr(method.config, "resolution", default) or default)
+
+
 def git_commit() -> str:
     """The workbook's current commit (with '+dirty' for uncommitted changes to anything but
     `reports/`, which runs write while others train), or 'unknown'."""

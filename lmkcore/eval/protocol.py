@@ -101,8 +101,19 @@ def score(fit_kp: Tensor, fit: Annotations, test_kp: Tensor, test: Annotations, 
     }
 
 
-def _device(device: str) -> str:
+def resolve_device(device: str) -> str:
+    """"auto": cuda if present, else cpu; anything else as given."""
     return ("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else device
+
+
+def data_skeleton(data) -> list | None:
+    """The skeleton (joint pairs) of a data set's source, or None."""
+    return getattr(getattr(data, "info", None), "skeleton", None)
+
+
+def graph_fit_indices(n_total: int, seed: int = 0) -> Tensor:
+    """The fit images (drawn by `seed`) on which keypoints are mapped to joints for the skeleton check."""
+    return few_shot_indices(n_total, min(GRAPH_FIT, n_total), seed)
 
 
 def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0, ridge="cv", *,
@@ -126,10 +137,10 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     n_total = len(fit_data)
     sizes = [n_fit] + [s for s in few_shot]
     subsets = {str(s): few_shot_indices(n_total, s, seed) for s in sizes}
-    skeleton = getattr(getattr(fit_data, "info", None), "skeleton", None)
+    skeleton = data_skeleton(fit_data)
     graph = getattr(method_or_keypoints, "graph", None) if skeleton else None
     if graph is not None:
-        subsets["graph"] = few_shot_indices(n_total, min(GRAPH_FIT, n_total), seed)
+        subsets["graph"] = graph_fit_indices(n_total, seed)
     union = torch.unique(torch.cat(list(subsets.values())))  # sorted item positions
     test_idx = torch.arange(min(max_test or len(test_data), len(test_data)))
     if isinstance(method_or_keypoints, (tuple, list)):
@@ -142,7 +153,7 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
         fit_ann, test_ann = annotations(fit_data, union), annotations(test_data, test_idx)
         diagnostics = {}
     else:
-        dev = _device(device)
+        dev = resolve_device(device)
         fit_kp, fit_ann = discover(method_or_keypoints, fit_data, union, batch_size=batch_size, device=dev)
         test_kp, test_ann = discover(method_or_keypoints, test_data, test_idx, batch_size=batch_size, device=dev)
         diagnostics = run_diagnostics(method_or_keypoints, test_data, test_idx[:batch_size], dev)
@@ -260,12 +271,12 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
     """
     import json
 
-    from ..checkpoint import git_commit, load_method
+    from ..checkpoint import git_commit, load_method, method_resolution
     from ..data import open_dataset
 
     method = load_method(path)
     info = method.checkpoint_info
-    res = int(info.get("resolution") or method.config.resolution)
+    res = method_resolution(method)
     fit = open_dataset(data, fit_split, resolution=res)
     test, split = open_test_set(data, test_split, test_data, res)
     r = evaluate(method, fit, test, **kwargs)

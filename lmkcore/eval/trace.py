@@ -5,53 +5,46 @@ joints and skeleton edges early and lose them, or never find them?
 
 Writes `report_dir/<run>/skeleton_trace.json`: for each `model_<step>.pt`, the joint each keypoint
 follows, the joints covered, and the precision / recall of the graph's strongest K - 1 edges,
-mapped to joints on the same `GRAPH_FIT` fit images as `eval.protocol.evaluate` uses.
+mapped to joints on the same fit images as `eval.protocol.evaluate` uses (`graph_fit_indices`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+from itertools import chain
 from pathlib import Path
 
 from .graph import keypoint_joints, skeleton_recovery
 from .inputs import discover
-from .protocol import GRAPH_FIT, _device
-from .regression import few_shot_indices
-
-
-def snapshots(run_dir: str | os.PathLike) -> list[Path]:
-    """A run's `model_<step>.pt` snapshots, by step."""
-    paths = sorted(Path(run_dir).glob("model_*.pt"))
-    if not paths:
-        raise FileNotFoundError(f"{run_dir}: no model_<step>.pt snapshots (the trainer writes one every ckpt_every steps)")
-    return paths
+from .protocol import data_skeleton, graph_fit_indices, resolve_device
 
 
 def skeleton_trace(run_dir: str | os.PathLike, data: str, fit_split: str = "fit", *, seed: int = 0,
                    batch_size: int = 64, device: str = "cpu") -> dict:
-    """{fit_images, snapshots}: one row per snapshot of `run_dir`, {step, checkpoint, joints_covered,
-    precision, recall, edges, keypoint_joints}."""
-    from ..checkpoint import load_method
+    """{fit_images, snapshots}: one row per snapshot of `run_dir` (`checkpoint.run_checkpoints`),
+    {step, checkpoint, joints_covered, precision, recall, edges, keypoint_joints}."""
+    from ..checkpoint import load_method, method_resolution, run_checkpoints
     from ..data import open_dataset
 
-    rows, fit, idx = [], None, None
-    for path in snapshots(run_dir):
-        method = load_method(path)
-        if not hasattr(method, "graph"):
-            raise ValueError(f"{path}: method {method.name!r} has no learned graph to check")
-        if fit is None:
-            res = int(method.checkpoint_info.get("resolution") or method.config.resolution)
-            fit = open_dataset(data, fit_split, resolution=res)
-            skeleton = getattr(getattr(fit, "info", None), "skeleton", None)
-            if not skeleton:
-                raise ValueError(f"data {data!r} (split {fit_split!r}) has no skeleton to compare the graph with")
-            idx = few_shot_indices(len(fit), min(GRAPH_FIT, len(fit)), seed)
-        kp, ann = discover(method, fit, idx, batch_size=batch_size, device=_device(device))
+    snaps = [c for c in run_checkpoints(run_dir) if c.step is not None]
+    if not snaps:
+        raise FileNotFoundError(f"{run_dir}: no model_<step>.pt snapshots (the trainer writes one every ckpt_every steps)")
+    methods = (load_method(c.path) for c in snaps)  # one in memory at a time
+    first = next(methods)
+    if not hasattr(first, "graph"):
+        raise ValueError(f"{snaps[0].path}: method {first.name!r} has no learned graph to check")
+    fit = open_dataset(data, fit_split, resolution=method_resolution(first))
+    skeleton = data_skeleton(fit)
+    if not skeleton:
+        raise ValueError(f"data {data!r} (split {fit_split!r}) has no skeleton to compare the graph with")
+    idx, dev = graph_fit_indices(len(fit), seed), resolve_device(device)
+    rows = []
+    for c, method in zip(snaps, chain([first], methods)):
+        kp, ann = discover(method, fit, idx, batch_size=batch_size, device=dev)
         joints = keypoint_joints(kp, ann)
         r = skeleton_recovery(method.graph().detach().cpu(), joints, skeleton)
-        rows.append({"step": method.checkpoint_info["step"], "checkpoint": path.name,
-                     "joints_covered": sorted(set(joints.tolist())), **r})
+        rows.append({"step": c.step, "checkpoint": c.path.name, "joints_covered": sorted(set(joints.tolist())), **r})
     return {"fit_images": len(idx), "snapshots": rows}
 
 

@@ -17,6 +17,7 @@ from torch.utils.data import Dataset
 from ..checkpoint import (  # noqa: F401  (re-exported)
     Checkpoint,
     find_checkpoints,
+    method_resolution,
     resolve_checkpoints,
     run_checkpoints,
     workbook_path,
@@ -100,12 +101,6 @@ def batch(dataset: Dataset, indices) -> dict:
         if all(k in it for it in items):
             out[k] = torch.stack([torch.as_tensor(it[k]) for it in items])
     return out
-
-
-def method_resolution(method: Method, default: int = 64) -> int:
-    """The image size a method was trained on (its checkpoint's, else its config's `resolution`)."""
-    info = getattr(method, "checkpoint_info", None) or {}
-    return int(info.get("resolution") or getattr(method.config, "resolution", default) or default)
 
 
 def untrained_label(method: Method) -> str:
