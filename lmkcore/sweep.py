@@ -1,7 +1,7 @@
 """Which AutoLink choices matter at CPU scale: one short run per named choice, same data, same
 budget, scored by the shared protocol.
 
-    python -m lmkcore.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--reports reports/autolink_choices]
+    python -m lmkcore.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--seed N] [--reports reports/autolink_choices]
 
 Each choice is a set of `AutoLinkConfig` overrides on top of the compact configuration (`CHOICES`
 below). Runs go to `runs/choices/`, reports to `--reports/<run>/metrics.json`, and the table to
@@ -63,19 +63,25 @@ TRAIN = {"cpu-tps-0.08-bf16": dict(cpu_amp=True)}  # name -> TrainConfig overrid
 
 def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, reports: Path, *,
                n_parts: int = 10, batch_size: int = 32, num_workers: int = 2, max_minutes: float = 0.0,
-               n_fit: int | None = None, max_test: int | None = None, **config_fields) -> dict:
-    """Train (or reuse) one choice's run and score it; `config_fields` apply under the choice."""
+               seed: int = 0, n_fit: int | None = None, max_test: int | None = None, **config_fields) -> dict:
+    """Train (or reuse) one choice's run and score it; `config_fields` apply under the choice.
+
+    `seed` (the trainer's: initialisation, batches, masks, crops) is part of the run's name and its
+    report's profile when it is not 0, so repeats of one choice sit side by side in the table.
+    """
     config = AutoLinkConfig(**{"n_parts": n_parts, **config_fields, **CHOICES[name]})
     method = AutoLink(config)
-    run_name = method.run_name(dataset, config.resolution, steps) + f"_{name}"
+    tag = name + (f"_seed{seed}" if seed else "")
+    run_name = method.run_name(dataset, config.resolution, steps) + f"_{tag}"
     run_dir = out_dir / run_name
     done = (run_dir / "summary.json").exists() and (run_dir / "last.pt").exists()
     if not done:
         train(method, open_dataset(data, "fit", resolution=config.resolution), TrainConfig(
             steps=steps, batch_size=batch_size, num_workers=num_workers, out_dir=str(out_dir), run_name=run_name,
             dataset=dataset, resume=(run_dir / "last.pt").exists(), max_minutes=max_minutes, progress=False,
-            **TRAIN.get(name, {})))
-    return evaluate_checkpoint(run_dir / "last.pt", data, "fit", "val", report_dir=reports, profile=f"sweep-{name}",
+            seed=seed, **TRAIN.get(name, {})))
+    return evaluate_checkpoint(run_dir / "last.pt", data, "fit", "val", report_dir=reports,
+                               profile=f"sweep-{tag.replace('_', '-')}",
                                n_fit=n_fit, max_test=max_test)
 
 
@@ -89,13 +95,15 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--max-minutes", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0, help="the trainer's seed (0: the profiles' seed)")
     p.add_argument("--runs", default="runs/choices")
     p.add_argument("--reports", default="reports/autolink_choices")
     a = p.parse_args(argv)
     reports = Path(a.reports)
     for name in a.choices.split(","):
         r = run_choice(name.strip(), a.data, a.dataset, a.steps, Path(a.runs), reports, n_parts=a.k,
-                       batch_size=a.batch_size, num_workers=a.num_workers, max_minutes=a.max_minutes)
+                       batch_size=a.batch_size, num_workers=a.num_workers, max_minutes=a.max_minutes,
+                       seed=a.seed)
         print(name, {k: round(v, 2) for k, v in r["metrics"].items()}, flush=True)
     collect(reports)
 

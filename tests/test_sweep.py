@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +19,16 @@ def test_two_choices_train_score_and_tabulate(tmp_path, tiny_config):
     assert {json.loads((tmp_path / "reports" / r["report"] / "metrics.json").read_text())["profile"]
             for r in rows} == {"sweep-compact", "sweep-paper-head"}
     assert "paper-head" in (tmp_path / "reports" / "benchmarks.md").read_text()
+
+
+@pytest.mark.slow
+def test_seed_names_a_separate_run(tmp_path, tiny_config):
+    tiny = {k: v for k, v in tiny_config.items() if k != "n_parts"}
+    runs, reports = tmp_path / "runs", tmp_path / "reports"
+    args = dict(n_parts=4, batch_size=4, num_workers=0, n_fit=40, max_test=20, **tiny)
+    a = run_choice("compact", "procedural", "procedural", 2, runs, reports, **args)
+    b = run_choice("compact", "procedural", "procedural", 2, runs, reports, seed=1, **args)
+    assert b["run"] == a["run"] + "_seed1"
+    assert json.loads((runs / b["run"] / "config.json").read_text())["train"]["seed"] == 1
+    assert json.loads((Path(b["report"]) / "metrics.json").read_text())["profile"] == "sweep-compact-seed1"
+    assert a["examples"]["keypoints"] != b["examples"]["keypoints"]  # another initialisation, other keypoints
