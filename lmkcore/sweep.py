@@ -95,7 +95,7 @@ def main(argv=None) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--max-minutes", type=float, default=0.0)
-    p.add_argument("--seed", type=int, default=0, help="the trainer's seed (0: the profiles' seed)")
+    p.add_argument("--seed", type=int, default=0, help="the trainer's seed (in the run name when not 0)")
     p.add_argument("--runs", default="runs/choices")
     p.add_argument("--reports", default="reports/autolink_choices")
     a = p.parse_args(argv)

@@ -45,4 +45,10 @@ def skeleton_recovery(graph: Tensor, joints: Tensor, skeleton, n_edges: int | No
             "edges": [sorted(m) for m in mapped], "keypoint_joints": joints.tolist()}
 
 
-__all__ = ["keypoint_joints", "skeleton_recovery"]
+def graph_skeleton(method, fit_kp: Tensor, fit: Annotations, skeleton) -> dict:
+    """The skeleton check of a method with a learned `graph()`: its keypoints `(N, K, 2)` on the fit
+    images mapped to joints (`keypoint_joints`), then its strongest edges scored (`skeleton_recovery`)."""
+    return skeleton_recovery(method.graph().detach().cpu(), keypoint_joints(fit_kp, fit), skeleton)
+
+
+__all__ = ["graph_skeleton", "keypoint_joints", "skeleton_recovery"]

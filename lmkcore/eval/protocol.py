@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from ..ops.coords import norm_to_unit, unit_to_norm
-from .graph import keypoint_joints, skeleton_recovery
+from .graph import graph_skeleton
 from .inputs import Annotations, annotations, check_keypoints, discover
 from .metrics import normaliser, pck_thresholds, point_errors, summarise
 from .regression import few_shot_indices, fit_linear
@@ -131,7 +131,7 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     backward_nme, keypoint_spread}, diagnostics (the method's own, on the first test batch),
     per_landmark, per_keypoint_backward, curves {thresholds, forward, backward}, per_image, ridge
     (chosen + CV errors), examples (a few test predictions), fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...];
-    skeleton (`eval.graph.skeleton_recovery`: precision, recall, edges, keypoint_joints) for a method
+    skeleton (`eval.graph.graph_skeleton`: precision, recall, edges, keypoint_joints) for a method
     with a `graph()` on data with a skeleton.
     """
     n_total = len(fit_data)
@@ -170,8 +170,7 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
                                    "per_landmark": r["per_landmark"], "ridge": r["ridge"]})
     if graph is not None:
         g = pos["graph"]
-        result["skeleton"] = skeleton_recovery(graph().detach().cpu(), keypoint_joints(fit_kp[g], fit_ann.subset(g)),
-                                               skeleton)
+        result["skeleton"] = graph_skeleton(method_or_keypoints, fit_kp[g], fit_ann.subset(g), skeleton)
     return result
 
 

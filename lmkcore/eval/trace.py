@@ -12,10 +12,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from itertools import chain
 from pathlib import Path
 
-from .graph import keypoint_joints, skeleton_recovery
+from .graph import graph_skeleton
 from .inputs import discover
 from .protocol import data_skeleton, graph_fit_indices, resolve_device
 
@@ -30,21 +29,21 @@ def skeleton_trace(run_dir: str | os.PathLike, data: str, fit_split: str = "fit"
     snaps = [c for c in run_checkpoints(run_dir) if c.step is not None]
     if not snaps:
         raise FileNotFoundError(f"{run_dir}: no model_<step>.pt snapshots (the trainer writes one every ckpt_every steps)")
-    methods = (load_method(c.path) for c in snaps)  # one in memory at a time
-    first = next(methods)
-    if not hasattr(first, "graph"):
-        raise ValueError(f"{snaps[0].path}: method {first.name!r} has no learned graph to check")
-    fit = open_dataset(data, fit_split, resolution=method_resolution(first))
-    skeleton = data_skeleton(fit)
-    if not skeleton:
-        raise ValueError(f"data {data!r} (split {fit_split!r}) has no skeleton to compare the graph with")
-    idx, dev = graph_fit_indices(len(fit), seed), resolve_device(device)
-    rows = []
-    for c, method in zip(snaps, chain([first], methods)):
+    rows, fit, dev = [], None, resolve_device(device)
+    for c in snaps:
+        method = load_method(c.path)  # one in memory at a time
+        if fit is None:  # the fit set at the run's resolution, opened once
+            if not hasattr(method, "graph"):
+                raise ValueError(f"{c.path}: method {method.name!r} has no learned graph to check")
+            fit = open_dataset(data, fit_split, resolution=method_resolution(method))
+            skeleton = data_skeleton(fit)
+            if not skeleton:
+                raise ValueError(f"data {data!r} (split {fit_split!r}) has no skeleton to compare the graph with")
+            idx = graph_fit_indices(len(fit), seed)
         kp, ann = discover(method, fit, idx, batch_size=batch_size, device=dev)
-        joints = keypoint_joints(kp, ann)
-        r = skeleton_recovery(method.graph().detach().cpu(), joints, skeleton)
-        rows.append({"step": c.step, "checkpoint": c.path.name, "joints_covered": sorted(set(joints.tolist())), **r})
+        r = graph_skeleton(method, kp, ann, skeleton)
+        rows.append({"step": c.step, "checkpoint": c.path.name, "joints_covered": sorted(set(r["keypoint_joints"])),
+                     **r})
     return {"fit_images": len(idx), "snapshots": rows}
 
 
