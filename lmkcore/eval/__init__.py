@@ -12,5 +12,5 @@ from .regression import LinearFit, cross_validate, few_shot_indices, fit_linear,
 __all__ = ["Annotations", "LinearFit", "annotations", "check_keypoints", "cross_validate", "cumulative_curve",
            "discover", "evaluate", "evaluate_checkpoint", "evaluate_predictions", "few_shot_indices", "fit_linear",
            "masked_mean", "mean_shape_floor", "normaliser", "open_test_set", "parse_normalisation", "pck",
-           "point_errors", "predict", "resolve_n_fit", "score", "graph_skeleton", "keypoint_joints", "skeleton_recovery", "summarise",
-           "untrained_floor"]
+           "point_errors", "predict", "resolve_n_fit", "score", "graph_skeleton", "keypoint_joints", "skeleton_recovery",
+           "summarise", "untrained_floor"]
