@@ -134,8 +134,8 @@ class Bench:
         if self.fresh or not (run_dir / "last.pt").exists() or not s.exists():
             return False
         s = json.loads(s.read_text())
-        return s.get("steps", 0) >= plan.steps or bool(plan.max_minutes and
-                                                        s.get("wall_s_total", 0) >= 60 * plan.max_minutes * 0.98)
+        return s.get("steps", 0) >= min(plan.steps, s.get("schedule_steps", plan.steps)) or bool(
+            plan.max_minutes and s.get("wall_s_total", 0) >= 60 * plan.max_minutes * 0.98)
 
     def check_same_config(self, run_dir: Path, config: dict) -> None:
         """A run directory from another configuration is neither reused nor resumed (run names

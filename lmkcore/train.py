@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import git_commit, load, save_atomic
 from .methods import Method
+from .methods.base import WarmupCosine
 
 
 @dataclass
@@ -49,7 +50,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC weights and images: faster convolutions on CUDA and on CPU (oneDNN)
     progress: bool = True  # tqdm bar
     tensorboard: bool = True
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0 = no limit
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time, a cosine schedule shortened to fit; 0 = no limit
 
 
 def _to_device(v, device: torch.device, channels_last: bool):
@@ -179,10 +180,13 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     writer = _tensorboard(run_dir) if cfg.tensorboard and rank == 0 else None
     bar = _progress(cfg, start, rank)
     method.train()
+    # a warm-up cosine ends where the wall-clock cap would cut it, so a capped run still anneals
+    horizons = [f for f in getattr(sched, "lr_lambdas", ()) if isinstance(f, WarmupCosine)]
+    end = min([cfg.steps] + [f.steps for f in horizons])
     t0, seen, step = time.time(), 0, start
     batches = iter(loader)
     try:
-        while step < cfg.steps:
+        while step < end:
             batch = {k: _to_device(v, device, cfg.channels_last) for k, v in next(batches).items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 loss, logs = model(batch)
@@ -198,7 +202,11 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                 sched.step()
             step += 1
             seen += batch["image"].shape[0] * world
-            if step % cfg.log_every == 0 or step == cfg.steps:
+            if cfg.max_minutes and horizons and (step - start) % 50 == 20:
+                end = fit_horizon(step, start, cfg.steps, time.time() - t0, 60 * cfg.max_minutes * 0.98)
+                for f in horizons:
+                    f.steps = end
+            if step % cfg.log_every == 0 or step == end:
                 h = {"step": step, "loss": value, **{k: float(v) for k, v in logs.items()},
                      "lr": opt.param_groups[0]["lr"], "time": time.time() - t0}
                 history.append(h)
@@ -213,7 +221,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                 bar.set_postfix(loss=f"{value:.4f}", refresh=False)
             if writer and cfg.image_every and step % cfg.image_every == 0:
                 _log_images(writer, method, batch["image"], step)
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+            if step % cfg.ckpt_every == 0 or step == end:
                 checkpoint(step)
             if cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes:
                 checkpoint(step)
@@ -222,7 +230,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
         if bar is not None:
             bar.close()
     wall = time.time() - t0
-    summary = {"steps": step, "steps_this_session": step - start, "wall_s": round(wall, 2),
+    summary = {"steps": step, "schedule_steps": end, "steps_this_session": step - start, "wall_s": round(wall, 2),
                "images_per_s": round(seen / max(wall, 1e-9), 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
                "device": str(device), "world_size": world, "batch_size": cfg.batch_size, "bf16": amp}
     if rank == 0:
@@ -237,6 +245,13 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
 
 
 # helpers
+
+def fit_horizon(step: int, start: int, steps: int, elapsed: float, budget: float) -> int:
+    """The step a schedule should end at so that it fits `budget` seconds of this session: `steps`, or
+    fewer at the rate so far (`step - start` steps in `elapsed` s), never before the next step."""
+    rate = (step - start) / max(elapsed, 1e-9)
+    return max(step + 1, min(steps, step + int((budget - elapsed) * rate)))
+
 
 def cpu_has_bf16() -> bool:
     """Whether oneDNN runs bf16 natively on this CPU (AVX512-BF16 / AMX); emulated bf16 is slower than fp32."""
@@ -291,6 +306,18 @@ def _progress(cfg: TrainConfig, start: int, rank: int):
     return tqdm(total=cfg.steps, initial=start, mininterval=2.0, desc="train")
 
 
+def parse_fields(config_class, items: list[str]) -> dict:
+    """Config fields given as `name=value` on a command line, each parsed as its field's type."""
+    names = {f.name for f in dataclasses.fields(config_class)}
+    conf = {}
+    for kv in items:
+        k, _, v = kv.partition("=")
+        if k not in names:
+            raise SystemExit(f"{config_class.__name__} has no field {k!r}; fields: {sorted(names)}")
+        conf[k] = json.loads(v) if v[:1] in "[{" or v in ("true", "false") else type(getattr(config_class(), k))(v)
+    return conf
+
+
 def main(argv=None) -> None:
     """Command line: method config fields as key=value after the flags."""
     from . import methods
@@ -306,14 +333,7 @@ def main(argv=None) -> None:
     p.add_argument("fields", nargs="*", help="method config as name=value")
     a = p.parse_args(argv)
     cls = methods.METHODS[a.method]
-    types = {f.name: f.type for f in dataclasses.fields(cls.config_class)}
-    conf = {}
-    for kv in a.fields:
-        k, _, v = kv.partition("=")
-        if k not in types:
-            raise SystemExit(f"{a.method} has no config field {k!r}; fields: {sorted(types)}")
-        conf[k] = json.loads(v) if v[:1] in "[{" or v in ("true", "false") else type(getattr(cls.config_class(), k))(v)
-    method = cls(cls.config_class(**conf))
+    method = cls(cls.config_class(**parse_fields(cls.config_class, a.fields)))
     data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
     result = train(method, data, cfg)

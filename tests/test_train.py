@@ -5,8 +5,8 @@ import torch
 
 from lmkcore.checkpoint import load, load_method
 from lmkcore.methods import build
-from lmkcore.train import StepSampler, TrainConfig, cpu_has_bf16, train
-
+from lmkcore.methods.base import WarmupCosine
+from lmkcore.train import StepSampler, TrainConfig, cpu_has_bf16, fit_horizon, train
 
 
 def _cfg(tmp_path, **kw):
@@ -23,6 +23,21 @@ def test_step_sampler_is_a_function_of_step():
     assert sorted(sum(first[:3], [])) == sorted(set(sum(first[:3], [])))  # no repeats within an epoch
     with pytest.raises(ValueError, match="smaller than one global batch"):
         StepSampler(2, 3, 0)
+
+
+def test_a_capped_schedule_ends_where_the_cap_would_cut_it():
+    """max_minutes shortens a warm-up cosine to the steps that fit at the rate so far; a resumed run keeps it."""
+    assert fit_horizon(step=20, start=0, steps=4500, elapsed=10.0, budget=100.0) == 200  # 2 steps/s, 90 s left
+    assert fit_horizon(step=120, start=100, steps=150, elapsed=1.0, budget=100.0) == 150  # fits: as configured
+    assert fit_horizon(step=20, start=0, steps=4500, elapsed=120.0, budget=100.0) == 21  # over budget: ends now
+    f = WarmupCosine(warm=2, steps=100)
+    sched = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0), f)
+    f.steps = 10
+    again = torch.optim.lr_scheduler.LambdaLR(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0),
+                                              WarmupCosine(warm=2, steps=100))
+    again.load_state_dict(sched.state_dict())
+    g = again.lr_lambdas[0]
+    assert g.steps == 10 and g(10) == pytest.approx(0.0, abs=1e-12) and g(5) == pytest.approx(0.5 + 0.5 * 0.0, abs=1e-9)
 
 
 def test_resume_continues_the_same_curve(tmp_path, procedural32, tiny_config):

@@ -14,10 +14,26 @@ Logs stay tensors: the trainer converts them only on logging steps (one device s
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+
+
+@dataclasses.dataclass
+class WarmupCosine:
+    """Learning-rate factor for `LambdaLR`: linear warm-up over `warm` steps, then a cosine to 0 at `steps`.
+
+    An object rather than a lambda so that `LambdaLR.state_dict` saves its horizon: the trainer shortens
+    `steps` to the steps that fit a wall-clock cap (`TrainConfig.max_minutes`) and a resumed run keeps it.
+    """
+
+    warm: int
+    steps: int
+
+    def __call__(self, s: int) -> float:
+        return min(1.0, (s + 1) / self.warm) * 0.5 * (1 + math.cos(math.pi * min(s, self.steps) / self.steps))
 
 
 class Method(nn.Module):
