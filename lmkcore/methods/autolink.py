@@ -43,7 +43,7 @@ from ..ops import (
 )
 from ..ops.coords import grid
 from . import register
-from .base import Method
+from .base import Method, WarmupCosine
 
 
 @dataclass
@@ -73,6 +73,7 @@ class AutoLinkConfig:
     norm: str = "batch"  # batch | group | instance
     # loss and optimisation (paper: vgg16, AdamW 1e-4, wd 1e-3, no schedule)
     loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19
+    ssim: float = 1.0  # weight of the pyramid loss's (1 - SSIM) term (0: Laplacian-pyramid and gradient L1 only)
     lr: float = 5e-4
     weight_decay: float = 1e-3
     schedule: str = "cosine"  # cosine (with warmup) | constant
@@ -120,7 +121,7 @@ class AutoLink(Method):
         # edge logits theta, w = softplus(sklr * theta): sklr acts as the graph's LR multiplier
         self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 + c.graph_init) / c.sklr)
         self.alpha = nn.Parameter(torch.ones(()))  # scales the masked image fed to the decoder
-        self.recon = reconstruction_loss(c.loss)
+        self.recon = reconstruction_loss(c.loss, **({"w_ssim": c.ssim} if c.loss == "pyramid" else {}))
 
     # 1. detector -> heatmaps -> keypoints
     def heatmaps(self, images: Tensor) -> Tensor:
@@ -146,9 +147,11 @@ class AutoLink(Method):
         return g + g.T
 
     # 3. edge map, 4. inpainting
-    def reconstruct(self, images: Tensor, kp: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Repaint `images` (B, 3, H, W) from the masked copy and the edge map; returns (recon, edges)."""
-        edges = edge_map(kp, self.edge_weights(), images.shape[-2:], self.config.thick)  # (B, 1, H, W)
+    def reconstruct(self, images: Tensor, kp: Tensor, mask: Tensor, weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Repaint `images` (B, 3, H, W) from the masked copy and the edge map of `kp` linked by the learned
+        graph (or by given pair `weights`, as `edge_map` takes them); returns (recon, edges)."""
+        weights = self.edge_weights() if weights is None else weights
+        edges = edge_map(kp, weights, images.shape[-2:], self.config.thick)  # (B, 1, H, W)
         masked = (images * 2.0 - 1.0) * mask  # hidden pixels become 0 (mid-grey)
         out = self.decoder(torch.cat([self.alpha * masked, edges], 1))  # (B, 3, H, W) in [-1, 1]
         return out * 0.5 + 0.5, edges
@@ -236,9 +239,7 @@ class AutoLink(Method):
                                  {"params": no_decay, "weight_decay": 0.0}], lr=c.lr)
         if c.schedule == "constant":
             return opt, None
-        warm = max(1, min(c.warmup, steps // 10))
-        lam = lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + torch.cos(torch.tensor(torch.pi * min(s, steps) / steps)).item())  # noqa: E731
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, lam)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(max(1, min(c.warmup, steps // 10)), steps))
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config

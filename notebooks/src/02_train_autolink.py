@@ -33,6 +33,7 @@ dec_depth: int = 3  # decoder levels (paper 4)
 decode_scale: float = 0.5  # edge map drawn and image repainted at resolution x this (cpu profile; 1 is the paper)
 norm: str = "batch"  # batch | group | instance normalisation in both networks (paper batch)
 loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19 (needs local weights)
+ssim: float = 1.0  # weight of the pyramid loss's (1 - SSIM) term (0: Laplacian-pyramid and gradient L1 only)
 lr: float = 1.5e-3  # AdamW learning rate (paper 1e-4)
 schedule: str = "cosine"  # cosine (with warm-up) | constant (paper)
 warmup: int = 100  # linear warm-up steps of the cosine schedule
