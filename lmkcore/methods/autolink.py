@@ -13,8 +13,8 @@ Compact-configuration additions (not in the paper, off by default and in the `pa
 `cpu` profile turns them on): at CPU budgets the decoder learns to repaint from the visible blocks
 alone before the edge map carries any information, so keypoints get no consistent signal. `equiv`
 ties them to image content (two border-free crops of one image must agree; `tps` also bends the
-crop by a thin-plate spline, so they must follow local content; `jitter`, off in every profile so
-far, recolours it, so they cannot follow colour or lighting), `sep` keeps them from
+crop by a thin-plate spline, so they must follow local content; `jitter`, on for MTFL in the `cpu`
+profile, recolours it, so they cannot follow colour or lighting), `sep` keeps them from
 collapsing onto one feature, `prior` starts them apart, `decode_scale` makes steps cheaper.
 """
 from __future__ import annotations
