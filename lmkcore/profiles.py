@@ -2,7 +2,7 @@
 
     smoke  procedural figures only, 32 px, tiny networks, a few steps: seconds (tests run it)
     cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
-           config: about 2 h 10 min on 2 CPU cores (the five train times in reports/benchmarks.md add up to 122.7 min)
+           config: 2 h 10 min to 2 h 30 min on 2 CPU cores (the MTFL runs are capped at 29 min each, LSPET at 25)
     paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
            constant, sklr 512, its initialisation and edge thickness, VGG-16 perceptual loss when its
            weights are in the torch cache (else pyramid)
