@@ -77,7 +77,7 @@ SMOKE = Profile(
 # with the networks at 80 px, the `cpu` row, makes them more precise; equivariance crops bent by a
 # thin-plate spline, the `cpu-tps-0.08` row: 9.13 against the `cpu` row's 11.09 % IOD at 1,800 steps).
 # MTFL also recolours one of the two crops (`jitter` 0.3: 7.56 and 7.65 % IOD at 4,500 steps, seeds 0
-# and 1, rows `cpu-tps-0.08-jitter-0.3`, against 8.01 % without it in the bench).
+# and 1, rows `cpu-tps-0.08-jitter-0.3`, against 8.01 % without it, the bench row in git at 85d34ca).
 # MTFL is stored, seen by the networks and scored at its native 80 px (repainted at 40 px); LSPET at
 # 64 px. MTFL: three runs (K = 10, the target, first) of up to 4,500 steps of 32, each capped
 # at 29 min (the "under 30 minutes"): 4,500 steps fit at 0.38 s per step or faster (2 cores,

@@ -55,8 +55,8 @@ CHOICES = {
     "cpu-tps-0.08-block-8": dict(CPU_MTFL, tps=0.08, block=8),
     # ... with the second crop also recoloured (saturation, contrast, brightness, colour cast within 1 +- 0.3)
     "cpu-tps-0.08-jitter-0.3": dict(CPU_MTFL, tps=0.08, jitter=0.3),
-    # ... and without the pyramid loss's SSIM term, which keeps the decoder from using the edge map
-    # (reports/autolink_oracle: with it, ground-truth edges repaint worse than none)
+    # ... and without the pyramid loss's SSIM term (reports/autolink_oracle: with it, a decoder trained on
+    # ground-truth edges repaints worse than with none and no better than with shuffled ones)
     "cpu-tps-0.08-jitter-0.3-ssim-0": dict(CPU_MTFL, tps=0.08, jitter=0.3, ssim=0.0),
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
     "cpu-tps-0.08-bf16": dict(CPU_MTFL, tps=0.08),

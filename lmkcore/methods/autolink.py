@@ -121,7 +121,7 @@ class AutoLink(Method):
         # edge logits theta, w = softplus(sklr * theta): sklr acts as the graph's LR multiplier
         self.theta = nn.Parameter((torch.randn(c.n_parts, c.n_parts) / 10 + c.graph_init) / c.sklr)
         self.alpha = nn.Parameter(torch.ones(()))  # scales the masked image fed to the decoder
-        self.recon = reconstruction_loss(c.loss, **({"w_ssim": c.ssim} if c.loss == "pyramid" else {}))
+        self.recon = reconstruction_loss(c.loss, ssim=c.ssim)
 
     # 1. detector -> heatmaps -> keypoints
     def heatmaps(self, images: Tensor) -> Tensor:

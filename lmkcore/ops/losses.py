@@ -124,10 +124,13 @@ def _cached_vgg_weights(arch: str) -> str:
     return path
 
 
-def reconstruction_loss(kind: str = "pyramid", **kwargs) -> nn.Module:
-    """Build a reconstruction loss by name: 'pyramid', 'l1', 'vgg16' or 'vgg19'."""
+def reconstruction_loss(kind: str = "pyramid", ssim: float = 1.0, **kwargs) -> nn.Module:
+    """Build a reconstruction loss by name: 'pyramid', 'l1', 'vgg16' or 'vgg19'; `ssim` weights the
+    pyramid loss's (1 - SSIM) term, which the other losses do not have."""
     if kind == "pyramid":
-        return PyramidLoss(**kwargs)
+        return PyramidLoss(w_ssim=ssim, **kwargs)
+    if ssim != 1.0:
+        raise ValueError(f"ssim={ssim} weights the pyramid loss's SSIM term; loss {kind!r} has none")
     if kind == "l1":
         return L1Loss()
     if kind in _TAPS:

@@ -38,3 +38,10 @@ def test_vgg_without_weights_says_so(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="pyramid"):
         reconstruction_loss("vgg16")
+
+
+def test_ssim_weight_belongs_to_the_pyramid_loss():
+    x, y = torch.rand(2, 3, 32, 32), torch.rand(2, 3, 32, 32)
+    assert reconstruction_loss("pyramid", ssim=0.0)(x, y) < reconstruction_loss("pyramid")(x, y)
+    with pytest.raises(ValueError, match="ssim"):
+        reconstruction_loss("l1", ssim=0.0)
