@@ -164,7 +164,7 @@ class Bench:
                 resume = (run_dir / "last.pt").exists() and not self.fresh
                 self.notebook("02_train_autolink", {
                     "data": data, "dataset": plan.name, "train_split": plan.train_split, **self.config(plan, k),
-                    "steps": plan.steps, "max_minutes": plan.max_minutes, **self.profile.train,
+                    "steps": plan.steps, "max_minutes": plan.max_minutes, **self.profile.train, **plan.train,
                     "out_dir": str(out_dir), "run_name": name, "resume": resume, "overwrite": not resume,
                     "evaluate": False, "report_dir": str(self.reports)}, f"02_train_autolink_{name}")
             if (run_dir / "last.pt").exists():
@@ -253,6 +253,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-root", default=None, help="folder holding mtfl/ and lspet/ (default: $LMK_DATA_ROOT "
                                                      "or ../shared/data)")
     p.add_argument("--only", default=None, help="run one data set of the profile (procedural, mtfl, lspet)")
+    p.add_argument("--ks", default="", help="comma-separated subset of the profile's K to run, e.g. 10 (default: all)")
     p.add_argument("--fresh", action="store_true", help="retrain runs that are already complete")
     p.add_argument("--device", default="auto", help="evaluation device: auto | cpu | cuda")
     p.add_argument("--steps", type=int, default=0, help="override the profile's steps per run (0: keep)")
@@ -268,6 +269,12 @@ def main(argv=None) -> int:
         profile = replace(profile, datasets=tuple(replace(
             d, steps=a.steps or d.steps, max_minutes=a.max_minutes if a.max_minutes >= 0 else d.max_minutes)
             for d in profile.datasets))
+    if a.ks:  # e.g. the target row alone; the other rows stay as they are in reports/
+        ks = tuple(int(k) for k in a.ks.split(","))
+        profile = replace(profile, datasets=tuple(replace(d, ks=tuple(k for k in d.ks if k in ks))
+                                                  for d in profile.datasets if set(d.ks) & set(ks)))
+        if not any(a.only in (None, d.name) for d in profile.datasets):
+            raise SystemExit(f"--ks {a.ks}: no such K in profile {a.profile!r} ({[(d.name, d.ks) for d in get(a.profile).datasets]})")
     bench = Bench(profile, data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
                   Path(a.runs).resolve(), Path(a.data_dir).resolve(), a.fresh, a.device,
                   dict(t.split("=", 1) for t in a.test_source))

@@ -33,6 +33,7 @@ class DataPlan:
     max_test: int = 0  # score only the first N test images (0 = all)
     model_resolution: int = 0  # network input size (0: the store's resolution); images are resized to it
     autolink: dict = field(default_factory=dict)  # AutoLink config fields of this data set's runs, over the profile's
+    train: dict = field(default_factory=dict)  # trainer fields of this data set's runs (e.g. cpu_amp), over the profile's
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
 CPU = Profile(
     "cpu",
     (DataPlan("mtfl", 80, ks=(10, 8, 4), steps=4500, max_minutes=29.0, source="mtfl", test_listing="testing.txt",
-              autolink=dict(jitter=0.3)),
+              autolink=dict(jitter=0.3), train=dict(cpu_amp=True)),
      DataPlan("lspet", 64, ks=(10, 16), steps=3200, max_minutes=25.0, source="lspet")),
     autolink=dict(schedule="cosine", loss="pyramid", **COMPACT_ADDITIONS),
     train=dict(batch_size=32, num_workers=2, seed=0),
