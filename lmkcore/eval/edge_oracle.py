@@ -77,7 +77,7 @@ def train_decoder(config: AutoLinkConfig, train: dict, test: dict, skeleton, var
             kp, weights = kp.roll(1, 0), weights.roll(1, 0)
         elif variant == "none":
             weights = torch.zeros_like(weights)
-        _, target = method._sizes(images)
+        _, target = method.inputs(images)
         mask = block_mask(target.shape[0], target.shape[-2:], config.block, config.missing, generator=gen)
         recon, _ = method.reconstruct(target, kp, mask, weights)
         return recon, target, mask, weights, kp

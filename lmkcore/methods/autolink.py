@@ -156,7 +156,7 @@ class AutoLink(Method):
         out = self.decoder(torch.cat([self.alpha * masked, edges], 1))  # (B, 3, H, W) in [-1, 1]
         return out * 0.5 + 0.5, edges
 
-    def _sizes(self, images: Tensor) -> tuple[Tensor, Tensor]:
+    def inputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The detector's input (`resolution`) and the repainting target (`resolution * decode_scale`)."""
         x = _resize(images, self.config.resolution)
         return x, _resize(x, round(self.config.resolution * self.config.decode_scale), antialias=True)
@@ -167,7 +167,7 @@ class AutoLink(Method):
         if self.config.flip and self.training:
             flip = torch.rand(images.shape[0], device=images.device) < 0.5
             images = torch.where(flip[:, None, None, None], images.flip(-1), images)
-        x, target = self._sizes(images)
+        x, target = self.inputs(images)
         mask = block_mask(target.shape[0], target.shape[-2:], self.config.block, self.config.missing,
                           device=target.device)
         kp = self.keypoints(x)  # (B, K, 2)
@@ -212,7 +212,7 @@ class AutoLink(Method):
                           device=target.device, generator=g)
 
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
-        x, target = self._sizes(images)
+        x, target = self.inputs(images)
         mask = self._fixed_mask(target)
         heat = self.heatmaps(x)
         recon, edges = self.reconstruct(target, soft_argmax(heat), mask)
@@ -223,7 +223,7 @@ class AutoLink(Method):
         """`edge_gain`: % by which the reconstruction loss rises when the decoder is given another image's
         keypoints (same masks). Near 0, the decoder repaints from the visible blocks alone and ignores the
         edge map, so the keypoints get no signal: the failure of short CPU runs (README)."""
-        x, target = self._sizes(images)
+        x, target = self.inputs(images)
         mask = self._fixed_mask(target)
         kp = self.keypoints(x)  # (B, K, 2)
         own = self.recon(self.reconstruct(target, kp, mask)[0], target)
