@@ -85,7 +85,7 @@ SMOKE = Profile(
 # 80 px); on a slower machine the trainer ends the cosine schedule where the cap will cut it
 # (`TrainConfig.max_minutes`), so a run anneals in fewer steps (the reports record the steps each run had).
 # MTFL trains with bf16 autocast where the CPU has it (`cpu_amp`; the keypoint read-out stays fp32):
-# more steps fit the cap on a slow machine (0.44-0.47 against 0.60-0.63 s per step in fp32, README).
+# more steps fit the cap on a slow machine (0.46-0.50 against 0.60-0.63 s per step in fp32, README).
 # LSPET: two runs of 3,200 steps (0.40–0.44 s per step at 64 px), capped at 25 min; + evaluation
 # (train times: reports/benchmarks.md).
 ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
