@@ -10,7 +10,8 @@ import papermill
 import pytest
 
 from lmkcore.bench import Bench
-from lmkcore.profiles import PROFILES, DataPlan, get
+from lmkcore.bench import main as bench_main
+from lmkcore.profiles import CPU, PROFILES, DataPlan, get
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_PARAMETERS = {"checkpoints", "runs_dir", "data", "fit_split", "test_split", "test_data", "n_fit",
@@ -113,3 +114,28 @@ def test_run_configs_spell_out_every_field(tmp_path):
                                          cpu.profile.plan("lspet")))
     cpu = _bench(tmp_path, own, REPO / "notebooks")
     assert cpu.config(own.plan("mtfl"), 4)["tps"] == 0.1 and cpu.config(own.plan("lspet"), 10)["tps"] == 0.08
+
+
+def test_ks_runs_only_the_named_k_and_rejects_others(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(Bench, "run", lambda self, only=None: seen.append([(d.name, d.ks) for d in self.profile.datasets]))
+    dirs = [f"--{n}={tmp_path / n}" for n in ("reports", "runs", "data-dir")]
+    assert bench_main(["--profile", "cpu", "--ks", "10", *dirs]) == 0
+    assert seen == [[("mtfl", (10,)), ("lspet", (10,))]]
+    assert bench_main(["--profile", "cpu", "--ks", "16,4", *dirs]) == 0
+    assert seen[-1] == [("mtfl", (4,)), ("lspet", (16,))]
+    with pytest.raises(SystemExit, match="no such K"):
+        bench_main(["--profile", "cpu", "--ks", "7", *dirs])
+    with pytest.raises(SystemExit, match="no such K"):  # LSPET has no K = 4
+        bench_main(["--profile", "cpu", "--only", "lspet", "--ks", "4", *dirs])
+
+
+def test_a_data_plans_trainer_fields_reach_notebook_02_for_that_data_set_only(tmp_path, monkeypatch):
+    b = Bench(CPU, tmp_path, runs=tmp_path / "runs", reports=tmp_path / "reports")
+    params = []
+    monkeypatch.setattr(b, "notebook", lambda stem, p, out: params.append(p))
+    b.train(CPU.plan("mtfl"), "mtfl.h5")
+    assert [p["n_parts"] for p in params] == list(CPU.plan("mtfl").ks)
+    assert all(p["cpu_amp"] is True and p["batch_size"] == CPU.train["batch_size"] for p in params)
+    b.train(CPU.plan("lspet"), "lspet.h5")
+    assert "cpu_amp" not in params[-1]
