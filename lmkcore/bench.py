@@ -270,7 +270,10 @@ def main(argv=None) -> int:
             d, steps=a.steps or d.steps, max_minutes=a.max_minutes if a.max_minutes >= 0 else d.max_minutes)
             for d in profile.datasets))
     if a.ks:  # e.g. the target row alone; the other rows stay as they are in reports/
-        ks = tuple(int(k) for k in a.ks.split(","))
+        try:
+            ks = tuple(int(k) for k in a.ks.split(","))
+        except ValueError:
+            raise SystemExit(f"--ks must be comma-separated integers (e.g. 10 or 8,4), got {a.ks!r}") from None
         profile = replace(profile, datasets=tuple(replace(d, ks=tuple(k for k in d.ks if k in ks))
                                                   for d in profile.datasets if set(d.ks) & set(ks)))
         if not any(a.only in (None, d.name) for d in profile.datasets):

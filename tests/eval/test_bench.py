@@ -126,6 +126,8 @@ def test_ks_runs_only_the_named_k_and_rejects_others(tmp_path, monkeypatch):
     assert seen[-1] == [("mtfl", (4,)), ("lspet", (16,))]
     with pytest.raises(SystemExit, match="no such K"):
         bench_main(["--profile", "cpu", "--ks", "7", *dirs])
+    with pytest.raises(SystemExit, match="comma-separated integers"):
+        bench_main(["--profile", "cpu", "--ks", "ten", *dirs])
     with pytest.raises(SystemExit, match="no such K"):  # LSPET has no K = 4
         bench_main(["--profile", "cpu", "--only", "lspet", "--ks", "4", *dirs])
 
