@@ -274,10 +274,13 @@ def main(argv=None) -> int:
             ks = tuple(int(k) for k in a.ks.split(","))
         except ValueError:
             raise SystemExit(f"--ks must be comma-separated integers (e.g. 10 or 8,4), got {a.ks!r}") from None
+        runs = [d for d in profile.datasets if a.only in (None, d.name)]
+        unknown = [k for k in ks if not any(k in d.ks for d in runs)]
+        if unknown:  # every K named must train somewhere: none is dropped silently
+            raise SystemExit(f"--ks {a.ks}: no such K {unknown} in profile {a.profile!r}"
+                             f"{f' data set {a.only!r}' if a.only else ''} ({[(d.name, d.ks) for d in runs]})")
         profile = replace(profile, datasets=tuple(replace(d, ks=tuple(k for k in d.ks if k in ks))
                                                   for d in profile.datasets if set(d.ks) & set(ks)))
-        if not any(a.only in (None, d.name) for d in profile.datasets):
-            raise SystemExit(f"--ks {a.ks}: no such K in profile {a.profile!r} ({[(d.name, d.ks) for d in get(a.profile).datasets]})")
     bench = Bench(profile, data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
                   Path(a.runs).resolve(), Path(a.data_dir).resolve(), a.fresh, a.device,
                   dict(t.split("=", 1) for t in a.test_source))

@@ -130,6 +130,9 @@ def test_ks_runs_only_the_named_k_and_rejects_others(tmp_path, monkeypatch):
         bench_main(["--profile", "cpu", "--ks", "ten", *dirs])
     with pytest.raises(SystemExit, match="no such K"):  # LSPET has no K = 4
         bench_main(["--profile", "cpu", "--only", "lspet", "--ks", "4", *dirs])
+    with pytest.raises(SystemExit, match=r"no such K \[7\]"):  # one unknown K among known ones is not dropped
+        bench_main(["--profile", "cpu", "--ks", "10,7", *dirs])
+    assert len(seen) == 2
 
 
 def test_a_data_plans_trainer_fields_reach_notebook_02_for_that_data_set_only(tmp_path, monkeypatch):
