@@ -93,7 +93,7 @@ class Bench:
         """The data arguments of the later notebooks, or None to skip the data set."""
         if not plan.prepare:
             self.say(f"{plan.name}: generated on the fly; 01_prepare_data not needed")
-            return Prepared("procedural", plan.test_split)
+            return Prepared(plan.name, plan.test_split)
         source = self.data_root / plan.source
         if not source.exists():
             self.say(f"skip {plan.name}: its data root {source} does not exist (pass --data-root or set LMK_DATA_ROOT)")

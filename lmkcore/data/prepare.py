@@ -15,7 +15,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .procedural import ProceduralSource
+from .procedural import PROCEDURAL, ProceduralSource
 from .source import Source
 from .sources import (
     AFLW,
@@ -36,7 +36,7 @@ from .splits import has_saved_split, saved_names, saved_split
 from .store import write_store
 
 DATASETS = ("mtfl", "lsp", "lspet", "celeba", "mafl", "aflw", "300w", "ls3d", "cub", "h36m", "frames",
-            "deepfashion", "bbcpose", "folder", "procedural")
+            "deepfashion", "bbcpose", "folder", "procedural", "procedural-stick")
 # (crop, margin) per data set when the caller gives none
 CROPS = {"lsp": ("box", DEFAULT_MARGIN), "lspet": ("box", DEFAULT_MARGIN), "cub": ("box", 0.0),
          "300w": ("box", 0.2), "ls3d": ("box", 0.2), "bbcpose": ("box", 0.25)}
@@ -90,8 +90,8 @@ def make_source(dataset: str, source_root, *, test_listing: str | None = None, p
         return BBCPose(root, on_bad=on_bad, **options)
     if d == "folder":
         return Folder(root, on_bad=on_bad, **options)
-    if d == "procedural":
-        return ProceduralSource(**options)
+    if d in PROCEDURAL:
+        return ProceduralSource(style=PROCEDURAL[d], **options)
     raise ValueError(f"unknown dataset {dataset!r}; one of {DATASETS}")
 
 
@@ -108,7 +108,7 @@ def prepare(dataset: str, source_root, out_path, resolution: int, split: str = "
     if split not in ("saved", "none"):
         raise ValueError(f"split must be 'saved' or 'none', got {split!r}")
     d = dataset.lower()
-    if d == "procedural":
+    if d in PROCEDURAL:
         options.setdefault("size", resolution)
     source = make_source(d, source_root, test_listing=test_listing, on_bad=on_bad, **options)
     default_crop, default_margin = CROPS.get(d, ("full", 0.1))

@@ -1,9 +1,16 @@
 """Procedural data: 2D articulated figures that need no download.
 
 Each figure has the 14 joints of LSP (same names and order as `sources.lsp`), drawn as textured
-capsules (torso, head, upper and lower limbs) in a random pose, scale, position, colour and depth
-order over a smooth random background. Everything is deterministic by (seed, index) and rendered
-with vectorised tensor ops, fast enough to train on directly.
+capsules in a random pose, scale, position, colour and depth order over a smooth random background.
+Two styles share the poses, colours and backgrounds:
+
+    capsule  a wide torso (one capsule from pelvis to shoulders), head and upper and lower limbs
+             ("procedural"); the torso hides the hip-shoulder and shoulder-neck bones.
+    stick    one capsule along every skeleton edge, all limbs alike ("procedural-stick"): the
+             figure is its skeleton drawn thick, so the skeleton is what the images show.
+
+Everything is deterministic by (seed, index) and rendered with vectorised tensor ops, fast enough
+to train on directly.
 """
 from __future__ import annotations
 
@@ -28,10 +35,20 @@ INFO = SourceInfo("procedural", JOINTS, SKELETON, "bbox")
 
 # Rendered parts: (joint a, joint b, radius as a fraction of body scale, colour slot).
 # Colour slots: 0 skin, 1 shirt, 2 trousers. -1 / -2 index the pelvis / shoulder midpoints.
-_PARTS = [(-1, -2, 0.16, 1),  # torso
-          (2, 1, 0.085, 2), (1, 0, 0.07, 2), (3, 4, 0.085, 2), (4, 5, 0.07, 2),  # legs
-          (8, 7, 0.065, 1), (7, 6, 0.055, 0), (9, 10, 0.065, 1), (10, 11, 0.055, 0),  # arms
-          (12, 13, 0.11, 0)]  # head (a capsule from neck to head top)
+# Depth: torso and head in the middle (the head slightly behind), limbs (swing 1) randomly in front or behind.
+_PARTS = {
+    "capsule": [(-1, -2, 0.16, 1),  # torso
+                (2, 1, 0.085, 2), (1, 0, 0.07, 2), (3, 4, 0.085, 2), (4, 5, 0.07, 2),  # legs
+                (8, 7, 0.065, 1), (7, 6, 0.055, 0), (9, 10, 0.065, 1), (10, 11, 0.055, 0),  # arms
+                (12, 13, 0.11, 0)],  # head (a capsule from neck to head top)
+    "stick": [(2, 3, 0.08, 2), (2, 8, 0.08, 1), (3, 9, 0.08, 1), (8, 12, 0.08, 1), (9, 12, 0.08, 1),  # torso
+              (2, 1, 0.08, 2), (1, 0, 0.08, 2), (3, 4, 0.08, 2), (4, 5, 0.08, 2),  # legs
+              (8, 7, 0.08, 1), (7, 6, 0.08, 0), (9, 10, 0.08, 1), (10, 11, 0.08, 0),  # arms
+              (12, 13, 0.11, 0)],  # head
+}
+_LIMBS = {"capsule": [0] + [1] * 8 + [0], "stick": [0] * 5 + [1] * 8 + [0]}
+STYLES = tuple(_PARTS)
+PROCEDURAL = {"procedural": "capsule", "procedural-stick": "stick"}  # data set name -> style
 
 
 def _rot(v: Tensor, a: Tensor) -> Tensor:
@@ -68,21 +85,24 @@ def sample_poses(n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     return joints, s
 
 
-def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator) -> Tensor:
+def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator, style: str = "capsule") -> Tensor:
     """Draw figures: joints `(B, 14, 2)`, scale `(B,)` -> images `(B, 3, size, size)` in [0, 1]."""
+    if style not in _PARTS:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    parts = _PARTS[style]
     b = joints.shape[0]
     u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     pts = grid(size, size).reshape(-1, 2)  # (P, 2)
     ext = torch.cat([joints, joints[:, 2:4].mean(1, keepdim=True), joints[:, 8:10].mean(1, keepdim=True)], 1)
-    ia = torch.tensor([p[0] for p in _PARTS]) % ext.shape[1]
-    ib = torch.tensor([p[1] for p in _PARTS]) % ext.shape[1]
-    radius = torch.tensor([p[2] for p in _PARTS])[None] * scale[:, None]  # (B, E)
+    ia = torch.tensor([p[0] for p in parts]) % ext.shape[1]
+    ib = torch.tensor([p[1] for p in parts]) % ext.shape[1]
+    radius = torch.tensor([p[2] for p in parts])[None] * scale[:, None]  # (B, E)
     d = segment_distance2(pts, ext[:, ia], ext[:, ib]).sqrt()  # (B, E, P)
     px = 2.0 / (size - 1)
     alpha = torch.sigmoid((radius[..., None] - d) / (0.5 * px))  # (B, E, P) soft coverage
     # colours: three slots per figure, a stripe texture on the clothes, shading across the limb
     palette = u(b, 3, 3) * 0.8 + 0.1  # (B, slot, rgb)
-    slot = torch.tensor([p[3] for p in _PARTS])
+    slot = torch.tensor([p[3] for p in parts])
     colour = palette[:, slot]  # (B, E, 3)
     freq, phase, theta = 10 + 20 * u(b, 1, 1), 2 * math.pi * u(b, 1, 1), math.pi * u(b, 1, 1)
     stripes = torch.sin(freq * (pts[None, None, :, 0] * torch.cos(theta) + pts[None, None, :, 1]
@@ -92,8 +112,8 @@ def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator) -> Tens
     tex = shade * (1.0 + 0.18 * stripes * clothed)  # (B, E, P)
     part_rgb = (colour[..., None] * tex[:, :, None]).clamp(0, 1)  # (B, E, 3, P)
     # depth order: torso and head in the middle, limbs randomly in front of or behind
-    depth = torch.tensor([0.0] + [0.0] * 8 + [0.1]) + (u(b, len(_PARTS)) - 0.5) * torch.tensor(
-        [0.0] + [2.0] * 8 + [0.0])
+    limb = torch.tensor(_LIMBS[style], dtype=torch.float32)
+    depth = 0.1 * (ia == 12).float() + (u(b, len(parts)) - 0.5) * 2.0 * limb
     order = depth.argsort(dim=1, descending=True)  # back to front
     alpha = alpha.gather(1, order[..., None].expand_as(alpha))
     part_rgb = part_rgb.gather(1, order[..., None, None].expand_as(part_rgb))
@@ -109,11 +129,11 @@ def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator) -> Tens
     return img.reshape(b, 3, size, size).clamp(0, 1)
 
 
-def figures(n: int, size: int, seed: int) -> tuple[Tensor, Tensor]:
+def figures(n: int, size: int, seed: int, style: str = "capsule") -> tuple[Tensor, Tensor]:
     """`n` figures from one seed: images `(n, 3, S, S)` in [0, 1], joints `(n, 14, 2)` normalised."""
     g = torch.Generator().manual_seed(seed)
     joints, scale = sample_poses(n, g)
-    return render(joints, scale, size, g), joints
+    return render(joints, scale, size, g, style), joints
 
 
 def _item_seed(seed: int, index: int) -> int:
@@ -121,12 +141,15 @@ def _item_seed(seed: int, index: int) -> int:
 
 
 class ProceduralFigures(Dataset):
-    """`n` figures at `size` px; item i is the same for the same (seed, i). Same items as `LandmarkStore`."""
+    """`n` figures at `size` px in one `style`; item i is the same for the same (seed, i). Same items
+    as `LandmarkStore`."""
 
     info = INFO
 
-    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0):
-        self.n, self.size, self.seed = n, size, seed
+    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0, style: str = "capsule"):
+        if style not in STYLES:
+            raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+        self.n, self.size, self.seed, self.style = n, size, seed, style
 
     def __len__(self) -> int:
         return self.n
@@ -134,7 +157,7 @@ class ProceduralFigures(Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.n:
             raise IndexError(i)
-        img, kp = figures(1, self.size, _item_seed(self.seed, i))
+        img, kp = figures(1, self.size, _item_seed(self.seed, i), self.style)
         kp = kp[0]
         lo, hi = norm_to_pixels(kp.min(0).values, self.size), norm_to_pixels(kp.max(0).values, self.size)
         return {"image": img[0], "keypoints": kp, "visible": torch.ones(len(JOINTS), dtype=torch.bool),
@@ -146,8 +169,8 @@ class ProceduralSource(Source):
 
     info = INFO
 
-    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0):
-        self.data = ProceduralFigures(n, size, seed)
+    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0, style: str = "capsule"):
+        self.data = ProceduralFigures(n, size, seed, style)
 
     def __len__(self) -> int:
         return len(self.data)

@@ -22,7 +22,7 @@ from ..checkpoint import (  # noqa: F401  (re-exported)
     run_checkpoints,
     workbook_path,
 )
-from ..data import LandmarkStore, ProceduralFigures, SourceInfo, open_dataset
+from ..data import PROCEDURAL, LandmarkStore, ProceduralFigures, SourceInfo, open_dataset
 from ..data.sources import Folder
 from ..data.sources.common import IMAGE_EXTENSIONS
 from ..methods import Method
@@ -69,7 +69,7 @@ class InMemory(Dataset):
 
 def open_images(data: str, split: str | None = None, resolution: int = 64) -> Dataset:
     """'procedural', a store (.h5 file) or a folder of images (its `split` sub-folder if present)."""
-    if data == "procedural":
+    if data in PROCEDURAL:
         return open_dataset(data, split=split, resolution=resolution)
     path = workbook_path(data)
     if path.is_dir():

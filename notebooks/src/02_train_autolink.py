@@ -58,7 +58,7 @@ from pathlib import Path
 
 import torch
 
-from lmkcore.data import open_dataset
+from lmkcore.data import PROCEDURAL, open_dataset
 from lmkcore.methods.autolink import AutoLink, AutoLinkConfig
 from lmkcore.train import TrainConfig, train
 from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_curve, reconstructions
@@ -67,7 +67,7 @@ from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_
 # every AutoLinkConfig field is a parameter above, under the same name
 config = AutoLinkConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(AutoLinkConfig)})
 method = AutoLink(config)
-train_data = open_dataset(data, split=train_split or ("train" if data == "procedural" else "fit"), resolution=resolution)
+train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDURAL else "fit"), resolution=resolution)
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(
     steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,

@@ -70,3 +70,16 @@ def test_multi_worker_loading(store):
 def test_open_dataset_procedural_splits_are_disjoint_seeds():
     fit, val = open_dataset("procedural", "fit", 32), open_dataset("procedural", "val", 32)
     assert fit.seed != val.seed and len(val) == 1000
+
+
+def test_stick_figures_share_poses_and_draw_every_skeleton_edge():
+    from lmkcore.data.procedural import STYLES
+
+    capsule, kp = figures(4, 32, 7)
+    stick, kp_stick = figures(4, 32, 7, "stick")
+    assert torch.equal(kp, kp_stick) and not torch.allclose(capsule, stick)
+    ds = open_dataset("procedural-stick", "val", 32)
+    assert ds.style == "stick" and open_dataset("procedural", "val", 32).style == "capsule"
+    with pytest.raises(ValueError, match="style must be one of"):
+        figures(1, 32, 0, "blob")
+    assert set(STYLES) == {"capsule", "stick"} and len(SKELETON) == 14
