@@ -5,14 +5,14 @@
 # their annotations. Run headless: `papermill notebooks/01_prepare_data.ipynb out.ipynb -p dataset mtfl -p source_root /path/to/mtfl`.
 
 # %% tags=["parameters"]
-dataset: str = "procedural"  # procedural | mtfl | lspet | lsp | celeba | aflw | 300w | cub | h36m | frames | deepfashion | bbcpose | folder
+dataset: str = "procedural"  # procedural | procedural-stick | mtfl | lspet | lsp | celeba | aflw | 300w | cub | h36m | frames | deepfashion | bbcpose | folder
 source_root: str = ""  # the data set's root folder in its official layout (unused for procedural)
 out_path: str = "data/procedural-64.h5"  # the store to write
 resolution: int = 64  # stored images are resolution x resolution
 split: str = "saved"  # saved: the workbook's fixed fit/val splits; none: the whole set (e.g. a test set)
 test_listing: str = ""  # MTFL-format listing to read instead of training.txt (a separate test set)
 overwrite: bool = False  # replace an existing store
-n_images: int = 0  # procedural only: number of figures (0: the default split sizes)
+n_images: int = 0  # procedural figures only: number of figures (0: the default split sizes)
 report_dir: str = "reports/data"  # where the contact sheet goes
 
 # %%
