@@ -51,16 +51,17 @@ def method_resolution(method, default: int = 64) -> int:
 
 def git_commit() -> str:
     """The workbook's current commit (with '+dirty' for uncommitted changes to anything but
-    `reports/`, which runs write while others train), or 'unknown'."""
+    `reports/`, which runs write while others train); where there is no git (a copy of the work tree
+    on another machine) the environment's `LMK_COMMIT`, else 'unknown'."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True, timeout=5).stdout.strip()
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)reports"],
                                cwd=root, capture_output=True, text=True, timeout=5).stdout.strip()
-        return (sha + ("+dirty" if dirty else "")) or "unknown"
+        return (sha + ("+dirty" if dirty else "")) or os.environ.get("LMK_COMMIT", "unknown")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return os.environ.get("LMK_COMMIT", "unknown")
 
 
 def workbook_path(path) -> Path:

@@ -149,6 +149,16 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
         history = [h for h in _read_history(run_dir) if h["step"] <= start]
     elif cfg.resume and rank == 0:
         print(f"resume=True but {last} does not exist: starting a new run")
+    # a warm-up cosine ends where the wall-clock cap would cut it, so a capped run still anneals
+    horizons = [f for f in getattr(sched, "lr_lambdas", ()) if isinstance(f, WarmupCosine)]
+    end = min([cfg.steps] + [f.steps for f in horizons])
+    if start and start >= end:  # resuming a finished run (e.g. to draw its figures elsewhere): nothing to train
+        method.eval()
+        summary_file = run_dir / "summary.json"
+        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {"steps": start}
+        if rank == 0:
+            print(f"{run_dir} finished at step {start} (schedule end {end}): nothing to train")
+        return RunResult(run_dir, start, history, summary)
 
     model = method
     if world > 1:
@@ -180,9 +190,6 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     writer = _tensorboard(run_dir) if cfg.tensorboard and rank == 0 else None
     bar = _progress(cfg, start, rank)
     method.train()
-    # a warm-up cosine ends where the wall-clock cap would cut it, so a capped run still anneals
-    horizons = [f for f in getattr(sched, "lr_lambdas", ()) if isinstance(f, WarmupCosine)]
-    end = min([cfg.steps] + [f.steps for f in horizons])
     t0, seen, step = time.time(), 0, start
     batches = iter(loader)
     try:
@@ -327,6 +334,9 @@ def main(argv=None) -> None:
     p.add_argument("--method", required=True, choices=sorted(methods.METHODS))
     p.add_argument("--data", default="procedural", help="a store (.h5) or 'procedural'")
     p.add_argument("--split", default=None)
+    p.add_argument("--in_memory", action="store_true",
+                   help="read the whole training set into memory first (with num_workers workers), then train "
+                        "from it in the main process: on a GPU the workers no longer set the step rate")
     for f in dataclasses.fields(TrainConfig):
         p.add_argument(f"--{f.name}", type=(lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool")
                        else type(f.default), default=f.default)
@@ -335,6 +345,10 @@ def main(argv=None) -> None:
     cls = methods.METHODS[a.method]
     method = cls(cls.config_class(**parse_fields(cls.config_class, a.fields)))
     data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
+    if a.in_memory:
+        from .data import InMemory
+
+        data, a.num_workers = InMemory(data, num_workers=a.num_workers), 0
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
     result = train(method, data, cfg)
     if int(os.environ.get("RANK", 0)) == 0:

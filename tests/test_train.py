@@ -138,3 +138,36 @@ def test_cpu_amp_trains_in_bf16_where_the_cpu_has_it(tmp_path, procedural32, tin
     assert curves[1] == pytest.approx(curves[0], rel=0.05)
     if not native:
         assert "no native bf16" in capsys.readouterr().out
+
+
+def test_in_memory_data_gives_the_same_items_and_the_same_curve(tmp_path, tiny_config):
+    """InMemory reads a data set once (here with a worker); training from it follows the same curve."""
+    from lmkcore.data import InMemory, ProceduralFigures
+
+    data = ProceduralFigures(n=24, size=32, seed=5, style="stick")
+    mem = InMemory(data, num_workers=1, batch_size=10)
+    assert len(mem) == 24
+    for i in (0, 13, 23):
+        a, b = data[i], mem[i]
+        assert set(a) == set(b)
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["keypoints"], b["keypoints"])
+        assert int(b["index"]) == a["index"] == i
+    with pytest.raises(IndexError):
+        mem[24]
+    curves = []
+    for d in (data, mem):
+        torch.manual_seed(0)
+        r = train(build("autolink", **tiny_config), d, _cfg(tmp_path / type(d).__name__, steps=3))
+        curves.append([h["loss"] for h in r.history])
+    assert curves[1] == pytest.approx(curves[0], rel=1e-5)
+
+
+def test_resuming_a_finished_run_trains_nothing_and_keeps_its_summary(tmp_path, procedural32, tiny_config):
+    """A finished run resumed (to draw its figures on another machine, say) returns at once with the
+    summary of the session that trained it, its checkpoint untouched."""
+    first = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=3, tensorboard=True))
+    before = (tmp_path / "run" / "last.pt").stat().st_mtime_ns
+    again = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=3, resume=True))
+    assert again.step == 3 and again.summary == first.summary
+    assert [h["step"] for h in again.history] == [1, 2, 3]
+    assert (tmp_path / "run" / "last.pt").stat().st_mtime_ns == before

@@ -1,5 +1,6 @@
 """Data: sources (official layouts) -> HDF5 store -> torch datasets; plus procedural figures."""
 from .procedural import PROCEDURAL, ProceduralFigures, ProceduralSource
+from .memory import InMemory
 from .source import BadInputError, Problems, Sample, Source, SourceInfo
 from .store import LandmarkStore, store_info, write_store
 
@@ -16,5 +17,5 @@ def open_dataset(data: str, split: str | None = None, resolution: int = 64):
     return LandmarkStore(data, split=split)
 
 
-__all__ = ["BadInputError", "LandmarkStore", "ProceduralFigures", "ProceduralSource", "Problems", "Sample",
+__all__ = ["BadInputError", "InMemory", "LandmarkStore", "ProceduralFigures", "ProceduralSource", "Problems", "Sample",
            "Source", "SourceInfo", "open_dataset", "store_info", "write_store", "PROCEDURAL", "PROCEDURAL_SPLITS"]

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# AutoLink on the procedural figures on one GPU: four runs side by side (stick and capsule figures,
+# 64 and 128 px), since one compact network leaves most of a large GPU idle. Each run reads its
+# training split into memory first (`--in_memory`), then trains the `cpu` profile's compact config
+# (notebook 02's defaults) with K = 16, 4 x 4 masks and thick 2.5e-3, batch 64, for MINUTES of wall
+# time (the cosine schedule ends where the cap cuts it). Usage, from the workbook root:
+#
+#   LMK_COMMIT=<commit> bash tools/device_autolink.sh OUT MINUTES
+#
+# RUNS="data:resolution ..." replaces the four runs (e.g. RUNS=procedural-stick:32 to try it on a CPU).
+# Runs go to runs/<run>/ as with any trainer call; OUT gets each run's last.pt (as <run>.pt) and
+# runs.tar.gz (each run's config, history and summary, and the logs). Put them back under runs/ and
+# run notebook 02 with the same parameters and resume=True to draw the figures and evaluate.
+set -euo pipefail
+out=${1:?output folder}
+minutes=${2:?minutes per run}
+mkdir -p "$out" runs
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+compact="missing=0.8 thick=0.0025 sklr=64 graph_init=-2 head_init=0.1 prior=0.3 equiv=50 tps=0.08 jitter=0
+sep=1 sep_sigma=0.08 det_base=32 det_down=3 det_up=1 dec_base=16 dec_depth=3 decode_scale=0.5 norm=batch
+loss=pyramid ssim=1 lr=0.0015 weight_decay=0.001 schedule=cosine warmup=100 n_parts=16 block=4"
+train() {  # data resolution steps minutes run-name [trainer flags]
+  python -m lmkcore.train --method autolink --data "$1" --dataset "$1" --steps "$3" --max_minutes "$4" \
+    --batch_size 64 --num_workers 4 --in_memory --ckpt_every 1000 --progress false --run_name "$5" \
+    "${@:6}" $compact resolution="$2"
+}
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
+python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+# preflight: a few steps on the small val split, so a broken setup fails in seconds
+train procedural-stick 64 5 0 preflight --split val --overwrite true --tensorboard false > "$out/preflight.log" 2>&1 \
+  || { tail -n 40 "$out/preflight.log"; exit 1; }
+rm -rf runs/preflight
+names=() pids=()
+for spec in ${RUNS:-procedural-stick:64 procedural-stick:128 procedural:64 procedural:128}; do
+  data=${spec%:*} res=${spec#*:}
+  name=autolink_k16_${data}-${res}_30000_m0.8_b4_t0.0025_sklr64_h200
+  names+=("$name")
+  train "$data" "$res" 30000 "$minutes" "$name" > "$out/$name.log" 2>&1 &
+  pids+=($!)
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for name in "${names[@]}"; do
+  tail -n 2 "$out/$name.log"
+  [ -f "runs/$name/last.pt" ] && cp "runs/$name/last.pt" "$out/$name.pt"
+done
+tar -czf "$out/runs.tar.gz" -C . $(for n in "${names[@]}"; do for f in config.json history.jsonl summary.json; do
+  [ -f "runs/$n/$f" ] && echo "runs/$n/$f"; done; done) -C "$out" $(cd "$out" && ls *.log)
+rm -f "$out"/*.log
+exit $status
