@@ -171,3 +171,13 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_summary(tmp_path, 
     assert again.step == 3 and again.summary == first.summary
     assert [h["step"] for h in again.history] == [1, 2, 3]
     assert (tmp_path / "run" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_lmk_commit_names_the_commit_where_set(monkeypatch):
+    """A work tree copied to another machine may carry stale git metadata: LMK_COMMIT overrides it."""
+    from lmkcore.checkpoint import git_commit
+
+    monkeypatch.delenv("LMK_COMMIT", raising=False)
+    found = git_commit()
+    monkeypatch.setenv("LMK_COMMIT", "abc1234")
+    assert git_commit() == "abc1234" != found

@@ -5,7 +5,7 @@
 # (notebook 02's defaults) with K = 16, 4 x 4 masks and thick 2.5e-3, batch 64, for MINUTES of wall
 # time (the cosine schedule ends where the cap cuts it). Usage, from the workbook root:
 #
-#   LMK_COMMIT=<commit> bash tools/device_autolink.sh OUT MINUTES
+#   LMK_COMMIT=<commit> bash tools/device_autolink.sh OUT MINUTES   (LMK_COMMIT: the commit the runs record)
 #
 # RUNS="data:resolution ..." replaces the four runs (e.g. RUNS=procedural-stick:32 to try it on a CPU).
 # Runs go to runs/<run>/ as with any trainer call; OUT gets each run's last.pt (as <run>.pt) and
