@@ -1,6 +1,6 @@
 """Data: sources (official layouts) -> HDF5 store -> torch datasets; plus procedural figures."""
-from .procedural import PROCEDURAL, ProceduralFigures, ProceduralSource
 from .memory import InMemory
+from .procedural import PROCEDURAL, ProceduralFigures, ProceduralSource
 from .source import BadInputError, Problems, Sample, Source, SourceInfo
 from .store import LandmarkStore, store_info, write_store
 
