@@ -154,8 +154,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     end = min([cfg.steps] + [f.steps for f in horizons])
     if start and start >= end:  # resuming a finished run (e.g. to draw its figures elsewhere): nothing to train
         method.eval()
-        summary_file = run_dir / "summary.json"
-        summary = json.loads(summary_file.read_text()) if summary_file.exists() else {"steps": start}
+        summary = _read_summary(run_dir) or {"steps": start}
         if rank == 0:
             print(f"{run_dir} finished at step {start} (schedule end {end}): nothing to train")
         return RunResult(run_dir, start, history, summary)
@@ -241,7 +240,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                "images_per_s": round(seen / max(wall, 1e-9), 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
                "device": str(device), "world_size": world, "batch_size": cfg.batch_size, "bf16": amp}
     if rank == 0:
-        prev = json.loads((run_dir / "summary.json").read_text()) if (cfg.resume and (run_dir / "summary.json").exists()) else {}
+        prev = _read_summary(run_dir) if cfg.resume else {}
         summary["wall_s_total"] = round(prev.get("wall_s_total", 0.0) + wall, 2)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if writer:
@@ -276,6 +275,11 @@ def _cpu_amp_available(rank: int) -> bool:
 def _read_history(run_dir: Path) -> list[dict]:
     p = run_dir / "history.jsonl"
     return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+
+
+def _read_summary(run_dir: Path) -> dict:
+    f = run_dir / "summary.json"
+    return json.loads(f.read_text()) if f.exists() else {}
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
@@ -329,11 +333,16 @@ def main(argv=None) -> None:
     """Command line: method config fields as key=value after the flags."""
     from . import methods
     from .data import open_dataset
+    from .profiles import PROFILES
+    from .profiles import get as get_profile
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=sorted(methods.METHODS))
     p.add_argument("--data", default="procedural", help="a store (.h5) or 'procedural'")
     p.add_argument("--split", default=None)
+    p.add_argument("--profile", default="", choices=["", *sorted(PROFILES)],
+                   help="start the AutoLink config from a benchmark profile's fields (lmkcore.profiles; cpu = "
+                        "notebook 02's defaults); name=value fields override them")
     p.add_argument("--in_memory", action="store_true",
                    help="read the whole training set into memory first (with num_workers workers), then train "
                         "from it in the main process: on a GPU the workers no longer set the step rate")
@@ -343,7 +352,10 @@ def main(argv=None) -> None:
     p.add_argument("fields", nargs="*", help="method config as name=value")
     a = p.parse_args(argv)
     cls = methods.METHODS[a.method]
-    method = cls(cls.config_class(**parse_fields(cls.config_class, a.fields)))
+    if a.profile and a.method != "autolink":
+        raise SystemExit(f"--profile sets AutoLink fields; method {a.method!r} takes its config as name=value")
+    base = get_profile(a.profile).autolink if a.profile else {}
+    method = cls(cls.config_class(**{**base, **parse_fields(cls.config_class, a.fields)}))
     data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
     if a.in_memory:
         from .data import InMemory

@@ -16,13 +16,10 @@ out=${1:?output folder}
 minutes=${2:?minutes per run}
 mkdir -p "$out" runs
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
-compact="missing=0.8 thick=0.0025 sklr=64 graph_init=-2 head_init=0.1 prior=0.3 equiv=50 tps=0.08 jitter=0
-sep=1 sep_sigma=0.08 det_base=32 det_down=3 det_up=1 dec_base=16 dec_depth=3 decode_scale=0.5 norm=batch
-loss=pyramid ssim=1 lr=0.0015 weight_decay=0.001 schedule=cosine warmup=100 n_parts=16 block=4"
 train() {  # data resolution steps minutes run-name [trainer flags]
   python -m lmkcore.train --method autolink --data "$1" --dataset "$1" --steps "$3" --max_minutes "$4" \
     --batch_size 64 --num_workers 4 --in_memory --ckpt_every 1000 --progress false --run_name "$5" \
-    "${@:6}" $compact resolution="$2"
+    "${@:6}" --profile cpu n_parts=16 block=4 thick=0.0025 resolution="$2"
 }
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || true
 python -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
