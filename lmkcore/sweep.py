@@ -55,7 +55,7 @@ CHOICES = {
     "cpu-tps-0.08-block-8": dict(CPU_MTFL, tps=0.08, block=8),
     # ... with the second crop also recoloured (saturation, contrast, brightness, colour cast within 1 +- 0.3)
     "cpu-tps-0.08-jitter-0.3": dict(CPU_MTFL, tps=0.08, jitter=0.3),
-    # ... and without the pyramid loss's SSIM term (reports/autolink_oracle: with it, a decoder trained on
+    # ... and without the pyramid loss's SSIM term (reports/procedural_v1/autolink_oracle: with it, a decoder trained on
     # ground-truth edges repaints worse than with none and no better than with shuffled ones)
     "cpu-tps-0.08-jitter-0.3-ssim-0": dict(CPU_MTFL, tps=0.08, jitter=0.3, ssim=0.0),
     # ... trained with bf16 autocast on the CPU (TRAIN below): faster steps, are they as precise?
