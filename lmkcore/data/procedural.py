@@ -70,19 +70,19 @@ def sample_poses(n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     shoulders = [neck - side * 0.17 * sc + up * -0.05 * sc, neck + side * 0.17 * sc + up * -0.05 * sc]
     head = neck + _rot(up, (u(n) - 0.5) * 0.6) * 0.28 * sc
 
-    def limb(root, out, a1, a2, l1, l2):
-        """A limb hanging from `root`, swung `a1` away from the body (radians from straight down,
-        towards `out`) and bent by `a2` at its middle joint (positive: back towards the body)."""
-        turn = torch.where((_rot(down, torch.full((n,), 0.5)) * out).sum(-1) > 0, 1.0, -1.0)  # (n,) sign
+    def limb(root, turn, a1, a2, l1, l2):
+        """A limb hanging from `root`, swung `a1` away from the body (radians from straight down) and
+        bent by `a2` at its middle joint (positive: back towards the body). turn: +1 for the person's
+        right limbs (a positive rotation of `down` points to -side, the image's left), -1 for the left."""
         d1 = _rot(down, turn * a1)
         mid = root + d1 * l1 * sc
         return mid, mid + _rot(d1, -turn * a2) * l2 * sc
 
-    down = -up  # the person's right is -side (the image's left): right limbs swing out towards -side
-    r_knee, r_ankle = limb(hips[0], -side, 0.9 * u(n) - 0.2, 1.3 * u(n), 0.38, 0.36)
-    l_knee, l_ankle = limb(hips[1], side, 0.9 * u(n) - 0.2, 1.3 * u(n), 0.38, 0.36)
-    r_elbow, r_wrist = limb(shoulders[0], -side, u(n) * 2.8 - 0.3, (u(n) - 0.5) * 3.0, 0.27, 0.25)
-    l_elbow, l_wrist = limb(shoulders[1], side, u(n) * 2.8 - 0.3, (u(n) - 0.5) * 3.0, 0.27, 0.25)
+    down = -up
+    r_knee, r_ankle = limb(hips[0], 1.0, 0.9 * u(n) - 0.2, 1.3 * u(n), 0.38, 0.36)
+    l_knee, l_ankle = limb(hips[1], -1.0, 0.9 * u(n) - 0.2, 1.3 * u(n), 0.38, 0.36)
+    r_elbow, r_wrist = limb(shoulders[0], 1.0, u(n) * 2.8 - 0.3, (u(n) - 0.5) * 3.0, 0.27, 0.25)
+    l_elbow, l_wrist = limb(shoulders[1], -1.0, u(n) * 2.8 - 0.3, (u(n) - 0.5) * 3.0, 0.27, 0.25)
     joints = torch.stack([r_ankle, r_knee, hips[0], hips[1], l_knee, l_ankle, r_wrist, r_elbow,
                           shoulders[0], shoulders[1], l_elbow, l_wrist, neck, head], 1)
     return joints, s
