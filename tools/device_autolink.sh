@@ -9,11 +9,13 @@
 #
 # RUNS="data:resolution[:seed] ..." replaces the four runs (e.g. RUNS=procedural-stick:32 to try it on
 # a CPU); a seed other than 0 adds _s<seed> to the run's name. CKPT_EVERY (default 1000) sets the
-# snapshot interval. Runs go to runs/<run>/ as with any trainer call; after training, the skeleton
-# trace (`lmkcore.eval.trace`) runs over each run's snapshots on the same machine. OUT gets each
-# run's last.pt (as <run>.pt) and runs.tar.gz (each run's config, history and summary, its
-# reports/<run>/skeleton_trace.json, and the logs). Unpack it in the workbook root, put the .pt back
-# as runs/<run>/last.pt and run notebook 02 with the same parameters and resume=True to draw the
+# snapshot interval. Runs go to runs/<run>/ as with any trainer call. OUT gets each run's last.pt
+# (as <run>.pt) and runs.tar.gz (each run's config, history and summary, and the logs) as soon as
+# training ends; then the skeleton trace (`lmkcore.eval.trace`) runs over each run's snapshots on
+# the same machine and OUT gets traces.tar.gz (reports/<run>/skeleton_trace.json and the logs).
+# Leave several minutes beyond MINUTES: five 6-minute runs at 128 px with 500-step snapshots had not
+# finished their traces when a 590-second call ended. Unpack the archives in the workbook root, put each .pt back as
+# runs/<run>/last.pt and run notebook 02 with the same parameters and resume=True to draw the
 # figures and evaluate.
 set -euo pipefail
 out=${1:?output folder}
@@ -43,6 +45,13 @@ for spec in ${RUNS:-procedural-stick:64 procedural-stick:128 procedural:64 proce
 done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+for name in "${names[@]}"; do  # models and records out first: a call cut short by its limit still returns them
+  tail -n 2 "$out/$name.log"
+  [ -f "runs/$name/last.pt" ] && cp "runs/$name/last.pt" "$out/$name.pt"
+done
+tar -czf "$out/runs.tar.gz" -C . $(for n in "${names[@]}"; do for f in config.json history.jsonl summary.json; do
+  [ -f "runs/$n/$f" ] && echo "runs/$n/$f"; done; done) -C "$out" $(cd "$out" && ls *.log)
+rm -f "$out"/*.log
 pids=()
 for i in "${!names[@]}"; do  # the skeleton trace over each run's snapshots, side by side
   python -m lmkcore.eval.trace "runs/${names[$i]}" --data "${datas[$i]}" --device "$device" --overwrite \
@@ -50,13 +59,8 @@ for i in "${!names[@]}"; do  # the skeleton trace over each run's snapshots, sid
   pids+=($!)
 done
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
-for name in "${names[@]}"; do
-  tail -n 2 "$out/$name.log"; tail -n 30 "$out/$name.trace.log" || true
-  [ -f "runs/$name/last.pt" ] && cp "runs/$name/last.pt" "$out/$name.pt"
-done
-tar -czf "$out/runs.tar.gz" -C . $(for n in "${names[@]}"; do for f in config.json history.jsonl summary.json; do
-  [ -f "runs/$n/$f" ] && echo "runs/$n/$f"; done
-  [ -f "reports/$n/skeleton_trace.json" ] && echo "reports/$n/skeleton_trace.json"; done) \
-  -C "$out" $(cd "$out" && ls *.log)
-rm -f "$out"/*.log
+tail -n 30 "$out"/*.trace.log || true
+tar -czf "$out/traces.tar.gz" -C . $(for n in "${names[@]}"; do
+  [ -f "reports/$n/skeleton_trace.json" ] && echo "reports/$n/skeleton_trace.json"; done) -C "$out" $(cd "$out" && ls *.trace.log)
+rm -f "$out"/*.trace.log
 exit $status

@@ -10,12 +10,12 @@ from torch.utils.data import DataLoader, Dataset
 class InMemory(Dataset):
     """Every item of `data` (dicts of tensors and numbers, as the workbook's data sets give), read once
     with `num_workers` loader workers and kept as stacked tensors; item i is `data[i]`, its numbers
-    as 0-d tensors."""
+    as 0-d tensors. `info` is the data set's (or, for a `Subset`, its parent's)."""
 
     def __init__(self, data: Dataset, num_workers: int = 0, batch_size: int = 256):
         if len(data) == 0:
             raise ValueError("InMemory: the data set is empty")
-        self.info = getattr(data, "info", None)
+        self.info = getattr(data, "info", getattr(getattr(data, "dataset", None), "info", None))  # through a Subset
         parts: dict[str, list[Tensor]] = {}
         loader = DataLoader(data, batch_size=batch_size, shuffle=False, num_workers=num_workers)
         for batch in loader:

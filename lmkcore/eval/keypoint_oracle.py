@@ -132,9 +132,7 @@ def _first(data, n: int, num_workers: int):
     """The first `n` items of `data` (0: all), read into memory, with the data set's `info`."""
     from ..data import InMemory
 
-    sub = InMemory(Subset(data, range(min(n, len(data)))) if n else data, num_workers=num_workers)
-    sub.info = data.info
-    return sub
+    return InMemory(Subset(data, range(min(n, len(data)))) if n else data, num_workers=num_workers)
 
 
 def _identity_recall(graph: Tensor, skeleton) -> dict:

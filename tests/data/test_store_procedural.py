@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Subset
 
-from lmkcore.data import LandmarkStore, ProceduralFigures, ProceduralSource, open_dataset, write_store
+from lmkcore.data import InMemory, LandmarkStore, ProceduralFigures, ProceduralSource, open_dataset, write_store
 from lmkcore.data.procedural import JOINTS, SKELETON, figures
 
 
@@ -83,3 +83,10 @@ def test_stick_figures_share_poses_and_draw_every_skeleton_edge():
     with pytest.raises(ValueError, match="style must be one of"):
         figures(1, 32, 0, "blob")
     assert set(STYLES) == {"capsule", "stick"} and len(SKELETON) == 14
+
+
+def test_in_memory_keeps_the_info_of_a_subsets_data_set(store):
+    ds = LandmarkStore(store, split="fit")
+    mem = InMemory(Subset(ds, range(5)))
+    assert len(mem) == 5 and mem.info == ds.info and mem.info.skeleton
+    assert torch.equal(mem[4]["image"], ds[4]["image"])
