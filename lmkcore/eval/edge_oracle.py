@@ -176,12 +176,13 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     overrides = parse_fields(AutoLinkConfig, a.fields)
     config = AutoLinkConfig(**{**CPU.autolink, **overrides})
+    commit = git_commit()  # the tree that runs, read before edits made while it trains
     rows = edge_oracle(config, a.data, steps=a.steps, batch_size=a.batch_size, n_train=a.n_train, n_test=a.n_test,
                        seed=a.seed, train_split=a.train_split, test_split=a.test_split, variants=a.variants.split(","))
     name = a.name or (" ".join(a.fields) or "cpu profile")
     meta = {"data": a.data, "steps": a.steps, "batch_size": a.batch_size, "n_train": a.n_train, "n_test": a.n_test,
             "seed": a.seed, "overrides": overrides,
-            "config": asdict(config), "commit": git_commit()}
+            "config": asdict(config), "commit": commit}
     path = write(rows, name, meta, Path(a.reports))
     for r in rows:
         print({k: round(v, 4) if isinstance(v, float) else v for k, v in r.items()})

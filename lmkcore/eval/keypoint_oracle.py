@@ -199,6 +199,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     overrides = parse_fields(AutoLinkConfig, a.fields)
     config = AutoLinkConfig(**{**CPU.autolink, **overrides})
+    commit = git_commit()  # the tree that runs, read before edits made while it trains
     rows = []
     for v in a.variants.split(","):
         rows.append(keypoint_oracle(config, v, a.data, pretrain=a.pretrain, steps=a.steps, max_minutes=a.max_minutes,
@@ -210,7 +211,7 @@ def main(argv=None) -> None:
     meta = {"data": a.data, "n_train": a.n_train, "max_fit": a.max_fit, "max_test": a.max_test, "pretrain": a.pretrain,
             "steps": a.steps, "max_minutes": a.max_minutes, "batch_size": a.batch_size, "seed": a.seed, "overrides": overrides, "config": asdict(config),
             "skeleton": [list(e) for e in open_dataset(a.data, "fit", resolution=config.resolution).info.skeleton],
-            "commit": git_commit()}
+            "commit": commit}
     print(f"-> {write(rows, name, meta, Path(a.reports))}")
 
 
