@@ -14,9 +14,9 @@
 # training ends; then the skeleton trace (`lmkcore.eval.trace`) runs over each run's snapshots on
 # the same machine and OUT gets traces.tar.gz (reports/<run>/skeleton_trace.json and the logs).
 # Leave several minutes beyond MINUTES: five 6-minute runs at 128 px with 500-step snapshots had not
-# finished their traces when a 590-second call ended. Unpack the archives in the workbook root, put each .pt back as
-# runs/<run>/last.pt and run notebook 02 with the same parameters and resume=True to draw the
-# figures and evaluate.
+# finished their traces when a 590-second call ended. Unpack the archives in the workbook root, put
+# each .pt back as runs/<run>/last.pt and run notebook 02 with the same parameters and resume=True
+# to draw the figures and evaluate.
 set -euo pipefail
 out=${1:?output folder}
 minutes=${2:?minutes per run}

@@ -4,8 +4,8 @@
 
 When AutoLink misses joints or skeleton edges (on 2 cores its keypoints reach no wrist, README),
 either its objective does not value them (then no optimiser will find them), or it does and
-training never gets there (a discovery problem). Here the detector starts where discovery should end: with
-K = J keypoints, it is first trained with supervision, keypoint k regressed onto joint k
+training never gets there (a discovery problem). Here the detector starts where discovery should
+end: with K = J keypoints, it is first trained with supervision, keypoint k regressed onto joint k
 (`pretrain` steps), and the graph is left at its initialisation. Then AutoLink trains as usual, in
 one of two variants:
 
