@@ -55,3 +55,15 @@ def test_command_writes_named_rows_and_a_table(tmp_path):
     assert [r["variant"] for r in runs["tiny"]["rows"]] == ["free"]
     assert runs["tiny"]["overrides"]["dec_base"] == 8 and len(runs["tiny"]["skeleton"]) == 14
     assert "| tiny | procedural-stick |" in (tmp_path / "keypoint_oracle.md").read_text()
+
+
+def test_one_variant_alone_gets_its_own_row_name():
+    from argparse import Namespace
+
+    from lmkcore.eval.keypoint_oracle import VARIANTS
+    from lmkcore.eval.oracle_report import resolve
+
+    names = [resolve(Namespace(variants=v, name="", fields=["block=4"]), VARIANTS)[3]
+             for v in ("frozen", "free", "frozen,free")]
+    assert names == ["frozen block=4", "free block=4", "block=4"]
+    assert resolve(Namespace(variants="free", name="mine", fields=[]), VARIANTS)[3] == "mine"
