@@ -103,7 +103,7 @@ def _resize(images: Tensor, size: int, antialias: bool = False) -> Tensor:
 class AutoLink(Method):
     name = "autolink"
     config_class = AutoLinkConfig
-    layers = ("heatmaps", "graph", "edges", "masked", "reconstruction")
+    layers = {"heatmaps": "heatmaps", "graph": "graph", "edges": "map", "masked": "image", "reconstruction": "image"}
 
     def __init__(self, config: AutoLinkConfig):
         super().__init__(config)

@@ -3,11 +3,27 @@
 A method is an `nn.Module` with a config dataclass, a loss on a batch, and a keypoint read-out.
 The trainer, the evaluation protocol and the inspector use nothing else:
 
-    loss(batch)        -> (scalar loss, {name: detached scalar tensor} logs), batch["image"] (B, 3, H, W) in [0, 1]
-    keypoints(images)  -> (B, K, 2) normalised (x, y) in [-1, 1]  (see `lmkcore.ops.coords`)
-    visuals(images)    -> {layer: tensor} for the layers in `layers` (inspector, figures)
-    optimizers(steps)  -> (optimizer, scheduler or None)
+    loss(batch)         -> (scalar loss, {name: detached scalar tensor} logs), batch["image"] (B, 3, H, W) in [0, 1]
+    keypoints(images)   -> (B, K, 2) normalised (x, y) in [-1, 1]  (see `lmkcore.ops.coords`)
+    visuals(images)     -> {layer: tensor} for the layers declared in `layers` (inspector, figures)
+    optimizers(steps)   -> (optimizer, scheduler or None), or a list of such pairs stepped in turn
     diagnostics(images) -> {name: float}: optional checks of what the model relies on (evaluation reports them)
+
+Optional capabilities, each with a default that says "not offered":
+
+    graph()             -> (K, K) edge weights between keypoints, or None
+    confidence(images)  -> (B, K) in [0, 1], or None: the protocol counts keypoint k of an image only
+                           where confidence >= `confidence_threshold` (a varying number of landmarks)
+    covariances(images) -> (B, K, 2, 2) part covariances in normalised units, or None (ellipses)
+    features(images)    -> (B, C, h, w) frozen dense features, for the supervised-head evaluation
+    after_step(step)    -> called by the trainer after every optimiser step (momentum encoders, queues)
+
+`evaluations` names how the protocol scores a method: "keypoints" (linear regression without
+intercept from the discovered keypoints) and / or "head" (a supervised head on `features`, trained
+on the fit set, full and few-shot). Both are scored and reported by the same code.
+
+Layers are typed: `layers` maps a layer's name (the method's own word) to one of `LAYER_KINDS`,
+and `lmkcore.viz` draws a layer by its kind, never by its name.
 
 Logs stay tensors: the trainer converts them only on logging steps (one device sync there, not per step).
 """
@@ -19,6 +35,17 @@ from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
+
+# How a visual layer is drawn, and the tensor it holds (B: images, K: keypoints).
+LAYER_KINDS = {
+    "image": "(B, 3, H, W) in [0, 1]: an image in a panel of its own (reconstruction, masked input, background)",
+    "map": "(B, 1, H, W) in [0, 1]: a single-channel map in a panel of its own (edge map, foreground mask)",
+    "heatmaps": "(B, K, h, w): one map per keypoint, drawn over the image (one keypoint or their max)",
+    "graph": "(K, K): edge weights between keypoints, drawn as segments between them",
+    "covariances": "(B, K, 2, 2): per-keypoint covariance in normalised units, drawn as ellipses at the keypoints",
+    "points": "(B, N, 3): extra points (x, y normalised, label >= 0 or -1 for none), drawn coloured by label",
+    "features": "(B, C, h, w): dense features, shown through a PCA to RGB",
+}
 
 
 @dataclasses.dataclass
@@ -39,21 +66,28 @@ class WarmupCosine:
 class Method(nn.Module):
     name: ClassVar[str]
     config_class: ClassVar[type]
-    # Layers the inspector may show: "heatmaps" (B, K, h, w), "graph" (K, K), "masked" and
-    # "reconstruction" (B, 3, H, W), "edges" (B, 1, H, W), "features" (B, C, h, w).
-    layers: ClassVar[tuple[str, ...]] = ()
+    layers: ClassVar[dict[str, str]] = {}  # layer name -> kind (a key of LAYER_KINDS)
+    evaluations: ClassVar[tuple[str, ...]] = ("keypoints",)  # "keypoints" and / or "head"
+    confidence_threshold: ClassVar[float] = 0.5  # a keypoint counts where confidence() >= this
+    sync_batchnorm: ClassVar[bool] = True  # under DDP on CUDA, BatchNorm -> SyncBatchNorm (MoCo: False)
 
     def __init__(self, config):
         super().__init__()
         self.config = config
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        bad = {k: v for k, v in cls.layers.items() if v not in LAYER_KINDS}
+        if bad:
+            raise TypeError(f"{cls.__name__}.layers has unknown kinds {bad}; kinds: {sorted(LAYER_KINDS)}")
+
     @property
     def n_keypoints(self) -> int:
         return self.config.n_parts
 
-    def forward(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
-        """The training objective (so DDP wrappers see a forward)."""
-        return self.loss(batch)
+    def forward(self, batch: dict, *args) -> tuple[Tensor, dict[str, Tensor]]:
+        """The training objective (so DDP wrappers see a forward); extra arguments go to `loss`."""
+        return self.loss(batch, *args)
 
     def loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:
         raise NotImplementedError
@@ -67,6 +101,22 @@ class Method(nn.Module):
     def diagnostics(self, images: Tensor) -> dict[str, float]:
         """Method-specific checks on a batch of test images (eval mode, no gradients); none by default."""
         return {}
+
+    # optional capabilities
+    def graph(self) -> Tensor | None:
+        return None
+
+    def confidence(self, images: Tensor) -> Tensor | None:
+        return None
+
+    def covariances(self, images: Tensor) -> Tensor | None:
+        return None
+
+    def features(self, images: Tensor) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} offers no dense features (evaluations: {self.evaluations})")
+
+    def after_step(self, step: int) -> None:
+        """Called by the trainer after each optimiser step (all optimisers of the step), `step` counted from 1."""
 
     def optimizers(self, steps: int):
         return torch.optim.AdamW(self.parameters(), lr=self.config.lr), None

@@ -191,7 +191,7 @@ def test_a_new_method_plugs_in_through_the_interface_only():
     class Corners(Method):
         name = "corners"
         config_class = Config
-        layers = ("features",)
+        layers = {"features": "features"}
 
         def keypoints(self, images):
             return torch.tensor([[-0.5, -0.5], [0.5, -0.5], [0.0, 0.5]]).expand(images.shape[0], 3, 2)
