@@ -23,9 +23,13 @@ Presets (`TPS_PRESETS`) follow the method cards (shared/methods/*.md): `lorenz` 
 scale 1.05-1.15, +-10 px), `cheng` (the DVE warper of Cheng et al.'s few-shot head: 10x10 grid, Gaussian
 spline weights sigma 5e-4, Gaussian scale / translation sigma 0.02, rotation sigma 2 degrees).
 
-Why not kornia's TPS (`get_tps_transform` + `warp_image_tps`): it has no global affine composed with the
-spline, no Jacobian and no inverse map, so it would cover only the image half; see `scripts` timing note
-in the pairs report for its speed. (Measured once on the 2-core CPU, batch 32: see the note at the end.)
+Why not kornia's TPS (`get_tps_transform` + `warp_image_tps`): it solves the same spline but composes no
+global affine with it and gives no Jacobian and no inverse map, so it could only replace the image half;
+and it is not faster. Measured once (batch 32, 2-core CPU shared with other jobs, so +-50 %): lorenz
+(8 points) 307 ms here vs 509 ms kornia at 64 px, 660 vs 1123 ms at 128 px; dundar (100 points) 1.8 s vs
+1.7 s at 64 px, 6.0 s vs 10.0 s at 128 px. Since then the pixel grid's spline basis is one `(N, M)` matrix
+when the control points are shared (dundar, cheng) and is built by a matrix product otherwise: re-timed
+dundar at 0.1 s (64 px) and 0.6-1.9 s (128 px, load-dependent).
 """
 from __future__ import annotations
 
@@ -48,6 +52,13 @@ def _kernel(p: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
     diff = p[:, :, None, :] - c[:, None, :, :]  # (B, N, M, 2)
     r2 = diff.pow(2).sum(-1)
     return r2 * torch.log(r2.clamp_min(1e-12)), diff
+
+
+def _basis(p: Tensor, c: Tensor) -> Tensor:
+    """U(|p - c|^2) `(B, N, M)` through |p|^2 + |c|^2 - 2 p.c: no `(B, N, M, 2)` difference tensor, so a
+    128 x 128 grid against 100 control points stays at B x 1.6 M numbers."""
+    r2 = (p.pow(2).sum(-1)[:, :, None] + c.pow(2).sum(-1)[:, None, :] - 2.0 * p @ c.transpose(1, 2)).clamp_min(0.0)
+    return r2 * torch.log(r2.clamp_min(1e-12))
 
 
 def _batch(params: Params, p: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -82,11 +93,14 @@ def identity_params(b: int, m: int = 4, *, device=None, dtype=torch.float32) -> 
 # the three maps
 def unmap_points(params: Params, p: Tensor) -> Tensor:
     """Where points `p` `(B, N, 2)` of the warped frame come from in the original: T(p), `(B, N, 2)`."""
+    shared = p.shape[0] == 1  # one set of points (a pixel grid) for every image
     p, theta, c, coef = _batch(params, p)
     with torch.autocast(p.device.type, enabled=False):
-        u, _ = _kernel(p, c)
-        basis = torch.cat([u, torch.ones_like(p[..., :1]), p], -1)  # (B, N, M + 3)
-        q = p + basis @ coef  # (B, N, 2): p + d(p)
+        if shared and bool((c == c[:1]).all()):  # the same control points too: one basis for all images
+            u = _basis(p[:1], c[:1]).expand(c.shape[0], -1, -1)
+        else:
+            u = _basis(p, c)  # (B, N, M)
+        q = p + u @ coef[:, :-3] + coef[:, None, -3] + p @ coef[:, -2:]  # (B, N, 2): p + d(p)
         return q @ theta[:, :, :2].transpose(1, 2) + theta[:, None, :, 2]
 
 
