@@ -10,12 +10,14 @@ affine transform,
 
 with control points c_i `(B, M, 2)`, spline weights `coef` `(B, M + 3, 2)` = [w_1..w_M; a_0; a_1^T] and
 `theta` `(B, 2, 3)` = [A | t]. Params are a dict of batch-first tensors ("theta", "control", "coef"), so
-they collate in a DataLoader and slice per image. Three directions:
+they collate in a DataLoader and slice per image; AutoLink's `warp.random_tps` dicts are params too (its
+`tps_points` = `unmap_points` wherever its border clamp does not act). The directions:
 
     unmap_points(params, p)  warped frame -> original: T(p), analytic (keypoints found in a view)
     map_points(params, q)    original -> warped frame: T^-1(q), Newton iterations on T (labels into a view)
     jacobian(params, q)      d map_points / dq at original points q, (B, K, 2, 2): a covariance S of the
-                             original maps to J S J^T in the view; `sampling_jacobian` is dT/dp.
+                             original maps to J S J^T in the view (`map_gaussians`); `sampling_jacobian`
+                             is dT/dp (its determinant at the grid weighs Lorenz's moment mapping).
 
 Presets (`TPS_PRESETS`) follow the method cards (shared/methods/*.md): `lorenz` (Lorenz et al. 2019, §6:
 8 jittered control points, anisotropic zoom-in scale and rotation about random centres), `dundar`
@@ -137,6 +139,14 @@ def jacobian(params: Params, q: Tensor) -> Tensor:
     """d map_points / dq `(B, N, 2, 2)` at original points `q` `(B, N, 2)`: (dT/dp)^-1 at p = T^-1(q).
     A part at q with covariance S `(B, N, 2, 2)` appears in the view with covariance J S J^T."""
     return torch.linalg.inv(sampling_jacobian(params, map_points(params, q)))
+
+
+def map_gaussians(params: Params, mu: Tensor, cov: Tensor) -> tuple[Tensor, Tensor]:
+    """Parts of the original (means `(B, K, 2)`, covariances `(B, K, 2, 2)`) as they appear in the warped
+    frame, to first order: (T^-1(mu), J cov J^T) with J = `jacobian` (exact for an affine warp)."""
+    p = map_points(params, mu)
+    j = torch.linalg.inv(sampling_jacobian(params, p))  # (B, K, 2, 2)
+    return p, j @ full_precision(cov) @ j.transpose(-1, -2)
 
 
 def sampling_grid(params: Params, h: int, w: int) -> Tensor:

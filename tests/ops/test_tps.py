@@ -10,6 +10,7 @@ from lmkcore.ops.tps import (
     TpsPreset,
     identity_params,
     jacobian,
+    map_gaussians,
     map_points,
     random_params,
     random_tps_views,
@@ -112,6 +113,8 @@ def test_a_covariance_maps_through_an_affine_warp_as_a_s_at():
     assert torch.allclose(j, a_inv.expand_as(j), atol=1e-8)
     assert torch.allclose(m2, map_points(params, mu), atol=2e-3)
     assert torch.allclose(c2, expected, atol=2e-4, rtol=0.02)
+    m3, c3 = map_gaussians(params, mu, cov)
+    assert torch.allclose(m3, map_points(params, mu)) and torch.allclose(c3, expected, atol=1e-10)
     assert (expected - cov).abs().max() > 5e-3  # the warp did change the covariance
 
 
@@ -161,3 +164,13 @@ def test_gradients_reach_the_images_through_the_warp():
     warped, _, _ = random_tps_views(x, "lorenz", generator=_gen(14))
     warped.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_autolink_random_tps_dicts_are_params_here_too():
+    """`warp.random_tps` (AutoLink) uses the same dict layout, so its warps map points with these functions."""
+    from lmkcore.ops.warp import random_tps, tps_points
+
+    w = random_tps(3, shift=0.05, generator=_gen(15))
+    p = torch.rand(3, 6, 2, generator=_gen(16)) * 1.2 - 0.6  # inside, where AutoLink's clamp does nothing
+    assert torch.allclose(unmap_points(w, p), tps_points(w, p), atol=1e-5)
+    assert torch.allclose(tps_points(w, map_points(w, p)), p, atol=1e-5)
