@@ -174,3 +174,13 @@ def test_autolink_random_tps_dicts_are_params_here_too():
     p = torch.rand(3, 6, 2, generator=_gen(16)) * 1.2 - 0.6  # inside, where AutoLink's clamp does nothing
     assert torch.allclose(unmap_points(w, p), tps_points(w, p), atol=1e-5)
     assert torch.allclose(tps_points(w, map_points(w, p)), p, atol=1e-5)
+
+
+def test_bf16_images_are_sampled_on_an_fp32_grid():
+    x = torch.rand(2, 3, 80, 80, generator=_gen(17))
+    params = random_params(2, "lorenz", generator=_gen(18))
+    exact, g = warp_with(x, params)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        half, g16 = warp_with(x.bfloat16(), params)
+    assert half.dtype == torch.bfloat16 and g16.dtype == torch.float32 and torch.equal(g, g16)
+    assert (half.float() - exact).abs().max() < 2e-2  # bf16 rounding of the values only
