@@ -55,9 +55,10 @@ class TwoViews(Dataset):
         return item
 
 
-def _runs(clips: np.ndarray) -> list[np.ndarray]:
-    """Positions of each clip's items, in item order (frames are written in their clip's order)."""
-    order = np.argsort(clips, kind="stable")
+def _runs(clips: np.ndarray, rows: np.ndarray) -> list[np.ndarray]:
+    """Positions of each clip's items in frame order: by `rows` (a store's rows are written in clip order),
+    whatever order a split lists them in."""
+    order = np.lexsort((rows, clips))
     bounds = np.flatnonzero(np.diff(clips[order])) + 1
     return [r for r in np.split(order, bounds) if len(r)]
 
@@ -88,6 +89,7 @@ class FramePairs(Dataset):
             self.resolution = resolution
             clip_ids = {c: i for i, c in enumerate(frames.videos)}
             clips = np.array([clip_ids[frames.clip_of(r[0])] for r in frames.records], np.int64)
+            rows = np.arange(len(clips))
             self.info = frames.info
         elif isinstance(frames, LandmarkStore):
             clips = frames.clips()
@@ -95,11 +97,11 @@ class FramePairs(Dataset):
                 raise ValueError(f"FramePairs: the store {frames.path} keeps no clip ids (it was not written from a "
                                  f"frame-folder source, or before stores kept them): write it again from a "
                                  f"`Frames` source, or pass the `Frames` source with a resolution")
-            self.info = frames.info
+            self.info, rows = frames.info, np.asarray(frames.indices)
         else:
             raise TypeError(f"FramePairs: frames must be a LandmarkStore with clips or a Frames source, "
                             f"got {type(frames).__name__}")
-        self.runs = _runs(clips)
+        self.runs = _runs(clips, rows)
         if isinstance(gap, int):  # (clip, position in clip) of frame a; frame b is gap later
             self.items = [(c, j) for c, run in enumerate(self.runs) for j in range(len(run) - gap)]
         else:  # every frame with a partner at least lo away

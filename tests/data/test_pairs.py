@@ -96,6 +96,14 @@ def test_frame_pairs_come_from_one_clip_gap_apart(frames_root, tmp_path):
         assert item["row"] == a and item["row2"] == b  # no split: positions are rows
         seen.add((ca, fa))
     assert len(seen) == len(pairs)
+    # a split that lists frames out of order still pairs them in frame order
+    order = [str(n) for n in np.random.default_rng(0).permutation(names)]
+    path = write_store(tmp_path / "shuffled.h5", Frames(frames_root), 8, splits={"shuffled": order})
+    shuffled = FramePairs(LandmarkStore(path, split="shuffled"), gap=1)
+    assert len(shuffled) == 5 + 2
+    for i in range(len(shuffled)):
+        (ca, fa), (cb, fb) = _which(shuffled[i]["image"]), _which(shuffled[i]["image2"])
+        assert ca == cb and fb - fa == 1
     # the Frames source itself gives the same pairs and frames
     direct = FramePairs(Frames(frames_root), gap=2, resolution=8)
     assert len(direct) == len(pairs)
