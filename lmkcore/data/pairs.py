@@ -33,7 +33,9 @@ class TwoViews(Dataset):
     "warp2" (TPS params: a keypoint q of "image" is at `tps.map_points(warp1, q)` in view 1 after collation),
     "colour1", "colour2" (`(4,)` colour parameters). The original item's fields stay as they are ("image"
     is the unwarped original, "index" its position). Item i is the same for the same (seed, i) in every
-    epoch and worker, so a resumed run sees the same pairs. `identity_first`: view 1 is only recoloured."""
+    epoch and worker, so a resumed run sees the same pairs. `identity_first`: view 1 is only recoloured.
+    Wrap an `InMemory` data set in it, not the reverse: the views are cheap to redraw, and the nested
+    warp params are not the flat tensors `InMemory` stacks."""
 
     def __init__(self, data: Dataset, preset: str | TpsPreset = "lorenz",
                  colour: str | ColourJitter | tuple = "lorenz", seed: int = 0, identity_first: bool = False):
