@@ -11,7 +11,7 @@ from lmkcore.data import open_dataset
 from lmkcore.viz import figures
 from lmkcore.viz.draw import contact_sheet, show_keypoints
 from lmkcore.viz.figures import PANEL, TOP
-from lmkcore.viz.inputs import find_checkpoints
+from lmkcore.viz.sources import find_checkpoints
 
 DPI = 40  # small figures, same geometry
 
