@@ -87,7 +87,7 @@ def covariance_ellipses(cov: Tensor, image_size: int, n_sigma: float = 2.0) -> t
     axes = 2 * n_sigma * evals.clamp_min(0).sqrt() * scale  # full lengths, (K, 2)
     major = evecs[..., :, 1]  # (K, 2) eigenvector of the larger eigenvalue
     angle = torch.rad2deg(torch.atan2(major[:, 1], major[:, 0]))
-    angle = (angle + 90) % 180 - 90  # an axis has no direction: (-90, 90]
+    angle = (angle + 90) % 180 - 90  # an axis has no direction: [-90, 90)
     return axes[:, 1].float(), axes[:, 0].float(), angle.float()
 
 
@@ -130,7 +130,7 @@ def label_colours(labels: np.ndarray) -> np.ndarray:
     return cols
 
 
-def draw_points(ax, points, image_size: int, *, size: float = 8):
+def draw_points(ax, points, image_size: int, *, size: float = 24):
     """Points `(N, 3)`: (x, y) normalised and a label, as dots coloured by label."""
     p = points.detach().float().cpu().numpy() if torch.is_tensor(points) else np.asarray(points, float)
     xy = to_pixels(p[:, :2], image_size)
