@@ -68,6 +68,16 @@ def test_arrows_and_search_box(ui):
     assert ui.state.index == 9
 
 
+def graph_segments(ui) -> int:
+    """Segments of the learned graph drawn on the first row's image (a LineCollection)."""
+    from matplotlib.collections import LineCollection
+
+    from lmkcore.viz.panels import draw_panels
+
+    ax = draw_panels(ui.state, ui.state.panels).axes[0]
+    return sum(len(c.get_segments()) for c in ax.collections if isinstance(c, LineCollection))
+
+
 def test_toggles_are_the_declared_layers_and_draw_them(ui):
     shown = [ly for ly, box in ui.toggles.items() if box.layout.display != "none"]
     # the fixed layers, then autolink's own, in its declared order
@@ -79,6 +89,11 @@ def test_toggles_are_the_declared_layers_and_draw_them(ui):
     p = ui.state.panels[0]
     assert p.shown["heatmaps"].data.shape == (16, 16) and p.shown["graph"].data.shape == (6, 6)
     assert list(p.overlays()) == ["heatmaps", "graph"]
+    assert ui.all_edges.layout.display is None  # offered: autolink declares a graph-kind layer
+    assert graph_segments(ui) == 6 - 1  # the strongest K - 1 edges by default
+    png = ui.image.value
+    ui.all_edges.value = True
+    assert ui.state.all_edges and ui.image.value != png and graph_segments(ui) == 6 * 5 // 2
     assert list(p.panes()) == ["edges", "masked", "reconstruction"] and p.panes()["masked"].data.shape == (3, 32, 32)
     ui.toggles["keypoints"].value = False
     ui.toggles["masked"].value = False

@@ -200,3 +200,18 @@ def test_points_coloured_by_label_and_per_image_slicing():
     g = torch.rand(3, 3)
     assert per_image("graph", g, 1) is g and torch.equal(per_image("graph", g.expand(2, 3, 3), 1), g)
     assert per_image("points", pts.expand(2, 4, 3), 1).shape == (4, 3)
+
+
+def test_run_figures_by_kind_and_without_a_graph(tmp_path, val32):
+    import matplotlib.pyplot as plt
+
+    from lmkcore.viz.runs import draw_detections, keypoint_grid, reconstructions
+
+    m = EveryKind(EveryKindConfig())  # declares a graph layer but offers no graph(): None
+    images = torch.stack([val32[i]["image"] for i in range(3)])
+    fig = reconstructions(m, images, n=3)
+    titles = [ax.get_title(loc="left") for ax in fig.axes if ax.get_title(loc="left")]
+    assert titles == ["input", "recon", "mask", "feats"]  # the pane kinds, in declared order
+    plt.close(fig)
+    plt.close(keypoint_grid(m, images, cols=3))
+    assert draw_detections(m, val32, tmp_path / "det", limit=2) == 2
