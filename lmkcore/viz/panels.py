@@ -125,8 +125,11 @@ def draw_grid(image, panels, *, item: dict | None = None, skeleton=None, keypoin
                                 transform=axes[r, c].transAxes)
     fig.suptitle(title, fontsize=8, y=1 - 0.05 / height, va="top")
     if legend:
-        handles = [Line2D([], [], **style) for _, style in legend]
-        fig.legend(handles, [t for t, _ in legend], loc="upper center", ncol=min(per_line, len(legend)), fontsize=6,
+        n = len(legend)
+        ncol = -(-n // -(-n // per_line))  # as few lines as fit, entries spread evenly over them
+        order = [i for c in range(ncol) for i in range(c, n, ncol)]  # matplotlib fills columns: read row by row
+        handles = [Line2D([], [], **legend[i][1]) for i in order]
+        fig.legend(handles, [legend[i][0] for i in order], loc="upper center", ncol=ncol, fontsize=6,
                    frameon=False, handlelength=1.5, columnspacing=0.8,
                    bbox_to_anchor=(0.5, 1 - (0.1 + 0.15 * (title.count("\n") + 1)) / height))
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.1 / height, top=1 - top / height, wspace=0.08,
