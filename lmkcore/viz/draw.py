@@ -34,7 +34,7 @@ def keypoint_colours(k: int) -> np.ndarray:
 def show_keypoints(ax, image, kp=None, *, skeleton=None, graph=None, visible=None, marker="o",
                    size: float = 18, colours=None, title: str | None = None, max_edges: int | None = None):
     """Image with keypoints; `skeleton` as (i, j) pairs, or a learned `graph` (K, K) of edge weights
-    drawn with opacity proportional to weight (strongest `max_edges` only, if given)."""
+    drawn by `draw_graph` (the strongest `max_edges`, default K - 1)."""
     img = to_hwc(image)
     ax.imshow(img, interpolation="nearest")
     ax.set_axis_off()
@@ -49,20 +49,30 @@ def show_keypoints(ax, image, kp=None, *, skeleton=None, graph=None, visible=Non
     return ax
 
 
-def draw_graph(ax, kp, graph, image_size: int, *, max_edges: int | None = None, colour="white", lw: float = 2.0):
-    """A learned graph `(K, K)` as segments between keypoints, opacity proportional to weight."""
-    p = to_pixels(kp, image_size)
-    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph)
+GRAPH_COLOUR = (0.0, 0.9, 1.0)  # cyan: a learned graph, distinct from the green / pink annotation skeletons
+
+
+def draw_graph(ax, kp, graph, image_size: int, *, max_edges: int | None = None, colour=GRAPH_COLOUR, lw: float = 2.0):
+    """A learned graph `(K, K)` as segments between keypoints `(K, 2)` (one `LineCollection`, returned;
+    None without edges). The strongest `max_edges` pairs (default K - 1, as many as a spanning tree;
+    K * K: all), each with width and opacity proportional to its weight (of the symmetrised graph)."""
+    from matplotlib.collections import LineCollection
+
+    p = to_pixels(kp, image_size)  # (K, 2)
+    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph, float)
+    g = np.maximum(g, g.T)  # an edge is drawn once, with its stronger direction
     i, j = np.triu_indices(len(p), 1)
     w = g[i, j]
-    if len(w) == 0:
-        return ax
-    order = np.argsort(-w)[: max_edges or len(w)]
-    wmax = max(float(w.max()), 1e-8)
-    for e in order:
-        ax.plot(p[[i[e], j[e]], 0], p[[i[e], j[e]], 1], "-", color=colour, lw=lw,
-                alpha=float(np.clip(w[e] / wmax, 0.05, 1.0)))
-    return ax
+    n = len(p) - 1 if max_edges is None else max_edges
+    order = np.argsort(-w, kind="stable")[: max(n, 0)]
+    if len(order) == 0:
+        return None
+    rel = np.clip(w[order] / max(float(w.max()), 1e-8), 0.05, 1.0)  # (E,)
+    rgba = np.concatenate([np.broadcast_to(np.asarray(colour, float)[:3], (len(order), 3)), rel[:, None]], 1)
+    segments = np.stack([p[i[order]], p[j[order]]], 1)  # (E, 2, 2)
+    coll = LineCollection(segments, colors=rgba, linewidths=lw * (0.3 + 0.7 * rel), capstyle="round")
+    ax.add_collection(coll)
+    return coll
 
 
 def draw_keypoints(ax, kp, image_size: int, *, skeleton=None, visible=None, marker="o", size: float = 18,

@@ -20,7 +20,7 @@ from ..eval import LinearFit, discover, few_shot_indices, fit_linear, normaliser
 from ..eval.metrics import masked_mean
 from ..methods import Method
 from ..ops import norm_to_unit, unit_to_norm
-from .inputs import InMemory
+from .sources import InMemory
 
 
 @dataclass

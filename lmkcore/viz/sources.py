@@ -103,6 +103,15 @@ def batch(dataset: Dataset, indices) -> dict:
     return out
 
 
+def untrained_like(method: Method, seed: int = 0) -> Method:
+    """A fresh copy of `method`'s class and config (random weights drawn under `seed`, the global
+    RNG untouched), in eval mode: the untrained baseline of a checkpoint, whatever its method."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = type(method)(method.config)
+    return fresh.eval()
+
+
 def untrained_label(method: Method) -> str:
     return f"untrained {method.name} k{method.n_keypoints}"
 
