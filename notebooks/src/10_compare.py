@@ -12,7 +12,7 @@
 report_dir: str = "reports"  # reads report_dir/benchmarks.json and report_dir/*/metrics.json
 root: str = "."  # workbook root: the reports' checkpoint paths (runs/...) and data paths are relative to it
 datasets: str = ""  # comma-separated data sets to show ("": every data set in benchmarks.json)
-methods: str = ""  # comma-separated methods to show ("": all; floors are shown with their method name)
+methods: str = ""  # comma-separated methods to show ("": all; the mean-shape floor is method "mean-shape")
 split: str = "val"  # split whose first images show the keypoints
 n_images: int = 4  # images (rows) in each keypoint figure
 few_shot_metric: str = "nme"  # metric of the few-shot plot (nme, or pck@0.2 on box-normalised data)
