@@ -49,12 +49,15 @@ def datasets_of(rows: list[dict]) -> list[str]:
 
 
 def row_label(r: dict) -> str:
-    """How a report is named in tables and legends: the run for trained models, else the floor."""
+    """How a report is named in tables and legends: the run for trained models, else the floor;
+    " [head]" marks a supervised-head evaluation (`evaluation: "head"`)."""
     if r.get("kind") == "floor":
-        return f"{r.get('method')} (floor)"
-    if r.get("kind") == "untrained":
-        return f"{r.get('method')} (untrained) k{r.get('K')}"
-    return str(r.get("run") or r.get("report") or r.get("method"))
+        label = f"{r.get('method')} (floor)"
+    elif r.get("kind") == "untrained":
+        label = f"{r.get('method')} (untrained) k{r.get('K')}"
+    else:
+        label = str(r.get("run") or r.get("report") or r.get("method"))
+    return label + (" [head]" if r.get("evaluation") == "head" else "")
 
 
 def headline_table(rows: list[dict], dataset: str, *, methods=None, diagnostics: bool = False):
@@ -68,10 +71,11 @@ def headline_table(rows: list[dict], dataset: str, *, methods=None, diagnostics:
            and (not methods or r.get("method") in methods)]
     if not sel:
         return pd.DataFrame()
-    by_report: dict[str, dict] = {}
-    for r in sel:
-        line = by_report.setdefault(r["report"], {
-            "method": r.get("method"), "kind": r.get("kind"), "report": row_label(r), "K": r.get("K"),
+    by_report: dict[tuple, dict] = {}
+    for r in sel:  # a line per (report, evaluation): keypoints and a supervised head may share a report
+        line = by_report.setdefault((r["report"], r.get("evaluation") or "keypoints"), {
+            "method": r.get("method"), "kind": r.get("kind"), "report": row_label(r),
+            "evaluation": r.get("evaluation") or "keypoints", "K": r.get("K"),
             "res": r.get("resolution"), "steps": r.get("steps"), "fit images": r.get("fit_images"),
             "train min": None if r.get("wall_s") is None else round(r["wall_s"] / 60, 1),
             "img/s": r.get("images_per_s"), "profile": r.get("profile"), "commit": r.get("commit")})
@@ -84,7 +88,8 @@ def headline_table(rows: list[dict], dataset: str, *, methods=None, diagnostics:
     for col in ("K", "res", "steps", "fit images"):  # integers with gaps (a floor has no K, no steps)
         df[col] = pd.to_numeric(df[col], errors="coerce").round().astype("Int64")
     df[metrics] = df[metrics].astype(float).round(2)
-    head = ["method", "kind", "report", "K", "res", "steps", "fit images"]
+    head = ["method", "kind", "report"] + (["evaluation"] if set(df["evaluation"]) != {"keypoints"} else [])
+    head += ["K", "res", "steps", "fit images"]
     tail = ["train min", "img/s", "profile", "commit"]
     return df[head + metrics + tail].reset_index(drop=True)
 

@@ -65,6 +65,16 @@ def test_headline_table_puts_methods_side_by_side_trained_first(fake_reports):
     assert t["K"].isna().tolist() == [False, False, True] and int(t["K"][1]) == 6
     assert compare.headline_table(rows, "procedural", methods=["partbased"])["report"].tolist() == ["b"]
     assert compare.headline_table(rows, "mtfl").empty
+    assert "evaluation" not in t.columns  # keypoints only: no evaluation column
+
+
+def test_headline_table_keeps_a_head_evaluation_of_the_same_report_apart(fake_reports):
+    rows = compare.read_benchmarks(fake_reports / "reports")
+    head = [{**r, "evaluation": "head", "value": r["value"] - 1} for r in rows if r["report"] == "b"]
+    t = compare.headline_table(rows + head, "procedural")
+    assert list(t["report"]) == ["a", "b", "b [head]", "mean-shape (floor)"]
+    assert list(t["evaluation"]) == ["keypoints", "keypoints", "head", "keypoints"]
+    assert list(t["nme"]) == [8.0, 6.0, 5.0, 20.0]
 
 
 def test_missing_benchmarks_names_the_file(tmp_path):
