@@ -22,7 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .draw import draw_keypoints, keypoint_colours, to_hwc
-from .inputs import batch, has_annotations, open_images, workbook_path
+from .sources import batch, has_annotations, open_images, workbook_path
 
 PANEL = 2.0  # inches per image panel
 KIND_ORDER = {"trained": 0, "untrained": 1, "floor": 2}
