@@ -156,6 +156,10 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     several = isinstance(pairs, list)  # a list: parts stepped in turn, model(batch, i); a pair: model(batch)
     if not several:
         pairs = [pairs]
+    if not pairs or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], torch.optim.Optimizer)
+                            for p in pairs):
+        raise TypeError(f"{type(method).__name__}.optimizers() must give an (optimizer, scheduler or None) pair "
+                        f"or a list of such pairs, not {pairs!r}")
     start, history = 0, []
     if resuming:
         ck = load(last, map_location=device)
@@ -294,7 +298,9 @@ def run_recipe(method: Method, data: Dataset, cfg: TrainConfig) -> list[RunResul
     """Train `method` as its class says: `recipe(method, data, cfg) -> list[RunResult]` where the class
     defines one (a classmethod or staticmethod that calls `train()` once per stage or round, each with its
     own `run_name`, e.g. via `stage()`), else one `train()` call. Stages share one experiment: `cfg.experiment`,
-    or by default the run name the method would have had, so they land in `out_dir/<experiment>/<stage>`.
+    else `cfg.run_name`, else the run name the method would have had; they land in `out_dir/<experiment>/<stage>`.
+    Each stage is a run of its own: `resume=True` resumes each (a finished stage returns at once, its weights
+    loaded), and `max_minutes` caps each stage.
     A recipe that relabels its data between rounds does it between its `train()` calls."""
     recipe = getattr(type(method), "recipe", None)
     if recipe is None:

@@ -348,13 +348,15 @@ def test_a_recipe_less_method_trains_once_and_an_experiment_nests_its_runs(tmp_p
 
 
 def test_build_method_seeds_before_it_builds(tiny_config):
-    from lmkcore.train import build_method
+    from lmkcore.train import build_method, main
 
     a, b, c = (build_method("autolink", tiny_config, seed) for seed in (3, 3, 4))
     assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
     assert not torch.equal(a.detector.head.weight, c.detector.head.weight)
     with pytest.raises(KeyError, match="unknown method 'nope'"):
         build_method("nope")
+    with pytest.raises(SystemExit, match="--method 'no.such.module:Toy'"):
+        main(["--method", "no.such.module:Toy"])
 
 
 @pytest.mark.slow
