@@ -164,7 +164,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     if resuming:
         ck = load(last, map_location=device)
         method.load_state_dict(ck["model"])
-        opts, scheds = (ck["optimizer"], ck.get("scheduler")) if several else ([ck["optimizer"]], [ck.get("scheduler")])
+        opts, scheds = ck["optimizer"], ck.get("scheduler")  # one state, or a list of them (several optimisers)
+        opts, scheds = (opts, scheds) if isinstance(opts, list) else ([opts], [scheds])
         if len(opts) != len(pairs):
             raise ValueError(f"{last} holds {len(opts)} optimiser states but {method.name}.optimizers() gives "
                              f"{len(pairs)} (optimiser, scheduler) pairs")
