@@ -58,7 +58,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC weights and images: faster convolutions on CUDA and on CPU (oneDNN)
     progress: bool = True  # tqdm bar
     tensorboard: bool = True
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time, a schedule with a horizon shortened to fit (`refittable`); 0 = no limit
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time (horizons refitted: refittable); 0 = none
 
 
 def _to_device(v, device: torch.device, channels_last: bool):

@@ -250,6 +250,12 @@ def test_a_method_defined_in_tests_trains_its_two_stages_through_the_command_lin
     assert len(load(exp / "stage2" / "last.pt")["optimizer"]) == 2
 
 
+def test_the_toy_offers_features_and_the_visuals_of_its_layers():
+    toy, x = _toy(), torch.rand(2, 3, 32, 32)
+    assert toy.keypoints(x).shape == (2, 4, 2) and toy.features(x).shape == (2, 4, 16, 16)
+    assert set(toy.visuals(x)) == set(toy.layers) and toy.evaluations == ("keypoints", "head")
+
+
 def test_init_from_reports_keys_of_one_side_and_names_shape_mismatches(tmp_path, procedural32):
     from lmkcore.train import init_weights
 
@@ -366,10 +372,10 @@ def test_two_optimisers_under_ddp_on_cpu(tmp_path):
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "lmkcore.train",
-           "--method", TOY, "--data", "procedural", "--split", "val", "--steps", "2", "--batch_size", "2",
-           "--num_workers", "0", "--out_dir", str(tmp_path), "--experiment", "exp", "--progress", "false",
-           "--tensorboard", "false", "width=4"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "lmkcore.train", "--method", TOY, "--data", "procedural", "--split", "val", "--steps", "2",
+           "--batch_size", "2", "--num_workers", "0", "--out_dir", str(tmp_path), "--experiment", "exp",
+           "--progress", "false", "--tensorboard", "false", "width=4"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "LMK_DDP_TIMEOUT": "60", "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO, env=env)
     assert r.returncode == 0, r.stderr[-3000:]
