@@ -27,10 +27,10 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
 
 def load_method(path: str | os.PathLike, map_location="cpu"):
     """A trained method from a checkpoint (`last.pt` or a `model_*.pt` snapshot), in eval mode."""
-    from .methods import METHODS
+    from .methods import method_class
 
     ck = load(path, map_location)
-    cls = METHODS[ck["method"]]
+    cls = method_class(ck["method"], ck.get("method_path"))  # a method defined outside lmkcore: imported
     known = {f.name for f in fields(cls.config_class)}
     unknown = sorted(set(ck["config"]) - known)
     if unknown:  # written by another version of lmkcore (e.g. decode_resolution, now decode_scale)
