@@ -25,9 +25,10 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import git_commit, load, save_atomic
+from .checkpoint import load, save_atomic
 from .methods import Method
 from .methods.base import WarmupCosine
+from .provenance import git_commit
 
 
 @dataclass
