@@ -185,11 +185,11 @@ class Bench:
 
     def floors(self, plan: DataPlan, prep: Prepared) -> None:
         """Mean shape of the fit set and an untrained (seeded) model per K, by the same protocol."""
-        from .checkpoint import git_commit
         from .data import open_dataset
         from .eval import mean_shape_floor, untrained_floor
         from .eval.protocol import open_test_set
         from .eval.report import write_report
+        from .provenance import git_commit
 
         t0 = time.time()
         fit = open_dataset(prep.data, plan.fit_split, resolution=plan.resolution)

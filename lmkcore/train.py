@@ -32,8 +32,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import git_commit, load, save_atomic
+from .checkpoint import load, save_atomic
 from .methods import Method, method_class, method_path
+from .provenance import git_commit
 
 
 @dataclass

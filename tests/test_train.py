@@ -176,7 +176,7 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_summary(tmp_path, 
 
 def test_lmk_commit_names_the_commit_where_set(monkeypatch):
     """A work tree copied to another machine may carry stale git metadata: LMK_COMMIT overrides it."""
-    from lmkcore.checkpoint import git_commit
+    from lmkcore.provenance import git_commit
 
     monkeypatch.delenv("LMK_COMMIT", raising=False)
     found = git_commit()

@@ -1,9 +1,10 @@
-"""One evaluation protocol for every method (`protocol`): its inputs (`inputs`), regressor
-(`regression`), metrics (`metrics`), per-run reports and generated benchmark tables (`report`), and
-figures (`figures`); the skeleton check over a run's snapshots (`trace`, a command:
-`python -m lmkcore.eval.trace`)."""
+"""One evaluation protocol for every method (`protocol`): what it consumes (`gather`: annotations,
+discovered keypoints, test sets), regressor (`regression`), metrics (`metrics`), the skeleton check
+(`graph`), per-run reports and generated benchmark tables (`report`), and the plots of one result
+(`plots`); the skeleton check over a run's snapshots (`trace`, a command:
+`python -m lmkcore.eval.trace`). Experiments on one method live in `lmkcore.experiments`."""
 from .metrics import cumulative_curve, masked_mean, normaliser, parse_normalisation, pck, point_errors, summarise
-from .inputs import Annotations, annotations, check_keypoints, discover
+from .gather import Annotations, annotations, check_keypoints, discover
 from .graph import graph_skeleton, keypoint_joints, skeleton_recovery
 from .protocol import (evaluate, evaluate_checkpoint, evaluate_predictions, mean_shape_floor, open_test_set, score,
                        untrained_floor)

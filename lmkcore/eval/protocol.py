@@ -25,14 +25,13 @@ import torch
 from torch import Tensor
 
 from ..ops.coords import norm_to_unit, unit_to_norm
-from .graph import graph_skeleton
-from .inputs import Annotations, annotations, check_keypoints, discover
+from .gather import Annotations, annotations, check_keypoints, discover, open_test_set
+from .graph import GRAPH_FIT, graph_skeleton
 from .metrics import normaliser, pck_thresholds, point_errors, summarise
 from .regression import few_shot_indices, fit_linear
 
 THRESHOLDS = torch.linspace(0.0, 0.5, 101, dtype=torch.float64)  # cumulative curves, fractions
 N_EXAMPLES = 8  # test images whose predictions are kept for figures
-GRAPH_FIT = 1000  # fit images (drawn by the seed) on which keypoints are mapped to joints for the skeleton check
 
 
 def _pct(x):
@@ -245,19 +244,6 @@ def untrained_floor(name: str, config: dict, fit_data, test_data, n_fit=None, se
     return r
 
 
-def open_test_set(data: str, test_split: str | None, test_data: str | None = None, resolution: int = 64):
-    """(test data set, split name): `test_split` of `data`, or of the separate store `test_data`
-    (all of it, named by its file stem, when it has no such split)."""
-    from ..data import LandmarkStore, open_dataset
-
-    if not test_data:
-        return open_dataset(data, test_split, resolution=resolution), test_split
-    store = LandmarkStore(test_data)
-    if test_split and "splits" in store.file and test_split in store.file["splits"]:
-        return LandmarkStore(test_data, test_split), test_split
-    return store, Path(test_data).stem
-
-
 def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fit", test_split: str | None = "val",
                         test_data: str | None = None, *, report_dir: str | os.PathLike | None = None,
                         profile: str | None = None, **kwargs) -> dict:
@@ -270,8 +256,9 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
     """
     import json
 
-    from ..checkpoint import git_commit, load_method, method_resolution
+    from ..checkpoint import load_method, method_resolution
     from ..data import open_dataset
+    from ..provenance import git_commit
 
     method = load_method(path)
     info = method.checkpoint_info

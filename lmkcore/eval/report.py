@@ -15,8 +15,7 @@ import json
 import math
 from pathlib import Path
 
-from ..checkpoint import resolve_checkpoints as shared_resolve
-from .protocol import GRAPH_FIT
+from .graph import GRAPH_FIT
 
 GENERATOR = "python -m lmkcore.bench (or lmkcore.eval.report.collect('reports'))"
 META = ("method", "kind", "dataset", "split", "K", "normalisation", "resolution", "steps", "wall_s",
@@ -49,7 +48,7 @@ def report_name(result: dict) -> str:
 def write_report(result: dict, report_dir: str | Path = "reports", *, name: str | None = None, test_data=None,
                  profile: str | None = None, figures: bool = True) -> Path:
     """Write `report_dir/<name>/metrics.json` (and figures); returns that directory."""
-    from .figures import save_all
+    from .plots import save_all
 
     out = Path(report_dir) / (name or report_name(result))
     out.mkdir(parents=True, exist_ok=True)
@@ -59,21 +58,12 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     (out / "metrics.json").write_text(json.dumps({**result, **paths}, indent=1, default=_plain))
     if figures:
         if test_data is None and result.get("data"):
-            from .protocol import open_test_set
+            from .gather import open_test_set
 
             test_data = open_test_set(result["data"], result.get("split"), result.get("test_data"),
                                       result.get("resolution") or 64)[0]
         save_all(result, out, test_data)
     return out
-
-
-def resolve_checkpoints(checkpoints: str, runs_dir: str | Path = "runs") -> list[Path]:
-    """Checkpoint files to evaluate: comma-separated files or run directories (-> their newest
-    snapshot); "" = the newest under `runs_dir`. Raises naming what is missing."""
-    selected = shared_resolve(checkpoints, runs_dir)[1]
-    if not selected:
-        raise FileNotFoundError(f"no checkpoint under {str(runs_dir)!r}; train one first or pass checkpoints")
-    return [c.path for c in selected]
 
 
 def _portable(path) -> str:

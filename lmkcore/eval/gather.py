@@ -1,4 +1,5 @@
-"""What the protocol consumes: the annotations of a data set and the keypoints a method discovers.
+"""What the protocol consumes, gathered: the annotations of a data set, the keypoints a method
+discovers on it, and the test set a report names (`open_test_set`).
 
 Data sets are `LandmarkStore`s or `ProceduralFigures` (items: image (3, R, R) in [0, 1], keypoints
 (J, 2) normalised [-1, 1], visible (J,), box (4,) pixels) or anything with the same items and an
@@ -7,6 +8,7 @@ Data sets are `LandmarkStore`s or `ProceduralFigures` (items: image (3, R, R) in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -95,3 +97,16 @@ def check_keypoints(kp: Tensor, ann: Annotations, what: str) -> Tensor:
         raise ValueError(f"{what}: non-finite keypoints in {int(bad.sum())} of {len(ann)} images, item indices "
                          f"{ann.indices[bad][:10].tolist()}{' ...' if bad.sum() > 10 else ''}")
     return kp
+
+
+def open_test_set(data: str, test_split: str | None, test_data: str | None = None, resolution: int = 64):
+    """(test data set, split name): `test_split` of `data`, or of the separate store `test_data`
+    (all of it, named by its file stem, when it has no such split)."""
+    from ..data import LandmarkStore, open_dataset
+
+    if not test_data:
+        return open_dataset(data, test_split, resolution=resolution), test_split
+    store = LandmarkStore(test_data)
+    if test_split and "splits" in store.file and test_split in store.file["splits"]:
+        return LandmarkStore(test_data, test_split), test_split
+    return store, Path(test_data).stem

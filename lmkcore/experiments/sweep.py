@@ -1,7 +1,7 @@
 """Which AutoLink choices matter at CPU scale: one short run per named choice, same data, same
 budget, scored by the shared protocol.
 
-    python -m lmkcore.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--seed N] [--reports reports/autolink_choices]
+    python -m lmkcore.experiments.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--seed N] [--reports reports/autolink_choices]
 
 Each choice is a set of `AutoLinkConfig` overrides on top of the compact configuration (`CHOICES`
 below). Runs go to `runs/choices/`, reports to `--reports/<run>/metrics.json`, and the table to
@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .data import open_dataset
-from .eval import evaluate_checkpoint
-from .eval.report import collect
-from .methods.autolink import AutoLink, AutoLinkConfig
-from .profiles import ADDITIONS, CPU
-from .train import TrainConfig, train
+from ..data import open_dataset
+from ..eval import evaluate_checkpoint
+from ..eval.report import collect
+from ..methods.autolink import AutoLink, AutoLinkConfig
+from ..profiles import ADDITIONS, CPU
+from ..train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
 # choice back to the paper's (or to an alternative); "paper-init" restores all of the paper's
