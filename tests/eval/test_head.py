@@ -100,6 +100,7 @@ def test_confidence_of_a_method_masks_its_keypoints():
 
 def test_a_method_without_confidence_or_graph_is_scored_as_its_keypoints():
     fit, test, kp, _ = _world()
+    fit.info.skeleton = [[0, 1], [1, 2]]  # data with a skeleton, a method without a graph (graph() is None)
     r = evaluate(Reader(ReaderConfig(with_confidence=False)), fit, test)
     assert r["metrics"] == evaluate((kp[:len(fit)], kp[len(fit):]), fit, test)["metrics"]
     assert "per_keypoint_presence" not in r and "skeleton" not in r and r["evaluation"] == "keypoints"
