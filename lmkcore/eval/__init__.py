@@ -1,7 +1,7 @@
 """One evaluation protocol for every method (`protocol`): its inputs (`inputs`), regressor
 (`regression`), supervised head on frozen features (`head`), metrics (`metrics`), per-run reports and
-generated benchmark tables (`report`), and figures (`figures`); the skeleton check over a run's snapshots (`trace`, a command:
-`python -m lmkcore.eval.trace`)."""
+generated benchmark tables (`report`), and figures (`figures`); the skeleton check over a run's
+snapshots (`trace`, a command: `python -m lmkcore.eval.trace`)."""
 from .metrics import cumulative_curve, masked_mean, normaliser, parse_normalisation, pck, point_errors, summarise
 from .inputs import Annotations, annotations, check_keypoints, discover
 from .graph import graph_skeleton, keypoint_joints, skeleton_recovery
@@ -10,7 +10,8 @@ from .protocol import (evaluate, evaluate_checkpoint, evaluate_predictions, mean
                        untrained_floor)
 from .regression import LinearFit, cross_validate, few_shot_indices, fit_linear, predict, resolve_n_fit
 
-__all__ = ["Annotations", "HeadConfig", "LandmarkHead", "LinearFit", "fit_head", "predict_head", "annotations", "check_keypoints", "cross_validate", "cumulative_curve",
+__all__ = ["Annotations", "HeadConfig", "LandmarkHead", "LinearFit", "fit_head", "predict_head",
+           "annotations", "check_keypoints", "cross_validate", "cumulative_curve",
            "discover", "evaluate", "evaluate_checkpoint", "evaluate_predictions", "few_shot_indices", "fit_linear",
            "masked_mean", "mean_shape_floor", "normaliser", "open_test_set", "parse_normalisation", "pck",
            "point_errors", "predict", "resolve_n_fit", "score", "graph_skeleton", "keypoint_joints", "skeleton_recovery",

@@ -280,7 +280,9 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
             test_pr = test_out["conf"] >= method.confidence_threshold
         diagnostics = run_diagnostics(method, test_data, test_idx[:batch_size], dev)
     pos = {s: torch.searchsorted(union, idx) for s, idx in subsets.items()}  # subset -> rows of union
-    present = lambda rows: {} if fit_pr is None else {"fit_present": fit_pr[rows], "test_present": test_pr}  # noqa: E731
+    def present(rows: Tensor) -> dict:  # score's presence masks for these fit rows (none without confidence)
+        return {} if fit_pr is None else {"fit_present": fit_pr[rows], "test_present": test_pr}
+
     result = score(fit_kp[pos[str(n_fit)]], fit_ann.subset(pos[str(n_fit)]), test_kp, test_ann,
                    ridge=ridge, seed=seed, folds=folds, **present(pos[str(n_fit)]))
     result.update(n_fit=str(n_fit or "all"), seed=seed, dataset=test_ann.dataset, fit_pool=n_total,

@@ -3,9 +3,9 @@
 
 benchmarks.json is a list of rows, one per (report, fit-set size, metric)::
 
-    {"method", "kind" (trained | untrained | floor), ["evaluation": "head" (absent: keypoints)], "dataset", "split", "K", "metric" (nme |
-     pck@0.2 | pck@0.1 | backward_nme | keypoint_spread | diag:<a method's check, e.g. edge_gain,
-     skeleton_recall>), "value" (percent), "fit_images", "n_fit",
+    {"method", "kind" (trained | untrained | floor), ["evaluation": "head" (absent: keypoints)], "dataset",
+     "split", "K", "metric" (nme | pck@0.2 | pck@0.1 | backward_nme | keypoint_spread | diag:<a method's
+     check, e.g. edge_gain, skeleton_recall>), "value" (percent), "fit_images", "n_fit",
      "few_shot" (false for the headline fit), "normalisation", "resolution", "steps", "wall_s",
      "images_per_s", "peak_memory_mb", "profile", "commit", "run", "report"}
 
@@ -103,7 +103,7 @@ def rows_of(m: dict, report: str) -> list[dict]:
     """benchmarks.json rows of one metrics.json: every scalar metric, headline and few-shot, the method's
     diagnostics and, where it has a skeleton check, its precision and recall."""
     meta = {k: m.get(k) for k in META}
-    if m.get("evaluation", "keypoints") != "keypoints":  # absent = keypoints (the rows of older reports stay as they were)
+    if m.get("evaluation", "keypoints") != "keypoints":  # absent = keypoints: older reports' rows stay as they were
         meta["evaluation"] = m["evaluation"]
     meta["normalisation"] = (m.get("normalisation") or "").partition(":")[0]
     out = []
