@@ -90,7 +90,7 @@ def per_landmark(result: dict) -> Figure:
     axes[0].set_xticks(np.arange(len(fwd)), names, rotation=60, ha="right", fontsize=7)
     axes[0].set(ylabel="forward NME (%)", title="per annotated landmark")
     if bwd is not None:
-        axes[1].bar(np.arange(len(bwd)), bwd, color="tab:orange")
+        axes[1].bar(np.arange(len(bwd)), [np.nan if v is None else v for v in bwd], color="tab:orange")
         axes[1].set(xlabel="discovered keypoint", ylabel="backward NME (%)", title="per discovered keypoint")
     return fig
 
