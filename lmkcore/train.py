@@ -333,16 +333,15 @@ def main(argv=None) -> None:
     """Command line: method config fields as key=value after the flags."""
     from . import methods
     from .data import open_dataset
-    from .profiles import PROFILES
-    from .profiles import get as get_profile
+    from .profiles import PROFILES, method_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True, choices=sorted(methods.METHODS))
     p.add_argument("--data", default="procedural", help="a store (.h5) or 'procedural'")
     p.add_argument("--split", default=None)
     p.add_argument("--profile", default="", choices=["", *sorted(PROFILES)],
-                   help="start the AutoLink config from a benchmark profile's fields (lmkcore.profiles; cpu = "
-                        "notebook 02's defaults); name=value fields override them")
+                   help="start the method's config from a benchmark profile's plan for it and --dataset "
+                        "(lmkcore.profiles.method_config); name=value fields override them")
     p.add_argument("--in_memory", action="store_true",
                    help="read the whole training set into memory first (with num_workers workers), then train "
                         "from it in the main process: on a GPU the workers no longer set the step rate")
@@ -352,9 +351,7 @@ def main(argv=None) -> None:
     p.add_argument("fields", nargs="*", help="method config as name=value")
     a = p.parse_args(argv)
     cls = methods.METHODS[a.method]
-    if a.profile and a.method != "autolink":
-        raise SystemExit(f"--profile sets AutoLink fields; method {a.method!r} takes its config as name=value")
-    base = get_profile(a.profile).autolink if a.profile else {}
+    base = method_config(a.profile, cls.name, a.dataset) if a.profile else {}
     method = cls(cls.config_class(**{**base, **parse_fields(cls.config_class, a.fields)}))
     data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
     if a.in_memory:

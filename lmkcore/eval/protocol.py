@@ -139,6 +139,8 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     subsets = {str(s): few_shot_indices(n_total, s, seed) for s in sizes}
     skeleton = data_skeleton(fit_data)
     graph = getattr(method_or_keypoints, "graph", None) if skeleton else None
+    if graph is not None and graph() is None:  # Method.graph's default: no graph offered
+        graph = None
     if graph is not None:
         subsets["graph"] = graph_fit_indices(n_total, seed)
     union = torch.unique(torch.cat(list(subsets.values())))  # sorted item positions
