@@ -105,7 +105,8 @@ class Bench:
         return tuple(k for k in own if not self.ks or k in self.ks)
 
     def schedule(self, cls: type[Method], plan: DataPlan) -> tuple[int, float]:
-        """(steps, max_minutes) of the method's runs on a data set: bench overrides, else its plan's, else the data's."""
+        """(steps, max_minutes) of the method's runs on a data set: the bench's override, else its plan's, else the
+        data plan's."""
         runs = self.profile.method(cls.name).runs(plan.name)
         steps = self.steps or runs.steps or plan.steps
         cap = next(m for m in (self.max_minutes, runs.max_minutes, plan.max_minutes) if m >= 0)
@@ -315,8 +316,9 @@ class Bench:
             if prep is None:
                 continue
             by_notebook, here = [], []
-            for cls in classes:
-                (by_notebook if self.profile.method(cls.name).notebook else here).extend(self.train(cls, plan, prep.data))
+            for cls in classes:  # a method with a notebook is scored by 07 (and drawn by 08); any other here
+                trained = self.train(cls, plan, prep.data)
+                (by_notebook if self.profile.method(cls.name).notebook else here).extend(trained)
             if not by_notebook + here:
                 self.say(f"{plan.name}: no trained checkpoint; nothing to evaluate")
             self.evaluate(plan, prep, by_notebook)

@@ -24,7 +24,8 @@ def resolve(name: str) -> type[Method]:
     path is registered under its `name` on first use, so that its checkpoints load by name in this process."""
     if ":" not in name:
         if name not in METHODS:
-            raise KeyError(f"unknown method {name!r}; known: {sorted(METHODS)} (or an import path package.module:Class)")
+            raise KeyError(f"unknown method {name!r}; known: {sorted(METHODS)} (or an import path "
+                           "package.module:Class)")
         return METHODS[name]
     module, _, attr = name.partition(":")
     try:

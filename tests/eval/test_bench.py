@@ -230,6 +230,9 @@ def test_unknown_methods_are_refused_naming_the_known_ones(tmp_path, registry):
     with pytest.raises(SystemExit, match="has no Method subclass 'replace'"):  # a name that is not a method class
         bench_main(["--profile", "smoke", "--method", "dataclasses:replace", *dirs])
     assert not (tmp_path / "reports").exists()  # refused before anything ran
+    registry["flip-points"] = registry["autolink"]  # its name taken by another class: refused, not replaced
+    with pytest.raises(KeyError, match="'flip-points' is registered to lmkcore.methods.autolink"):
+        resolve(OUTSIDE)
 
 
 def test_a_methods_trainer_fields_for_a_data_set_reach_notebook_02_for_that_data_set_only(tmp_path, monkeypatch):
