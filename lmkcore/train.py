@@ -462,8 +462,7 @@ def main(argv=None) -> None:
     """Command line: method config fields as key=value after the flags; the method's recipe runs its stages."""
     from . import methods
     from .data import open_dataset
-    from .profiles import PROFILES
-    from .profiles import get as get_profile
+    from .profiles import PROFILES, method_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", required=True,
@@ -471,8 +470,8 @@ def main(argv=None) -> None:
     p.add_argument("--data", default="procedural", help="a store (.h5) or 'procedural'")
     p.add_argument("--split", default=None)
     p.add_argument("--profile", default="", choices=["", *sorted(PROFILES)],
-                   help="start the AutoLink config from a benchmark profile's fields (lmkcore.profiles; cpu = "
-                        "notebook 02's defaults); name=value fields override them")
+                   help="start the method's config from a benchmark profile's plan for it and --dataset "
+                        "(lmkcore.profiles.method_config); name=value fields override them")
     p.add_argument("--in_memory", action="store_true",
                    help="read the whole training set into memory first (with num_workers workers), then train "
                         "from it in the main process: on a GPU the workers no longer set the step rate")
@@ -485,9 +484,7 @@ def main(argv=None) -> None:
         cls = method_class(a.method)
     except (KeyError, ImportError, AttributeError) as e:
         raise SystemExit(f"--method {a.method!r}: {e}") from e
-    if a.profile and cls.name != "autolink":
-        raise SystemExit(f"--profile sets AutoLink fields; method {a.method!r} takes its config as name=value")
-    base = get_profile(a.profile).autolink if a.profile else {}
+    base = method_config(a.profile, cls.name, a.dataset) if a.profile else {}
     method = build_method(a.method, {**base, **parse_fields(cls.config_class, a.fields)}, a.seed)
     data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
     if a.in_memory:

@@ -185,15 +185,15 @@ def test_lmk_commit_names_the_commit_where_set(monkeypatch):
 
 
 def test_command_line_profile_gives_the_profile_config_with_overrides(tmp_path):
-    """`--profile cpu` starts from the cpu profile's AutoLink fields (notebook 02's defaults); name=value wins."""
-    from lmkcore.profiles import get
+    """`--profile cpu` starts from the cpu profile's AutoLink fields (`profiles.method_config`); name=value wins."""
+    from lmkcore.profiles import method_config
     from lmkcore.train import main
 
     main(["--method", "autolink", "--data", "procedural", "--split", "val", "--steps", "1", "--batch_size", "2",
           "--num_workers", "0", "--out_dir", str(tmp_path), "--run_name", "run", "--progress", "false",
           "--tensorboard", "false", "--profile", "cpu", "n_parts=3", "resolution=32", "det_base=8", "dec_base=8"])
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    for k, v in get("cpu").autolink.items():
+    for k, v in method_config("cpu", "autolink").items():
         if k not in ("n_parts", "resolution", "det_base", "dec_base"):
             assert config[k] == v, k
     assert (config["n_parts"], config["resolution"], config["det_base"]) == (3, 32, 8)

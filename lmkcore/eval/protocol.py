@@ -407,39 +407,14 @@ def mean_shape_floor(fit_data, test_data, n_fit=None, seed: int = 0, *, few_shot
     return r
 
 
-def untrained_floor(method, *args, **kwargs) -> dict:
-    """The protocol on a randomly initialised model: `untrained_floor(method, fit_data, test_data, n_fit=None,
-    seed=0, evaluation="keypoints", **evaluate_kwargs)` with `method` a seeded, untrained `Method` that the
-    caller built (e.g. `torch.manual_seed(seed); methods.build(name, **config)`).
-
-    The old form `untrained_floor(name, config, fit_data, test_data, ...)` builds it here (seeded by
-    `seed`); it is kept for one release and warns.
-    """
-    if isinstance(method, str):
-        return _untrained_floor_by_name(method, *args, **kwargs)
-    return _untrained_floor(method, *args, **kwargs)
-
-
-def _untrained_floor(method, fit_data, test_data, n_fit=None, seed: int = 0, *, evaluation: str = "keypoints",
-                     **kwargs) -> dict:
+def untrained_floor(method, fit_data, test_data, n_fit=None, seed: int = 0, *, evaluation: str = "keypoints",
+                    **kwargs) -> dict:
+    """The protocol on a randomly initialised model: `method` is a seeded, untrained `Method` that the
+    caller built (e.g. `torch.manual_seed(seed); methods.build(name, **config)`); kwargs go to `evaluate`."""
+    if not isinstance(method, torch.nn.Module):
+        raise TypeError(f"untrained_floor takes a built Method, not {type(method).__name__} {method!r}")
     r = evaluate(method.eval(), fit_data, test_data, n_fit=n_fit, seed=seed, evaluation=evaluation, **kwargs)
     r.update(method=method.name, kind="untrained", steps=0, config=method.config_dict())
-    return r
-
-
-def _untrained_floor_by_name(name: str, config: dict, fit_data, test_data, n_fit=None, seed: int = 0,
-                             **kwargs) -> dict:
-    import warnings
-
-    from ..methods import build
-
-    warnings.warn("untrained_floor(name, config, ...) is deprecated: build the method (seeded) and pass it, "
-                  "untrained_floor(method, fit_data, test_data, ...)", DeprecationWarning, stacklevel=3)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        method = build(name, **config).eval()
-    r = _untrained_floor(method, fit_data, test_data, n_fit=n_fit, seed=seed, **kwargs)
-    r["config"] = config
     return r
 
 

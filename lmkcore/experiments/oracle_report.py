@@ -21,12 +21,12 @@ def resolve(a: argparse.Namespace, variants: tuple[str, ...]):
     """(overrides, config, commit, row name) of parsed arguments; the commit is read now, before any
     training, so that edits made while it runs do not mark the row."""
     from ..methods.autolink import AutoLinkConfig
-    from ..profiles import CPU
+    from ..profiles import CPU, method_config
     from ..provenance import git_commit
     from ..train import parse_fields
 
     overrides = parse_fields(AutoLinkConfig, a.fields)
-    config = AutoLinkConfig(**{**CPU.autolink, **overrides})
+    config = AutoLinkConfig(**{**method_config(CPU, "autolink"), **overrides})
     some = [a.variants] if a.variants != ",".join(variants) else []  # one variant alone must not replace the others
     name = a.name or " ".join(some + a.fields) or "cpu profile"
     return overrides, config, git_commit(), name

@@ -16,7 +16,7 @@ from ..data import open_dataset
 from ..eval import evaluate_checkpoint
 from ..eval.report import collect
 from ..methods.autolink import AutoLink, AutoLinkConfig
-from ..profiles import ADDITIONS, CPU
+from ..profiles import ADDITIONS, CPU, method_config
 from ..train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
@@ -24,7 +24,7 @@ from ..train import TrainConfig, train
 # optimisation and initialisation at the compact network size.
 # the cpu profile's config at MTFL's resolution, read from the profile, with similarity crops: the `cpu` rows;
 # the profile itself (its thin-plate-spline crops) is the `cpu-tps-0.08` row
-CPU_MTFL = dict(CPU.autolink, resolution=CPU.plan("mtfl").resolution, tps=0.0)
+CPU_MTFL = dict(method_config(CPU, "autolink"), resolution=CPU.plan("mtfl").resolution, tps=0.0)
 CHOICES = {
     "compact": {},  # the AutoLinkConfig defaults
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),

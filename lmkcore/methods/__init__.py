@@ -23,18 +23,25 @@ def method_path(cls: type[Method]) -> str:
 
 def method_class(name: str, path: str | None = None) -> type[Method]:
     """The class of a registered method `name`, or of the import path `package.module:ClassName` (given as
-    `name` or, for a name not registered yet, as `path`): its module is imported, which registers it."""
+    `name` or, for a name not registered yet, as `path`). Its module is imported, which registers it; a class
+    named by its path is also registered under its `name`, so that its checkpoints load by name."""
     spec = name if ":" in name else (path if name not in METHODS and path else None)
     if spec is None:
         if name not in METHODS:
-            raise KeyError(f"unknown method {name!r}; known: {sorted(METHODS)} (or give package.module:ClassName)")
+            raise KeyError(f"unknown method {name!r}; known: {sorted(METHODS)} (or an import path "
+                           "package.module:ClassName)")
         return METHODS[name]
     module, _, qualname = spec.partition(":")
-    obj = importlib.import_module(module)
+    try:
+        obj = importlib.import_module(module)
+    except ImportError as e:
+        raise KeyError(f"method {spec!r}: cannot import {module!r} ({e})") from None
     for part in qualname.split("."):
-        obj = getattr(obj, part)
+        obj = getattr(obj, part, None)
     if not (isinstance(obj, type) and issubclass(obj, Method)):
-        raise TypeError(f"{spec!r} is not a Method class")
+        raise KeyError(f"method {spec!r}: {module} has no Method subclass {qualname!r}")
+    if METHODS.setdefault(obj.name, obj) is not obj:
+        raise KeyError(f"method {spec!r}: its name {obj.name!r} is registered to {METHODS[obj.name].__module__}")
     return obj
 
 

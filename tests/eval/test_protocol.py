@@ -111,6 +111,8 @@ def test_checkpoint_untrained_floor_and_separate_test_store(tmp_path, tiny_confi
     torch.manual_seed(0)
     f = untrained_floor(build("autolink", **tiny_config), fit, val, n_fit=16, seed=0, max_test=8)
     assert f["kind"] == "untrained" and f["steps"] == 0 and f["test_images"] == 8 and f["method"] == "autolink"
-    with pytest.warns(DeprecationWarning, match="build the method"):  # the old (name, config) form, one release
-        old = untrained_floor("autolink", tiny_config, fit, val, n_fit=16, seed=0, max_test=8)
-    assert f["metrics"] == old["metrics"] and old["config"] == tiny_config
+    torch.manual_seed(0)
+    again = untrained_floor(build("autolink", **tiny_config), fit, val, n_fit=16, seed=0, max_test=8)
+    assert f["metrics"] == again["metrics"]  # same seed, same untrained weights, same numbers
+    with pytest.raises(TypeError, match="takes a built Method"):  # eval never builds a method by name
+        untrained_floor("autolink", fit, val)
