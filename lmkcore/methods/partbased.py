@@ -29,6 +29,7 @@ workbook's weight-free perceptual loss instead of the card's pixel loss.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -160,7 +161,7 @@ class PartBased(Method):
         """Encoder inputs and targets `(2B, 3, H, W)`: item i and i + B are two warps of image i; the
         encoder sees warp 1 in colours c1 and warp 2 in c2, the target of each is its warp in the other colours."""
         c, b, dev = self.config, images.shape[0], images.device
-        warps = [random_tps(b, shift=c.tps_scal, rotate=float(torch.tensor(c.rot_scal).rad2deg()), zoom=c.zoom,
+        warps = [random_tps(b, shift=c.tps_scal, rotate=math.degrees(c.rot_scal), zoom=c.zoom,
                             device=dev) for _ in range(2)]
         v1, v2 = (warp_images_tps(images, w) for w in warps)
         seeds = torch.randint(0, 2**62, (2,)).tolist()  # one colouring = one generator seed, applied to both warps
