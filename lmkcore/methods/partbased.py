@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..nets import PartEncoder, PartGenerator, generator_sizes
 from ..ops import random_colour, random_tps, reconstruction_loss, tps_points, warp_images_tps
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
-                         precision_factor, transport_statistics)
+                         precision_factor, render_parts, transport_statistics)
 from . import register
 from .base import Method
 
@@ -216,8 +216,8 @@ class PartBased(Method):
         """Square patches of side 2 `patch` around each part mean, of the image and the part's heat:
         `(B, 3, R, R) -> (B K, 4, P, P)`, P = 16 (card: 49 px crops at 256 px)."""
         c, (b, k) = self.config, mu.shape[:2]
-        heats = encode_parts(mu, precision_factor(cov, c.L_inv_scal) if c.covariance else c.heat_scale,
-                             mu.new_zeros(b, k, 1), [images.shape[-1]], 0)[0]  # (B, K, R, R)
+        size = images.shape[-1]
+        heats = render_parts(mu, precision_factor(cov, c.L_inv_scal) if c.covariance else c.heat_scale, size, size)
         x = torch.cat([images.float()[:, None].expand(-1, k, -1, -1, -1), heats[:, :, None]], 2).flatten(0, 1)
         theta = torch.zeros(b * k, 2, 3, device=mu.device, dtype=x.dtype)
         theta[:, 0, 0] = theta[:, 1, 1] = c.patch
