@@ -157,27 +157,32 @@ class PartBased(Method):
         return self.decode(mu, cov, self.encode(appearance_images)[3])
 
     # 1: views
+    def partner(self, n: int, device) -> Tensor:
+        """Whose appearance item i of the n = 2B views is drawn with: the other warp of its image (`static`),
+        or the neighbouring item, the other frame of its pair (video). An involution: partner(partner(i)) = i."""
+        i = torch.arange(n, device=device)
+        return (i + n // 2) % n if self.config.static else i ^ 1
+
     def views(self, images: Tensor) -> tuple[Tensor, Tensor, list[dict]]:
-        """Encoder inputs and targets `(2B, 3, H, W)`: item i and i + B are two warps of image i; the
-        encoder sees warp 1 in colours c1 and warp 2 in c2, the target of each is its warp in the other colours."""
+        """Encoder inputs and targets `(2B, 3, H, W)`: items i and i + B are two warps of image i. In each
+        pair (a, b) of partners the encoder sees a in colours c1 and b in c2, and the target of a is a in c2
+        (b's colours: what b's appearance vectors carry), the target of b is b in c1 (card section 2)."""
         c, b, dev = self.config, images.shape[0], images.device
         warps = [random_tps(b, shift=c.tps_scal, rotate=math.degrees(c.rot_scal), zoom=c.zoom,
                             device=dev) for _ in range(2)]
-        v1, v2 = (warp_images_tps(images, w) for w in warps)
-        seeds = torch.randint(0, 2**62, (2,)).tolist()  # one colouring = one generator seed, applied to both warps
+        views = torch.cat([warp_images_tps(images, w) for w in warps])  # (2B, 3, H, W)
+        partner = self.partner(2 * b, dev)
+        first = (torch.arange(2 * b, device=dev) < partner).nonzero()[:, 0]  # a of each pair, pair j = row j
+        second = partner[first]  # its b
+        seeds = torch.randint(0, 2**62, (2,)).tolist()  # a colouring = a generator seed: row j's factors, any images
 
-        def colour(x: Tensor, s: int) -> Tensor:
-            return random_colour(x, c.augm, generator=torch.Generator(device=dev).manual_seed(s))
+        def colour(idx: Tensor, s: int) -> Tensor:
+            return random_colour(views[idx], c.augm, generator=torch.Generator(device=dev).manual_seed(s))
 
-        inputs = torch.cat([colour(v1, seeds[0]), colour(v2, seeds[1])])
-        targets = torch.cat([colour(v1, seeds[1]), colour(v2, seeds[0])])
+        inputs, targets = torch.empty_like(views), torch.empty_like(views)
+        inputs[first], inputs[second] = colour(first, seeds[0]), colour(second, seeds[1])
+        targets[first], targets[second] = colour(first, seeds[1]), colour(second, seeds[0])
         return inputs, targets, warps
-
-    def partner(self, n: int, device) -> Tensor:
-        """Whose appearance item i of the 2B views is drawn with: the other warp of its image (`static`),
-        or the neighbouring item, the other frame of its pair (video)."""
-        i = torch.arange(n, device=device)
-        return (i + n // 2) % n if self.config.static else i ^ 1
 
     # 5: losses
     def loss(self, batch: dict, opt_index: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
