@@ -186,6 +186,8 @@ class PartBased(Method):
 
     # 5: losses
     def loss(self, batch: dict, opt_index: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+        """Optimiser 0 (the networks): c_l2 rec + c_trans mean-equivariance + c_precision_trans
+        covariance-equivariance (+ c_g adversarial); optimiser 1 (with `adversarial`): the discriminator."""
         c = self.config
         images = _resize(batch["image"], c.in_dim)
         if not c.static and images.shape[0] % 2:
@@ -199,12 +201,13 @@ class PartBased(Method):
         appearance = pool_appearance(feats, maps)[self.partner(2 * b, images.device)]  # (2B, K, C) of the partner
         recon = self.decode(mu, cov, appearance)  # (2B, 3, R, R)
         target = _resize(targets, c.reconstr_dim)
+        # reconstruction (card section 5, `c_l2`): the view from its own parts and its partner's appearance
         if self.recon is None:  # card: sum over the masked pixels and channels, batch mean
             err = (recon.float() - target).abs() if c.L1 else (recon.float() - target).pow(2)
             rec = (foreground_mask(mu, c.reconstr_dim, c.reconstr_dim) * err).sum((1, 2, 3)).mean()
         else:
             rec = self.recon(recon.float(), target)
-        # equivariance: both warps' statistics in the original image's frame
+        # equivariance (card section 5, `c_trans`, `c_precision_trans`): both warps' parts in the original frame
         stats = [transport_statistics(mu[s], cov[s], lambda p, w=w: tps_points(w, p))
                  for s, w in zip((slice(0, b), slice(b, 2 * b)), warps)]
         trans, prec = equivariance_losses(*stats[0], *stats[1])
