@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from .methods import Method, method_class
+from .methods.base import recorded_config
 from .profiles import PROFILES, DataPlan, Profile, get, method_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -172,8 +173,7 @@ class Bench:
         if self.fresh or not path.exists():
             return
         cls = method_class(method) if isinstance(method, str) else method
-        # a field added to the config after that run was trained reads as its default (which keeps the old behaviour)
-        old = {**asdict(cls.config_class()), **json.loads(path.read_text()).get("config", {})}
+        old = recorded_config(cls.config_class, json.loads(path.read_text()).get("config", {}))
         diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
         if diff:
             raise ValueError(f"{path} was trained with other settings (field: (that run, this profile)) {diff}; "

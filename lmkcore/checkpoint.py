@@ -29,6 +29,7 @@ def load(path: str | os.PathLike, map_location="cpu") -> dict:
 def load_method(path: str | os.PathLike, map_location="cpu"):
     """A trained method from a checkpoint (`last.pt` or a `model_*.pt` snapshot), in eval mode."""
     from .methods import method_class
+    from .methods.base import recorded_config
 
     ck = load(path, map_location)
     cls = method_class(ck["method"], ck.get("method_path"))  # a method defined outside lmkcore: imported
@@ -37,7 +38,7 @@ def load_method(path: str | os.PathLike, map_location="cpu"):
     if unknown:  # written by another version of lmkcore (e.g. decode_resolution, now decode_scale)
         raise ValueError(f"{path}: config fields {unknown} are not {cls.config_class.__name__} fields of this "
                          f"lmkcore version (commit {ck.get('commit')}); retrain, or load it with that version")
-    method = cls(cls.config_class(**ck["config"]))
+    method = cls(cls.config_class(**recorded_config(cls.config_class, ck["config"])))
     method.load_state_dict(ck["model"])
     method.eval()
     method.checkpoint_info = {k: ck.get(k) for k in ("step", "run", "dataset", "resolution", "commit")}

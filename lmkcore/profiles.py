@@ -109,18 +109,27 @@ def paper_loss() -> str:
 
 AUTOLINK_NOTEBOOK = "02_train_autolink"
 
+# AutoLink: `AutoLinkConfig`'s defaults are the workbook's recipe (the compact network with the compact
+# additions, what the cpu profile trains). The paper's objective turns the additions off; `COMPACT` is the
+# compact network with the paper's objective (the sweep's `compact` row, the smoke profile's base), and
+# `ADDITIONS` / `COMPACT_ADDITIONS` are what the recipe adds to it (the sweep's rows are written with them).
+PAPER_OBJECTIVE = dict(equiv=0.0, sep=0.0, prior=0.0, tps=0.0, decode_scale=1.0)
+COMPACT = dict(PAPER_OBJECTIVE, dec_depth=4, lr=5e-4)
+ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)
+COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
+
 SMOKE = Profile(
     "smoke",
     (DataPlan("procedural", 32, steps=3, prepare=False, n_fit=60, max_test=30),),
     methods={"autolink": MethodPlan(
-        config=dict(det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2, block=8, schedule="constant",
-                    loss="pyramid"),
+        config=dict(COMPACT, det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2, block=8,
+                    schedule="constant", loss="pyramid"),
         datasets={"procedural": RunPlan(ks=(4,))}, notebook=AUTOLINK_NOTEBOOK)},
     train=dict(batch_size=8, num_workers=0, seed=0),
 )
 
-# AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
-# dec_base 16, pyramid loss, cosine schedule, ...) plus the compact-config additions below
+# AutoLink's cpu runs: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1, dec_base 16,
+# pyramid loss, cosine schedule, and the compact additions `COMPACT_ADDITIONS`)
 # (reports/autolink_choices: `equiv-sep` makes keypoints consistent across images; lr 1.5e-3
 # with the networks at 80 px, the `cpu` row, makes them more precise; equivariance crops bent by a
 # thin-plate spline, the `cpu-tps-0.08` row: 9.13 against the `cpu` row's 11.09 % IOD at 1,800 steps).
@@ -135,14 +144,12 @@ SMOKE = Profile(
 # more steps fit the cap on a slow machine (0.46-0.50 against 0.60-0.63 s per step in fp32, README).
 # LSPET: two runs of 3,200 steps (0.40–0.44 s per step at 64 px), capped at 25 min; + evaluation
 # (train times: reports/benchmarks.md).
-ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
-COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
 CPU = Profile(
     "cpu",
     (DataPlan("mtfl", 80, steps=4500, max_minutes=29.0, source="mtfl", test_listing="testing.txt"),
      DataPlan("lspet", 64, steps=3200, max_minutes=25.0, source="lspet")),
     methods={"autolink": MethodPlan(
-        config=dict(schedule="cosine", loss="pyramid", **COMPACT_ADDITIONS),
+        config={},  # the recipe is AutoLinkConfig's defaults
         datasets={"mtfl": RunPlan(ks=(10, 8, 4), config=dict(jitter=0.3), train=dict(cpu_amp=True)),
                   "lspet": RunPlan(ks=(10, 16))},
         notebook=AUTOLINK_NOTEBOOK)},
@@ -154,7 +161,8 @@ PAPER = Profile(
     (DataPlan("mtfl", 128, steps=20_000, source="mtfl", test_listing="testing.txt"),
      DataPlan("lspet", 128, steps=20_000, source="lspet")),
     methods={"autolink": MethodPlan(
-        config=dict(det_base=64, det_down=4, det_up=2, dec_base=64, dec_depth=4, lr=1e-4, schedule="constant",
+        config=dict(PAPER_OBJECTIVE, det_base=64, det_down=4, det_up=2, dec_base=64, dec_depth=4, lr=1e-4,
+                    schedule="constant",
                     sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3,  # the seed's README (CelebA-wild)
                     loss=paper_loss),  # vgg16, or pyramid when the VGG-16 weights are absent (resolved by `get`)
         datasets={"mtfl": RunPlan(ks=(4, 8, 10)), "lspet": RunPlan(ks=(10, 16))},

@@ -16,7 +16,7 @@ from ..data import open_dataset
 from ..eval import evaluate_checkpoint
 from ..eval.report import collect
 from ..methods.autolink import AutoLink, AutoLinkConfig
-from ..profiles import ADDITIONS, CPU, method_config
+from ..profiles import ADDITIONS, COMPACT, COMPACT_ADDITIONS, CPU, method_config
 from ..train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
@@ -24,9 +24,10 @@ from ..train import TrainConfig, train
 # optimisation and initialisation at the compact network size.
 # the cpu profile's config at MTFL's resolution, read from the profile, with similarity crops: the `cpu` rows;
 # the profile itself (its thin-plate-spline crops) is the `cpu-tps-0.08` row
-CPU_MTFL = dict(method_config(CPU, "autolink"), resolution=CPU.plan("mtfl").resolution, tps=0.0)
+CPU_MTFL = dict(COMPACT_ADDITIONS, **method_config(CPU, "autolink"), resolution=CPU.plan("mtfl").resolution,
+                tps=0.0)
 CHOICES = {
-    "compact": {},  # the AutoLinkConfig defaults
+    "compact": {},  # the compact network with the paper's objective (`profiles.COMPACT`)
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),
     "paper-graph": dict(sklr=512.0, graph_init=-4.0),  # the paper's graph LR multiplier and initial weights
     "paper-head": dict(head_init=1.0),  # Kaiming-initialised heatmap head
@@ -72,7 +73,7 @@ def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, re
     `seed` (the trainer's: initialisation, batches, masks, crops) is part of the run's name and its
     report's profile when it is not 0, so repeats of one choice sit side by side in the table.
     """
-    config = AutoLinkConfig(**{"n_parts": n_parts, **config_fields, **CHOICES[name]})
+    config = AutoLinkConfig(**{**COMPACT, "n_parts": n_parts, **config_fields, **CHOICES[name]})
     method = AutoLink(config)
     tag = name + (f"_seed{seed}" if seed else "")
     run_name = method.run_name(dataset, config.resolution, steps) + f"_{tag}"

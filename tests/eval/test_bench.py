@@ -137,10 +137,11 @@ def test_a_run_of_other_settings_is_not_reused(tmp_path):
     with pytest.raises(ValueError, match="equiv"):
         bench.check_same_config(run_dir, "autolink", {**config, "equiv": 0.0})
     bench.check_same_config(run_dir, "autolink", {**config, "equiv": 1.0})  # same settings: fine
-    # a run from before a field existed (here `tps`) is the same as one with that field's default
+    # a run from before a field existed (here `tps`) trained without it: tps 0 (AutoLinkConfig.ABSENT), not
+    # the default 0.08 of today's recipe
     older = {k: v for k, v in config.items() if k != "tps"}
     (run_dir / "config.json").write_text(json.dumps({"config": older}))
-    bench.check_same_config(run_dir, "autolink", config)
+    bench.check_same_config(run_dir, "autolink", {**config, "tps": 0.0})
     with pytest.raises(ValueError, match="tps"):
         bench.check_same_config(run_dir, "autolink", {**config, "tps": 0.08})
 
