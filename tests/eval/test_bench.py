@@ -193,21 +193,24 @@ def test_ks_runs_only_the_named_k_and_rejects_others(tmp_path, monkeypatch):
     seen = []
     monkeypatch.setattr(Bench, "run", _runs_seen(seen))
     dirs = [f"--{n}={tmp_path / n}" for n in ("reports", "runs", "data-dir")]
-    assert bench_main(["--profile", "cpu", "--ks", "10", *dirs]) == 0
+    assert bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "10", *dirs]) == 0
     assert seen == [[("autolink", "mtfl", (10,)), ("autolink", "lspet", (10,))]]
-    assert bench_main(["--profile", "cpu", "--ks", "16,4", *dirs]) == 0
+    assert bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "16,4", *dirs]) == 0
     assert seen[-1] == [("autolink", "mtfl", (4,)), ("autolink", "lspet", (16,))]
-    assert bench_main(["--profile", "cpu", "--ks", "16", *dirs]) == 0  # MTFL has no K = 16: left out
+    assert bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "16", *dirs]) == 0  # MTFL has no K = 16: left out
     assert seen[-1] == [("autolink", "lspet", (16,))]
     with pytest.raises(SystemExit, match="no such K"):
-        bench_main(["--profile", "cpu", "--ks", "7", *dirs])
+        bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "7", *dirs])
     with pytest.raises(SystemExit, match="comma-separated integers"):
-        bench_main(["--profile", "cpu", "--ks", "ten", *dirs])
+        bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "ten", *dirs])
     with pytest.raises(SystemExit, match="no such K"):  # LSPET has no K = 4
-        bench_main(["--profile", "cpu", "--only", "lspet", "--ks", "4", *dirs])
+        bench_main(["--profile", "cpu", "--method", "autolink", "--only", "lspet", "--ks", "4", *dirs])
     with pytest.raises(SystemExit, match=r"no such K \[7\]"):  # one unknown K among known ones is not dropped
-        bench_main(["--profile", "cpu", "--ks", "10,7", *dirs])
+        bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "10,7", *dirs])
     assert len(seen) == 3
+    assert bench_main(["--profile", "cpu", "--ks", "10", *dirs]) == 0  # --ks applies to every method of the profile
+    assert seen[-1] == [("autolink", "mtfl", (10,)), ("autolink", "lspet", (10,)), ("partbased", "mtfl", (10,)),
+                        ("partbased", "lspet", ())]
 
 
 def test_method_selects_and_every_method_of_the_profile_runs_by_default(tmp_path, monkeypatch, registry):
@@ -215,7 +218,8 @@ def test_method_selects_and_every_method_of_the_profile_runs_by_default(tmp_path
     monkeypatch.setattr(Bench, "run", _runs_seen(seen))
     dirs = [f"--{n}={tmp_path / n}" for n in ("reports", "runs", "data-dir")]
     assert bench_main(["--profile", "cpu", *dirs]) == 0  # default: the profile's methods
-    assert seen[-1] == [("autolink", "mtfl", (10, 8, 4)), ("autolink", "lspet", (10, 16))]
+    assert seen[-1] == [("autolink", "mtfl", (10, 8, 4)), ("autolink", "lspet", (10, 16)),
+                        ("partbased", "mtfl", (10,)), ("partbased", "lspet", (16,))]
     assert bench_main(["--profile", "cpu", "--method", OUTSIDE, *dirs]) == 0  # only that one
     assert seen[-1] == [("toy", "mtfl", (4,)), ("toy", "lspet", (4,))]  # no plan: its own K
     assert bench_main(["--profile", "smoke", "--method", f"autolink,{OUTSIDE}", *dirs]) == 0
