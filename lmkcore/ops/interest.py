@@ -27,15 +27,16 @@ STAMP_SIGMA = 0.5617**0.5
 # helpers: maps
 
 def map_nms(scores: Tensor, radius: int) -> Tensor:
-    """Box-NMS on score maps `(B, 1, H, W)`: True where a pixel is positive and the strict maximum of its
-    (2 radius + 1)^2 box (SuperPoint's max-pool NMS, one pass; equal values are told apart by a ramp
-    below float resolution of the data, the later pixel winning). `(B, 1, H, W)` bool."""
+    """Box-NMS on score maps `(B, 1, H, W)`: True where a pixel is positive and the maximum of its
+    (2 radius + 1)^2 box (SuperPoint's max-pool NMS, one pass). Equal maxima within one box (a plateau)
+    keep only the last pixel: two maxima in each other's box are equal, so a second max-pool over their
+    pixel numbers settles it. `(B, 1, H, W)` bool."""
     b, _, h, w = scores.shape
-    ramp = torch.arange(h * w, device=scores.device, dtype=torch.float64).view(1, 1, h, w) / (h * w)
-    s = scores.double()
-    s = s + ramp * 1e-9 * s.abs().amax((2, 3), keepdim=True).clamp_min(1e-30)
-    peak = F.max_pool2d(s, 2 * radius + 1, stride=1, padding=radius)
-    return (s == peak) & (scores > 0)
+    k = 2 * radius + 1
+    cand = (scores == F.max_pool2d(scores, k, stride=1, padding=radius)) & (scores > 0)
+    num = torch.arange(h * w, device=scores.device, dtype=torch.float32).view(1, 1, h, w).expand(b, 1, h, w)
+    num = torch.where(cand, num, torch.full_like(num, -1.0))  # exact in float32 below 2^24 pixels
+    return cand & (num == F.max_pool2d(num, k, stride=1, padding=radius))
 
 
 def points_nms(points: Tensor, scores: Tensor, size: tuple[int, int], radius: int) -> Tensor:

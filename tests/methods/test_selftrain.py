@@ -1,0 +1,177 @@
+"""Self-training correspondence (methods/selftrain.py, methods/selftrain_labels.py): tiny shapes, seconds."""
+import dataclasses
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmkcore.data import ProceduralFigures
+from lmkcore.methods.selftrain import SelfTrain, SelfTrainConfig, run
+from lmkcore.methods.selftrain_labels import PseudoLabels, bootstrap, relabel
+from lmkcore.ops.coords import grid
+
+pytest.importorskip("cv2")
+pytest.importorskip("faiss")
+
+TINY = dict(n_clusters=6, resolution=32, stride=2, stem=8, width=16, depth=2, descriptor_dim=8, bootstrap_size=64,
+            min_labels=1, max_points=30, rotate=20.0, jitter=0.0)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return ProceduralFigures(n=24, size=32, seed=0)
+
+
+@pytest.fixture(scope="module")
+def labels(data):
+    return bootstrap(data, SelfTrainConfig(**TINY))
+
+
+def batch_of(data, n=8):
+    return {k: torch.stack([torch.as_tensor(data[i][k]) for i in range(n)]) for k in ("image", "index")}
+
+
+def test_bootstrap_is_deterministic_and_each_cluster_appears_at_most_once_per_image(data, labels):
+    again = bootstrap(data, SelfTrainConfig(**TINY))
+    for f in dataclasses.fields(PseudoLabels):
+        assert torch.equal(getattr(labels, f.name), getattr(again, f.name)), f.name
+    pairs = labels.image * labels.n_clusters + labels.cluster
+    assert pairs.unique().numel() == len(pairs)
+    assert len(labels.points) > len(data) and (labels.points.abs() <= 1).all()
+    assert torch.equal(labels.index, torch.arange(len(data)))
+
+
+def test_superpoint_without_a_bootstrap_is_a_clear_error(data):
+    with pytest.raises(NotImplementedError, match="superpoint"):
+        bootstrap(data, SelfTrainConfig(**TINY, superpoint="/nowhere/superpoint_v1.pth"))
+
+
+def test_labels_round_trip_through_the_experiment_folder_and_the_dense_tables(tmp_path, labels):
+    path = labels.save(tmp_path / "exp" / "labels_round00.pt")
+    back = PseudoLabels.load(path)  # weights_only=True
+    for f in dataclasses.fields(PseudoLabels):
+        assert torch.equal(getattr(labels, f.name), getattr(back, f.name)), f.name
+    pts, present = labels.dense()
+    again = PseudoLabels.from_dense(labels.index, pts, present, labels.centroids, labels.thresholds)
+    key = lambda lb: sorted(zip((lb.image * 100 + lb.cluster).tolist(), lb.points.tolist()))  # noqa: E731
+    assert key(again) == key(labels)
+    with pytest.raises(FileNotFoundError, match="pseudo-labels"):
+        PseudoLabels.load(tmp_path / "missing.pt")
+
+
+def test_pseudo_labels_move_exactly_with_the_warp():
+    """An image whose channels are its own x and y coordinates: the warped image, read at the moved
+    labels, gives back the labels' original positions (bilinear sampling of a linear ramp is exact)."""
+    torch.manual_seed(0)
+    m = SelfTrain(SelfTrainConfig(**TINY))
+    g = grid(32, 32)  # (H, W, 2)
+    x = torch.cat([g.permute(2, 0, 1), torch.zeros(1, 32, 32)])[None].repeat(4, 1, 1, 1) * 0.5 + 0.5
+    pts = torch.rand(4, 6, 2) * 1.6 - 0.8
+    xv, moved, ok = m.view(x, pts, torch.ones(4, 6, dtype=torch.bool))
+    read = F.grid_sample(xv[:, :2], moved[:, :, None], align_corners=True)[..., 0].transpose(1, 2) * 2 - 1
+    assert ok.any() and torch.allclose(read[ok], pts[ok], atol=1e-4)
+    assert ((moved.abs() <= 1).all(-1) == ok).all()
+
+
+def test_step1_lowers_its_loss_and_relabel_keeps_the_invariants(data, labels):
+    torch.manual_seed(0)
+    m = SelfTrain(SelfTrainConfig(**TINY, lr=2e-3))
+    m.set_labels(labels)
+    batch = batch_of(data)
+
+    def loss_at(seed):
+        torch.manual_seed(seed)
+        return float(m.loss(batch)[0])
+
+    before = sum(loss_at(s) for s in range(3))
+    opt, _ = m.optimizers(20)
+    for s in range(20):
+        torch.manual_seed(100 + s)
+        loss, logs = m.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert sum(loss_at(s) for s in range(3)) < 0.8 * before
+    assert {"det", "desc", "pairs", "labels"} <= set(logs)
+    new = relabel(m, data, labels)
+    pairs = new.image * new.n_clusters + new.cluster
+    assert pairs.unique().numel() == len(pairs) and new.n_clusters == labels.n_clusters
+    assert new.centroids.shape == (6, 8)
+    m.set_clusters(new.centroids, new.thresholds)
+    m.eval()
+    with torch.no_grad():
+        kp, conf, vis = m.keypoints(batch["image"]), m.confidence(batch["image"]), m.visuals(batch["image"])
+    assert kp.shape == (8, 6, 2) and conf.shape == (8, 6) and ((conf >= 0) & (conf <= 1)).all()
+    assert vis["detector"].shape == (8, 1, 16, 16) and vis["points"].shape[-1] == 3
+    assert set(vis) <= set(SelfTrain.layers)
+
+
+def step2_method(labels, **kw):
+    torch.manual_seed(0)
+    cfg = SelfTrainConfig(**{**TINY, **kw}, stage=2, n_parts=labels.n_clusters)
+    m = SelfTrain(cfg)
+    m.set_labels(labels)
+    return m
+
+
+def test_step2_masked_loss_gives_unlabelled_channels_no_gradient(data, labels):
+    m = step2_method(labels, rotate=0.0, zoom=0.0)
+    batch = batch_of(data, 4)
+    _, present = m.lookup(batch["index"])
+    present[:, 0] = False  # channel 0 unlabelled in every image of the batch
+    m.label_present[batch["index"], 0] = False
+    loss, _ = m.loss(batch)
+    loss.backward()
+    grad = m.net.landmarks.weight.grad[:, :, 0, 0].abs().sum(1)  # (K,) one row per channel
+    labelled = present.any(0)
+    assert grad[0] == 0 and (grad[labelled] > 0).all()
+    assert (grad[~labelled] == 0).all()
+
+
+def test_step2_lowers_its_loss_merges_and_reads_out_a_varying_number(data, labels):
+    m = step2_method(labels, lr=2e-3, rotate=0.0, zoom=0.0)
+    batch = batch_of(data)
+
+    def loss_at():
+        torch.manual_seed(0)
+        return float(m.loss(batch)[0])
+
+    before = loss_at()
+    opt, sched = m.optimizers(15)
+    for _ in range(15):
+        loss, _ = m.loss(batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss_at() < before
+    m.eval()
+    with torch.no_grad():
+        kp, conf = m.keypoints(batch["image"]), m.confidence(batch["image"])
+    assert kp.shape == (8, 6, 2) and conf.shape == (8, 6) and m.confidence_threshold == 0.2
+    # merging: make channel 1 fire where channel 0 does in every image seen
+    m.seen_pos[:, 1] = m.seen_pos[:, 0]
+    m.seen_conf[:, :2] = 1.0
+    m.seen[:] = True
+    before_labels = m.label_present[:, :2].any(1).sum()
+    assert m.merge() >= 1 and not m.active[:2].all()
+    assert m.label_present[:, :2].any(1).sum() == before_labels  # labels moved, not lost
+    assert m.keypoints(batch["image"]).shape[1] == m.n_keypoints == int(m.active.sum())
+
+
+def test_recipe_runs_both_steps_under_one_experiment(tmp_path, data):
+    from lmkcore.checkpoint import load_method
+    from lmkcore.train import TrainConfig
+
+    cfg = SelfTrainConfig(**TINY, experiment_name="exp", rounds=2, round1_steps=2, round_steps=2, batch_size=4,
+                          step2_steps=3, step2_batch_size=4, min_cluster_share=0.1, merge_start=2, merge_every=1)
+    method, out = run(cfg, data, TrainConfig(out_dir=str(tmp_path), num_workers=0, progress=False,
+                                             tensorboard=False, log_every=1), log=lambda s: None)
+    exp = tmp_path / "exp"
+    for name in ("labels_round00.pt", "labels_round01.pt", "labels_round02.pt", "step1.pt", "labels_step2.pt",
+                 "step1_round01/last.pt", "step1_round02/last.pt", "step2/last.pt"):
+        assert (exp / name).is_file(), name
+    assert len(out["counts"]) == 3 and method.config.stage == 2
+    back = load_method(exp / "step2" / "last.pt")
+    assert back.config.n_parts == method.config.n_parts and torch.equal(back.active, method.active)
+    assert load_method(exp / "step1.pt").thresholds.gt(0).any()
+    assert PseudoLabels.load(exp / "labels_step2.pt").n_clusters == method.config.n_parts
