@@ -185,3 +185,18 @@ def test_recipe_runs_both_steps_under_one_experiment(tmp_path, data):
     assert back.config.n_parts == method.config.n_parts and torch.equal(back.active, method.active)
     assert load_method(exp / "step1.pt").thresholds.gt(0).any()
     assert PseudoLabels.load(exp / "labels_step2.pt").n_clusters == method.config.n_parts
+
+
+def test_notebook_03_declares_every_config_field_but_the_recipe_set_ones():
+    import ast
+
+    papermill = pytest.importorskip("papermill")
+    from pathlib import Path
+
+    nb = Path(__file__).resolve().parents[2] / "notebooks" / "03_train_selftrain.ipynb"
+    params = papermill.inspect_notebook(str(nb))
+    fields = {f.name: f.default for f in dataclasses.fields(SelfTrainConfig)}
+    missing = set(fields) - set(params) - {"stage", "round", "n_parts"}
+    assert not missing, f"03 lacks parameters {sorted(missing)}"
+    for k in ("dataset_name", "experiment_name", "margin", "desc_weight", "lr", "merge_ratio", "detect_threshold"):
+        assert ast.literal_eval(params[k]["default"]) == fields[k] or k in ("dataset_name", "experiment_name"), k
