@@ -110,12 +110,13 @@ class SelfTrain(Method):
         if c.stage == 2 and c.n_parts < 1:
             raise ValueError("stage 2 needs n_parts >= 1 (the surviving clusters; the recipe sets it)")
         self.net = FAN(stem=c.stem, width=c.width, depth=c.depth, descriptor_dim=c.descriptor_dim,
-                       n_landmarks=c.n_parts, stride=c.stride)
+                       n_landmarks=c.n_parts if c.stage == 2 else 0, stride=c.stride)
         m = self.n_channels
         # Step 1's clusters in this network's descriptor space (set after re-labelling; 0: not yet)
         self.register_buffer("centroids", torch.zeros(c.n_clusters, c.descriptor_dim))
         self.register_buffer("thresholds", torch.zeros(c.n_clusters))
-        self.register_buffer("active", torch.ones(m, dtype=torch.bool))  # Step 2: channels not merged away
+        # Step 2: channels not merged away (saved in Step 2 only, so Step-1 weights load key for key)
+        self.register_buffer("active", torch.ones(m, dtype=torch.bool), persistent=c.stage == 2)
         # pseudo-label tables by item "index" (kept in the experiment folder, not in checkpoints)
         self.register_buffer("label_points", torch.zeros(1, m, 2), persistent=False)
         self.register_buffer("label_present", torch.zeros(1, m, dtype=torch.bool), persistent=False)
@@ -124,6 +125,7 @@ class SelfTrain(Method):
         self.register_buffer("seen", torch.zeros(1, dtype=torch.bool), persistent=False)
         self.label_index = torch.zeros(0, dtype=torch.long)
         self._label_clusters = (torch.zeros(m, c.descriptor_dim), torch.zeros(m))
+        self.merges = 0  # merging passes run (Step 2)
 
     @property
     def n_channels(self) -> int:
@@ -270,6 +272,7 @@ class SelfTrain(Method):
             self.label_present[:, j] = False
             self.active[j] = False
         self.seen.zero_()
+        self.merges += 1
         return len(merged)
 
     # read-out
@@ -359,8 +362,8 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     """Both steps on `data` (items with "image", "index", and "box" where `in_box`), under
     `train_cfg.out_dir/<experiment_name>/`: labels_round00.pt (bootstrap), step1_roundNN/ (one trainer run
     per round, each started from the previous round's weights) and labels_roundNN.pt (re-labelled after
-    it), step1.pt (the last Step-1 network with its clusters), labels_step2_start.pt, step2/ and
-    labels_step2.pt (after merging). With `train_cfg.resume`, finished rounds and label files are reused.
+    it), step1.pt (the last Step-1 network with its clusters), labels_step2_start.pt, step2/, and after
+    merging labels_step2.pt and step2.pt (the final network: the one to evaluate). With `train_cfg.resume`, finished rounds and label files are reused.
     Returns the Step-2 method and {"dir", "counts" (labels per cluster per round), "results"}."""
     from ..train import TrainConfig, train
     from .selftrain_labels import bootstrap, relabel
@@ -410,6 +413,9 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     results.append(train(method, data, dataclasses.replace(
         train_cfg, out_dir=str(exp), run_name="step2", steps=config.step2_steps, batch_size=config.step2_batch_size,
         dataset=config.dataset_name)))
+    if config.merge_every > 0 and method.merges == 0 and results[-1].step >= config.merge_start:
+        method.merge()  # a trainer without `after_step` never merged: merge once on the peaks of the last steps
     method.labels().save(exp / "labels_step2.pt")
+    save_method(method, exp / "step2.pt", step=results[-1].step, dataset=config.dataset_name, resolution=resolution)
     log(f"step 2: {int(keep.sum())} channels, {method.n_keypoints} after merging")
     return method, {"dir": exp, "counts": counts, "results": results}

@@ -77,7 +77,8 @@ class FAN(nn.Module):
         self.hourglass = Hourglass(width, depth)
         self.detector = _head(width, 1)
         self.descriptor = _head(width, descriptor_dim)
-        self.landmarks = nn.Conv2d(width, max(n_landmarks, 1), 1)  # Step 2 (unused in Step 1)
+        # Step 2 only (n_landmarks 0: none), so Step-1 weights load into a Step-2 network key for key
+        self.landmarks = nn.Conv2d(width, n_landmarks, 1) if n_landmarks > 0 else None
 
     def features(self, images: Tensor) -> Tensor:
         """`(B, 3, H, W)` in [0, 1] (no normalisation, as the paper) -> `(B, w, h, w)`."""
@@ -93,4 +94,6 @@ class FAN(nn.Module):
 
     def heatmaps(self, feats: Tensor) -> Tensor:
         """`(B, K, h, w)` landmark heatmaps (Step 2): the descriptor head's features through `landmarks`."""
+        if self.landmarks is None:
+            raise RuntimeError("this network has no landmark heads (n_landmarks=0, a Step-1 network)")
         return self.landmarks(self.descriptor[:-1](feats))

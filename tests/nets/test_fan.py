@@ -18,5 +18,7 @@ def test_heads_at_input_over_stride(stride):
     det = net.detect(f)
     assert det.shape == (2, 1, s, s) and ((det > 0) & (det < 1)).all()
     assert net.describe(f).shape == (2, 6, s, s) and net.heatmaps(f).shape == (2, 5, s, s)
+    with pytest.raises(RuntimeError, match="landmark"):
+        FAN(stem=8, width=16, depth=2).heatmaps(f)
     with pytest.raises(ValueError, match="stride"):
         FAN(stride=8)
