@@ -45,7 +45,7 @@ class SelfTrainConfig:
     dataset_name: str = "procedural"  # data set name (seed: CelebA | LS3D | Human3.6)
     experiment_name: str = "selftrain"  # one folder for both steps: out_dir/<experiment_name>
     # bootstrap (card sections 3, 11)
-    superpoint: str = ""  # path to SuperPoint v1 weights (the paper's bootstrap); empty: weight-free detector
+    superpoint: str = ""  # path to local SuperPoint v1 weights (the paper's bootstrap; never downloaded); empty: weight-free
     detector: str = "corners"  # corners (Shi-Tomasi) | sift (DoG), both with SIFT descriptors
     bootstrap_size: int = 128  # images are searched for points at this size (paper: full image)
     zooms: tuple = (1.0, 1.3, 1.6)  # detection zooms (paper x1, x1.3, x1.6)

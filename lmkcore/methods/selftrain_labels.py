@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader
 
 from ..ops.clusters import assign, cluster_thresholds, kmeans, outlier_mask
-from ..ops.interest import detect_points, in_box, map_nms, sample_descriptors, stamp_maps
+from ..ops.interest import detect_points, in_box, map_nms, sample_descriptors, stamp_maps, superpoint_points
 
 
 @dataclass
@@ -108,17 +108,22 @@ def _cluster(points: Tensor, image: Tensor, desc: Tensor, index: Tensor, n_clust
 def bootstrap(data, config) -> PseudoLabels:
     """Step 0: weight-free interest points on every item of `data` (items with "image" (3, H, W), "index",
     and "box" (4,) pixels where `config.in_box`), clustered into `config.n_clusters` landmark classes.
-    With `config.superpoint` set, fails: SuperPoint needs its weights, which this workbook never downloads."""
+    With `config.superpoint` (a local weights file), SuperPoint finds and describes the points (the paper);
+    a missing file is a clear error (nothing is downloaded)."""
     c = config
-    if c.superpoint:
-        raise NotImplementedError(
-            f"superpoint={c.superpoint!r}: the SuperPoint bootstrap is not implemented here; leave superpoint "
-            "empty for the weight-free detector (detector='corners' or 'sift')")
+    if c.superpoint:  # the paper's bootstrap, from the user's local weights (never downloaded)
+        from ..nets.superpoint import load_superpoint
+
+        net = load_superpoint(c.superpoint)
+        find = lambda im: superpoint_points(net, im, size=c.bootstrap_size, zooms=tuple(c.zooms),  # noqa: E731
+                                            nms=c.bootstrap_nms)
+    else:
+        find = lambda im: detect_points(im, size=c.bootstrap_size, detector=c.detector, nms=c.bootstrap_nms,  # noqa: E731
+                                        zooms=tuple(c.zooms), quality=c.corner_quality)
     pts, img, desc, index = [], [], [], []
-    for i in range(len(data)):  # one OpenCV call per image (and zoom): the images are the loop, not pixels
+    for i in range(len(data)):  # one detector call per image (and zoom): the images are the loop, not pixels
         item = data[i]
-        p, _, d = detect_points(item["image"], size=c.bootstrap_size, detector=c.detector, nms=c.bootstrap_nms,
-                                zooms=tuple(c.zooms), quality=c.corner_quality)
+        p, _, d = find(item["image"])
         if c.in_box and "box" in item:
             keep = in_box(p, torch.as_tensor(item["box"]), item["image"].shape[-1], c.box_margin)
             p, d = p[keep], d[keep]

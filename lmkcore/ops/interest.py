@@ -169,6 +169,34 @@ def detect_points(image: Tensor, *, size: int = 128, zooms=(1.0, 1.3, 1.6), dete
     return pixels_to_norm(p, (size, size)), s, d
 
 
+@torch.no_grad()
+def superpoint_points(net, image: Tensor, *, size: int = 128, zooms=(1.0, 1.3, 1.6), threshold: float = 0.1,
+                      nms: int = 3, border: int = 4) -> tuple[Tensor, Tensor, Tensor]:
+    """`detect_points` with SuperPoint (`nets.superpoint`, the paper's bootstrap, card section 3): points
+    where its probability exceeds `threshold`, box-NMS per zoom and across zooms, 256-d descriptors
+    sampled from the x1 descriptor map. Sizes are rounded to multiples of 8."""
+    grey = torch.from_numpy(grey_uint8(image, size)).float().div(255)[None, None]  # (1, 1, S, S)
+    pts, scores, desc1 = [], [], None
+    for z in zooms:
+        side = max(8, round(size * z / 8) * 8)
+        g = F.interpolate(grey, size=(side, side), mode="bilinear", align_corners=True) if side != size else grey
+        prob, desc = net(g)
+        if desc1 is None or z == 1:
+            desc1 = desc if z == 1 else desc1
+        keep = map_nms(torch.where(prob > threshold, prob, torch.zeros_like(prob)), nms)[0, 0]
+        yx = torch.nonzero(keep)
+        pts.append(yx.flip(1).float() * ((size - 1) / (side - 1)))  # align_corners=True zoom undone
+        scores.append(prob[0, 0][keep])
+    if desc1 is None:  # no x1 zoom given: describe on the image at size
+        desc1 = net(grey)[1]
+    p, s = torch.cat(pts), torch.cat(scores)
+    inside = (p >= border).all(1) & (p <= size - 1 - border).all(1)
+    p, s = p[inside], s[inside]
+    keep = points_nms(p, s, (size, size), nms)
+    p, s = pixels_to_norm(p[keep], (size, size)), s[keep]
+    return p, s, F.normalize(sample_descriptors(desc1, p[None])[0], dim=1)
+
+
 def in_box(points: Tensor, box: Tensor, image_size: int, margin: float = 0.1) -> Tensor:
     """Which points `(N, 2)` normalised lie inside the object box `(4,)` (x0, y0, x1, y1 pixels of an
     image of side `image_size`), enlarged by `margin` x its size on every side. `(N,)` bool."""
@@ -179,4 +207,4 @@ def in_box(points: Tensor, box: Tensor, image_size: int, margin: float = 0.1) ->
 
 
 __all__ = ["STAMP_SIGMA", "argmax_points", "detect_points", "grey_uint8", "in_box", "map_nms", "points_nms",
-           "sample_descriptors", "stamp_maps"]
+           "sample_descriptors", "stamp_maps", "superpoint_points"]

@@ -51,9 +51,20 @@ def test_bootstrap_is_deterministic_and_each_cluster_appears_at_most_once_per_im
     assert torch.equal(labels.index, torch.arange(len(data)))
 
 
-def test_superpoint_without_a_bootstrap_is_a_clear_error(data):
-    with pytest.raises(NotImplementedError, match="superpoint"):
-        bootstrap(data, SelfTrainConfig(**TINY, superpoint="/nowhere/superpoint_v1.pth"))
+def test_superpoint_bootstrap_needs_a_local_file_and_runs_from_one(tmp_path, data):
+    from lmkcore.nets.superpoint import SuperPoint
+
+    with pytest.raises(FileNotFoundError, match="superpoint_v1.pth"):
+        bootstrap(data, SelfTrainConfig(**TINY, superpoint=str(tmp_path / "superpoint_v1.pth")))
+    torch.manual_seed(0)
+    net = SuperPoint()
+    with torch.no_grad():  # a detector that fires: the first pixel of every 8 x 8 cell
+        net.convPb.bias[0] = 20.0
+    torch.save({f"module.{k}": v for k, v in net.state_dict().items()}, tmp_path / "sp.pth")
+    small = torch.utils.data.Subset(data, range(8))
+    labels = bootstrap(small, SelfTrainConfig(**{**TINY, "n_clusters": 3}, superpoint=str(tmp_path / "sp.pth"),
+                                              in_box=False))
+    assert labels.centroids.shape == (3, 256) and len(labels.points) > 0
 
 
 def test_labels_round_trip_through_the_experiment_folder_and_the_dense_tables(tmp_path, labels):
