@@ -33,7 +33,7 @@ from torch import Tensor
 from ..nets.fan import FAN
 from ..ops import random_affine, random_colour, warp_images, warp_points
 from ..ops.clusters import merge_channels
-from ..ops.interest import STAMP_SIGMA, argmax_points, map_nms, sample_descriptors, stamp_maps
+from ..ops.interest import argmax_points, map_nms, sample_descriptors, stamp_maps
 from . import register
 from .base import Method
 from .selftrain_labels import PseudoLabels
@@ -88,6 +88,7 @@ class SelfTrainConfig:
     min_cluster_share: float = 0.003  # drop clusters with fewer labels than this share of the images (paper 500 of ~160k)
     step2_steps: int = 80000  # paper 80 000
     step2_batch_size: int = 64  # paper 32 x 2 accumulated
+    stamp_sigma: float = 0.75  # Step-2 target: Gaussian of this many map pixels (paper: the 3 x 3 stamp, 0.75)
     step2_milestones: tuple = (0.625, 0.8125)  # LR x 0.1 at these shares of step2_steps (paper 50k, 65k of 80k)
     merge_start: int = 25000  # first merging after this many Step-2 steps (paper 25 000)
     merge_every: int = 10000  # then every this many steps (paper: every second epoch); 0: never
@@ -240,7 +241,8 @@ class SelfTrain(Method):
         xv, pv, ok = self.view(x, pts, present)
         heat = self.net.heatmaps(self.net.features(xv)).float()  # (B, K, h, w)
         h, w = heat.shape[-2:]
-        target = stamp_maps(pv, ok, h, w, STAMP_SIGMA)  # empty where the view lost the landmark
+        sigma = self.config.stamp_sigma  # 3 x 3 at the paper's 0.75 px; wider stamps reach 2 sigma
+        target = stamp_maps(pv, ok, h, w, sigma, max(1, math.ceil(2 * sigma)))  # empty where the view lost it
         mask = present.float()[:, :, None, None]  # only channels labelled in the image (card section 6)
         loss = ((heat - target) ** 2 * mask).sum() / (mask.sum() * h * w).clamp_min(1)
         with torch.no_grad():  # the latest peaks per image, for merging (positions in the view's frame)
@@ -278,8 +280,8 @@ class SelfTrain(Method):
     # read-out
     def _readout(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Keypoints `(B, K, 2)` and confidences `(B, K)`. Step 2: arg-max and peak of each active channel.
-        Step 1: per cluster, the pixel whose descriptor is nearest its centroid, confident as the detector
-        there where the distance is within the cluster's threshold."""
+        Step 1: per cluster, the pixel whose descriptor is nearest its centroid, confidence 1 where that
+        distance is within the cluster's threshold (the cluster is found in the image), else 0."""
         feats = self.net.features(self.prepare(images))
         if self.config.stage == 2:
             kp, peak = argmax_points(self.net.heatmaps(feats).float()[:, self.active])
@@ -288,9 +290,7 @@ class SelfTrain(Method):
         b, _, h, w = desc.shape
         dist = torch.cdist(self.centroids[None].expand(b, -1, -1), desc.flatten(2).transpose(1, 2))  # (B, M, hw)
         kp, _ = argmax_points((2.0 - dist).view(b, -1, h, w))
-        best = dist.min(-1)
-        det = self.net.detect(feats).flatten(1).gather(1, best.indices)  # (B, M)
-        return kp, det * (best.values < self.thresholds)
+        return kp, (dist.min(-1).values < self.thresholds).float()
 
     def keypoints(self, images: Tensor) -> Tensor:
         return self._readout(images)[0]

@@ -19,9 +19,9 @@ from torch import Tensor
 
 from .coords import norm_to_pixels, pixels_to_norm
 
-# exp(-d^2 / (2 sigma^2)) with sigma^2 = 0.5617 px^2: 1 at the centre, 0.41 at the 4-neighbours and
-# 0.17 at the corners, the card's Step-2 stamp (section 6)
-STAMP_SIGMA = 0.5617**0.5
+# exp(-d^2 / (2 sigma^2)) with sigma = 0.75 px: 1 at the centre, 0.41 at the 4-neighbours and 0.17 at
+# the corners, the card's Step-2 stamp (section 6)
+STAMP_SIGMA = 0.75
 
 
 # helpers: maps
@@ -62,17 +62,18 @@ def points_nms(points: Tensor, scores: Tensor, size: tuple[int, int], radius: in
     return keep[rank[keep].argsort(descending=True)]
 
 
-def stamp_maps(points: Tensor, valid: Tensor, h: int, w: int, sigma: float = 0.0) -> Tensor:
+def stamp_maps(points: Tensor, valid: Tensor, h: int, w: int, sigma: float = 0.0, radius: int = 1) -> Tensor:
     """Training targets: points `(B, N, 2)` normalised, valid `(B, N)` -> maps `(B, N, H, W)`, each a
-    3 x 3 Gaussian of `sigma` pixels centred on the point's nearest pixel (sigma 0: a one-hot pixel,
-    Step 1's detector target; `STAMP_SIGMA`: Step 2's). Invalid or outside points give empty maps."""
+    (2 radius + 1)^2 Gaussian of `sigma` pixels centred on the point's nearest pixel (sigma 0: a one-hot
+    pixel, Step 1's detector target; `STAMP_SIGMA` with radius 1: Step 2's 3 x 3 stamp). Invalid or
+    outside points give empty maps."""
     px = norm_to_pixels(points.float(), (h, w)).round()  # (B, N, 2) nearest pixel
     inside = valid & (px[..., 0] >= 0) & (px[..., 0] <= w - 1) & (px[..., 1] >= 0) & (px[..., 1] <= h - 1)
     ys = torch.arange(h, device=points.device, dtype=torch.float32)
     xs = torch.arange(w, device=points.device, dtype=torch.float32)
     dx = xs[None, None, None, :] - px[..., 0, None, None]  # (B, N, 1, W)
     dy = ys[None, None, :, None] - px[..., 1, None, None]  # (B, N, H, 1)
-    box = (dx.abs() <= 1) & (dy.abs() <= 1)
+    box = (dx.abs() <= radius) & (dy.abs() <= radius)
     if sigma > 0:
         val = torch.exp(-(dx**2 + dy**2) / (2 * sigma**2)) * box
     else:
