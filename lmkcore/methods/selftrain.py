@@ -45,7 +45,7 @@ class SelfTrainConfig:
     dataset_name: str = "procedural"  # data set name (seed: CelebA | LS3D | Human3.6)
     experiment_name: str = "selftrain"  # one folder for both steps: out_dir/<experiment_name>
     # bootstrap (card sections 3, 11)
-    superpoint: str = ""  # path to local SuperPoint v1 weights (the paper's bootstrap; never downloaded); empty: weight-free
+    superpoint: str = ""  # local SuperPoint v1 weights (the paper's bootstrap; never downloaded); empty: weight-free
     detector: str = "corners"  # corners (Shi-Tomasi) | sift (DoG), both with SIFT descriptors
     bootstrap_size: int = 128  # images are searched for points at this size (paper: full image)
     zooms: tuple = (1.0, 1.3, 1.6)  # detection zooms (paper x1, x1.3, x1.6)
@@ -85,7 +85,7 @@ class SelfTrainConfig:
     detect_threshold: float = 0.2  # re-labelling: detector output above this (paper 0.2)
     # Step 2 (card section 6)
     n_parts: int = 0  # Step-2 channels: the clusters that survive min_cluster_share (set by the recipe)
-    min_cluster_share: float = 0.003  # drop clusters with fewer labels than this share of the images (paper 500 of ~160k)
+    min_cluster_share: float = 0.003  # drop clusters with fewer labels than this share of images (paper 500 of 160k)
     step2_steps: int = 80000  # paper 80 000
     step2_batch_size: int = 64  # paper 32 x 2 accumulated
     stamp_sigma: float = 0.75  # Step-2 target: Gaussian of this many map pixels (paper: the 3 x 3 stamp, 0.75)
@@ -94,6 +94,18 @@ class SelfTrainConfig:
     merge_every: int = 10000  # then every this many steps (paper: every second epoch); 0: never
     merge_dist: float = 0.045  # peaks closer than this (normalised; paper 5.7 px at 256) fire together
     merge_ratio: float = 0.7  # merge when together in more than this share of the rarer channel's detections
+
+
+@dataclass
+class CosineCycle:
+    """LR factor for `LambdaLR`: a cosine from 1 to `floor` over `steps` (one warm-restart cycle of the paper's
+    `CosineAnnealingWarmRestarts`, which spans one later round). An object, so the scheduler saves it."""
+
+    steps: int
+    floor: float
+
+    def __call__(self, s: int) -> float:
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * min(s, self.steps) / max(self.steps, 1)))
 
 
 @register
@@ -333,8 +345,7 @@ class SelfTrain(Method):
         if c.round == 1:  # round 1: constant LR
             return opt, None
         # later rounds: one cosine cycle from lr to lr_min (the paper's warm-restart cycle is one round)
-        f = lambda s: (c.lr_min + (c.lr - c.lr_min) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))) / c.lr  # noqa: E731
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, f)
+        return opt, torch.optim.lr_scheduler.LambdaLR(opt, CosineCycle(steps, c.lr_min / c.lr))
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config
@@ -363,7 +374,8 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     `train_cfg.out_dir/<experiment_name>/`: labels_round00.pt (bootstrap), step1_roundNN/ (one trainer run
     per round, each started from the previous round's weights) and labels_roundNN.pt (re-labelled after
     it), step1.pt (the last Step-1 network with its clusters), labels_step2_start.pt, step2/, and after
-    merging labels_step2.pt and step2.pt (the final network: the one to evaluate). With `train_cfg.resume`, finished rounds and label files are reused.
+    merging labels_step2.pt and step2.pt (the final network: the one to evaluate). With `train_cfg.resume`,
+    finished rounds and label files are reused.
     Returns the Step-2 method and {"dir", "counts" (labels per cluster per round), "results"}."""
     from ..train import TrainConfig, train
     from .selftrain_labels import bootstrap, relabel

@@ -115,11 +115,13 @@ def bootstrap(data, config) -> PseudoLabels:
         from ..nets.superpoint import load_superpoint
 
         net = load_superpoint(c.superpoint)
-        find = lambda im: superpoint_points(net, im, size=c.bootstrap_size, zooms=tuple(c.zooms),  # noqa: E731
-                                            nms=c.bootstrap_nms)
+
+        def find(im):
+            return superpoint_points(net, im, size=c.bootstrap_size, zooms=tuple(c.zooms), nms=c.bootstrap_nms)
     else:
-        find = lambda im: detect_points(im, size=c.bootstrap_size, detector=c.detector, nms=c.bootstrap_nms,  # noqa: E731
-                                        zooms=tuple(c.zooms), quality=c.corner_quality)
+        def find(im):
+            return detect_points(im, size=c.bootstrap_size, detector=c.detector, nms=c.bootstrap_nms,
+                                 zooms=tuple(c.zooms), quality=c.corner_quality)
     pts, img, desc, index = [], [], [], []
     for i in range(len(data)):  # one detector call per image (and zoom): the images are the loop, not pixels
         item = data[i]

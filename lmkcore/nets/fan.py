@@ -34,7 +34,8 @@ class ConvBlock(nn.Module):
         self.n1, self.c1 = group_norm(cin), nn.Conv2d(cin, c2, 3, padding=1, bias=False)
         self.n2, self.c2 = group_norm(c2), nn.Conv2d(c2, c4, 3, padding=1, bias=False)
         self.n3, self.c3 = group_norm(c4), nn.Conv2d(c4, cout - c2 - c4, 3, padding=1, bias=False)
-        self.skip = None if cin == cout else nn.Sequential(group_norm(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False))
+        self.skip = (None if cin == cout
+                     else nn.Sequential(group_norm(cin), nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False)))
 
     def forward(self, x: Tensor) -> Tensor:
         a = self.c1(F.relu(self.n1(x)))

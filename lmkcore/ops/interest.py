@@ -119,7 +119,8 @@ def grey_uint8(image: Tensor, size: int) -> np.ndarray:
     return (g * 255).round().byte().numpy()
 
 
-def _detect_one(grey: np.ndarray, detector: str, quality: float, block: int, radius: int) -> tuple[np.ndarray, np.ndarray]:
+def _detect_one(grey: np.ndarray, detector: str, quality: float, block: int,
+                radius: int) -> tuple[np.ndarray, np.ndarray]:
     """Pixel points (N, 2) and scores (N,) of one grey image: Shi-Tomasi min-eigenvalue maps
     (`corners`) above `quality` x their maximum, max-pool NMS; or OpenCV's SIFT (DoG) detector."""
     import cv2
