@@ -82,6 +82,7 @@ class SelfTrainConfig:
     lr: float = 5e-4  # RMSprop (paper 5e-4)
     weight_decay: float = 1e-5
     lr_min: float = 5e-6  # end of each later round's cosine (paper eta_min 5e-6)
+    det_sigma: float = 0.0  # Step-1 detector target: Gaussian of this many map pixels (paper 0: a one-hot pixel)
     detect_threshold: float = 0.2  # re-labelling: detector output above this (paper 0.2)
     # Step 2 (card section 6)
     n_parts: int = 0  # Step-2 channels: the clusters that survive min_cluster_share (set by the recipe)
@@ -214,7 +215,9 @@ class SelfTrain(Method):
         feats = self.net.features(torch.cat([xa, xb]))
         det, desc = self.net.detect(feats).float(), self.net.describe(feats).float()  # (2B, 1, h, w), (2B, D, h, w)
         h, w = det.shape[-2:]
-        target = stamp_maps(torch.cat([pa, pb]), torch.cat([oka, okb]), h, w).amax(1, keepdim=True)
+        sigma = c.det_sigma  # paper: 0, value 1 at every pseudo-label pixel
+        target = stamp_maps(torch.cat([pa, pb]), torch.cat([oka, okb]), h, w, sigma,
+                            max(1, math.ceil(2 * sigma))).amax(1, keepdim=True)  # (2B, 1, h, w)
         err = ((det - target) ** 2).mean((1, 2, 3))  # (2B,)
         n = use.sum().clamp_min(1)
         det_a, det_b = (err[:b] * use).sum() / n, (err[b:] * use).sum() / n  # MSE per view (card: A and B)

@@ -210,5 +210,5 @@ def test_notebook_03_declares_every_config_field_but_the_recipe_set_ones():
     fields = {f.name: f.default for f in dataclasses.fields(SelfTrainConfig)}
     missing = set(fields) - set(params) - {"stage", "round", "n_parts"}
     assert not missing, f"03 lacks parameters {sorted(missing)}"
-    for k in ("margin", "desc_weight", "max_pairs", "merge_ratio", "merge_dist", "detect_threshold", "outlier_drop"):
+    for k in ("margin", "desc_weight", "max_pairs", "merge_ratio", "merge_dist", "outlier_drop"):
         assert ast.literal_eval(params[k]["default"]) == fields[k], k  # the paper's, also in the compact recipe
