@@ -39,60 +39,71 @@ from .base import Method
 from .selftrain_labels import PseudoLabels
 
 
+# The paper's values where the workbook's recipe (the defaults below: a compact network and schedule that
+# learn on 2 CPU cores in minutes, notebook 03) differs; the `paper` benchmark profile passes these.
+PAPER = dict(bootstrap_size=256, bootstrap_nms=6, n_clusters=100, max_points=100, resolution=256, stride=4, stem=64,
+             width=256, depth=4, descriptor_dim=256, rounds=30, round1_steps=20000, round_steps=10000, batch_size=16,
+             min_labels=9, rotate=40.0, lr=5e-4, det_sigma=0.0, detect_threshold=0.2, min_cluster_share=0.003,
+             step2_steps=80000, step2_batch_size=64, stamp_sigma=0.75, step2_milestones=(0.625, 0.8125),
+             merge_start=25000, merge_every=10000)
+
+
 @dataclass
 class SelfTrainConfig:
+    """The workbook's recipe for the self-training method; `PAPER` holds the paper's values where they differ."""
+
     # the seed's flags
     dataset_name: str = "procedural"  # data set name (seed: CelebA | LS3D | Human3.6)
     experiment_name: str = "selftrain"  # one folder for both steps: out_dir/<experiment_name>
     # bootstrap (card sections 3, 11)
     superpoint: str = ""  # local SuperPoint v1 weights (the paper's bootstrap; never downloaded); empty: weight-free
     detector: str = "corners"  # corners (Shi-Tomasi) | sift (DoG), both with SIFT descriptors
-    bootstrap_size: int = 128  # images are searched for points at this size (paper: full image)
+    bootstrap_size: int = 128  # images are searched for points at this size (paper: the full image, 256)
     zooms: tuple = (1.0, 1.3, 1.6)  # detection zooms (paper x1, x1.3, x1.6)
     bootstrap_nms: int = 3  # box-NMS half-size, px at bootstrap_size (paper 6 at 256)
-    corner_quality: float = 0.05  # corners: min-eigenvalue threshold as a share of the image's maximum
+    corner_quality: float = 0.01  # corners: min-eigenvalue threshold as a share of the image's maximum
     in_box: bool = True  # keep only points inside the item's "box" (faces; MTFL: the image border filter)
     box_margin: float = 0.1  # the box enlarged by this share of its size on every side
     outlier_drop: float = 0.4  # share of descriptors dropped as outliers (median distance to 100 nearest)
-    n_clusters: int = 100  # M landmark classes (paper 100 faces, 250 Human3.6M)
-    max_points: int = 100  # points per image at most, strongest first
+    n_clusters: int = 24  # M landmark classes (paper 100 faces, 250 Human3.6M)
+    max_points: int = 60  # points per image at most, strongest first (paper 100)
     seed: int = 0  # k-means seed (faiss)
-    # network (card section 4; paper: resolution 256, stride 4, stem 64, width 256, depth 4, descriptor 256)
-    resolution: int = 256  # input size
-    stride: int = 4  # maps at resolution / stride (2 or 4)
-    stem: int = 64  # stem width
-    width: int = 256  # hourglass and head width
-    depth: int = 4  # hourglass levels
-    descriptor_dim: int = 256  # descriptor size D
+    # network (card section 4)
+    resolution: int = 64  # input size (paper 256)
+    stride: int = 2  # maps at resolution / stride, 2 or 4 (paper 4)
+    stem: int = 16  # stem width (paper 64)
+    width: int = 32  # hourglass and head width (paper 256)
+    depth: int = 3  # hourglass levels (paper 4)
+    descriptor_dim: int = 32  # descriptor size D (paper 256)
     # Step 1 (card section 5)
     stage: int = 1  # 1: detector + descriptors (Step 1); 2: landmark heatmaps (Step 2); set by the recipe
     round: int = 1  # the Step-1 round (1: constant LR; later: one cosine cycle); set by the recipe
-    rounds: int = 30  # Step-1 rounds (paper 30)
-    round1_steps: int = 20000  # iterations of round 1 (paper 20 000)
-    round_steps: int = 10000  # iterations of every later round (paper: one warm restart cycle, ~10 000)
-    batch_size: int = 16  # Step-1 pairs per step (paper 16)
-    min_labels: int = 9  # images with fewer pseudo-labels are not trained on (paper 9)
+    rounds: int = 2  # Step-1 rounds (paper 30)
+    round1_steps: int = 150  # iterations of round 1 (paper 20 000)
+    round_steps: int = 75  # iterations of every later round (paper: one warm-restart cycle, ~10 000)
+    batch_size: int = 8  # Step-1 pairs per step (paper 16)
+    min_labels: int = 4  # images with fewer pseudo-labels are not trained on (paper 9)
     same_image: float = 0.5  # probability that view B is image A itself (else another image)
-    margin: float = 0.8  # contrastive margin on descriptor distances
-    desc_weight: float = 10.0  # weight of the descriptor loss (detector terms weigh 1)
-    max_pairs: int = 3000  # descriptor pairs per sample (negatives counted down to fit)
-    rotate: float = 40.0  # augmentation: rotation within +- degrees (paper 40)
+    margin: float = 0.8  # contrastive margin on descriptor distances (paper 0.8)
+    desc_weight: float = 10.0  # weight of the descriptor loss, the detector terms weigh 1 (paper 10)
+    max_pairs: int = 3000  # descriptor pairs per sample, negatives counted down to fit (paper 3000)
+    rotate: float = 20.0  # augmentation: rotation within +- degrees (paper 40)
     zoom: float = 0.2  # augmentation: crop side in [1 - zoom, 1] (paper scale 0.8-1.2)
     jitter: float = 0.3  # augmentation: colour factors within 1 +- jitter (paper: contrast, multiply, hue)
-    lr: float = 5e-4  # RMSprop (paper 5e-4)
-    weight_decay: float = 1e-5
+    lr: float = 1e-3  # RMSprop learning rate, both steps (paper 5e-4)
+    weight_decay: float = 1e-5  # (paper 1e-5)
     lr_min: float = 5e-6  # end of each later round's cosine (paper eta_min 5e-6)
-    det_sigma: float = 0.0  # Step-1 detector target: Gaussian of this many map pixels (paper 0: a one-hot pixel)
-    detect_threshold: float = 0.2  # re-labelling: detector output above this (paper 0.2)
+    det_sigma: float = 1.5  # Step-1 detector target: Gaussian of this many map pixels (paper 0: one-hot, too thin here)
+    detect_threshold: float = 0.1  # re-labelling: detector output above this (paper 0.2)
     # Step 2 (card section 6)
     n_parts: int = 0  # Step-2 channels: the clusters that survive min_cluster_share (set by the recipe)
-    min_cluster_share: float = 0.003  # drop clusters with fewer labels than this share of images (paper 500 of 160k)
-    step2_steps: int = 80000  # paper 80 000
-    step2_batch_size: int = 64  # paper 32 x 2 accumulated
-    stamp_sigma: float = 0.75  # Step-2 target: Gaussian of this many map pixels (paper: the 3 x 3 stamp, 0.75)
-    step2_milestones: tuple = (0.625, 0.8125)  # LR x 0.1 at these shares of step2_steps (paper 50k, 65k of 80k)
-    merge_start: int = 25000  # first merging after this many Step-2 steps (paper 25 000)
-    merge_every: int = 10000  # then every this many steps (paper: every second epoch); 0: never
+    min_cluster_share: float = 0.05  # drop clusters with fewer labels than this share of images (paper 500 of 160k)
+    step2_steps: int = 500  # Step-2 iterations (paper 80 000)
+    step2_batch_size: int = 16  # (paper 32 x 2 accumulated)
+    stamp_sigma: float = 2.0  # Step-2 target: Gaussian of this many map pixels (paper 0.75, its 3 x 3 stamp)
+    step2_milestones: tuple = (0.8,)  # LR x 0.1 at these shares of step2_steps (paper 50k, 65k of 80k)
+    merge_start: int = 250  # first merging after this many Step-2 steps (paper 25 000)
+    merge_every: int = 100  # then every this many steps (paper: every second epoch); 0: never
     merge_dist: float = 0.045  # peaks closer than this (normalised; paper 5.7 px at 256) fire together
     merge_ratio: float = 0.7  # merge when together in more than this share of the rarer channel's detections
 
@@ -354,68 +365,67 @@ class SelfTrain(Method):
         c = self.config
         return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}_step{c.stage}"
 
+    @classmethod
+    def recipe(cls, method: "SelfTrain", data, cfg) -> list:
+        """The trainer's entry (`train.run_recipe`, `python -m lmkcore.train --method selftrain`): both steps
+        with `method`'s config in the experiment `cfg.experiment` (`run`); the stages' `RunResult`s."""
+        return run(method.config, data, cfg)[1]["results"]
 
-# the recipe: bootstrap, Step-1 rounds, Step 2, each a run of the shared trainer
 
-def _transfer(state: dict, method: SelfTrain) -> None:
-    """Load `state` (a previous stage's weights) where names and shapes match: Step 2 starts from Step 1
-    with a fresh landmark layer (card section 6)."""
-    own = method.state_dict()
-    method.load_state_dict({k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, strict=False)
-
+# the recipe: bootstrap, Step-1 rounds, Step 2, each a stage (a run) of the shared trainer
 
 def save_method(method: SelfTrain, path: Path, *, step: int, dataset: str, resolution: int) -> None:
-    """A checkpoint in the trainer's layout (`checkpoint.load_method` reads it)."""
-    from ..checkpoint import git_commit, save_atomic
+    """A checkpoint in the trainer's layout (`checkpoint.load_method` and `init_from` read it)."""
+    from ..checkpoint import save_atomic
+    from ..provenance import git_commit
 
     save_atomic({"method": method.name, "config": method.config_dict(), "run": path.stem, "dataset": dataset,
                  "resolution": resolution, "commit": git_commit(), "model": method.state_dict(), "step": step}, path)
 
 
 def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[SelfTrain, dict]:
-    """Both steps on `data` (items with "image", "index", and "box" where `in_box`), under
-    `train_cfg.out_dir/<experiment_name>/`: labels_round00.pt (bootstrap), step1_roundNN/ (one trainer run
-    per round, each started from the previous round's weights) and labels_roundNN.pt (re-labelled after
-    it), step1.pt (the last Step-1 network with its clusters), labels_step2_start.pt, step2/, and after
-    merging labels_step2.pt and step2.pt (the final network: the one to evaluate). With `train_cfg.resume`,
-    finished rounds and label files are reused.
-    Returns the Step-2 method and {"dir", "counts" (labels per cluster per round), "results"}."""
-    from ..train import TrainConfig, train
+    """Both steps on `data` (items with "image", "index", and "box" where `in_box`), in the experiment
+    `out_dir/<experiment>/` (`train_cfg.experiment`, else `config.experiment_name`): labels_round00.pt
+    (bootstrap); per round a trainer stage step1_roundNN/ started from the previous round's weights
+    (`init_from`) and labels_roundNN.pt (re-labelled after it); step1.pt (the last Step-1 network with its
+    clusters); labels_step2_start.pt; the stage step2/ started from step1.pt; and after merging
+    labels_step2.pt and step2.pt (the network to evaluate). With `train_cfg.resume`, finished stages and
+    label files are reused. Returns the Step-2 method and {"dir", "counts" (labels per cluster, per
+    round), "results" (the stages' `RunResult`s)}."""
+    from ..train import TrainConfig, stage, train
     from .selftrain_labels import bootstrap, relabel
 
     train_cfg = train_cfg or TrainConfig()
-    exp = Path(train_cfg.out_dir) / config.experiment_name
-    device = "cuda" if torch.cuda.is_available() and train_cfg.device in ("auto", "cuda") else "cpu"
+    base = dataclasses.replace(train_cfg, experiment=train_cfg.experiment or config.experiment_name,
+                               dataset=config.dataset_name)
+    exp = Path(base.out_dir) / base.experiment
+    device = "cuda" if torch.cuda.is_available() and base.device in ("auto", "cuda") else "cpu"
     resolution = int(data[0]["image"].shape[-1])
 
     def labels_at(name: str, make) -> PseudoLabels:
         f = exp / name
-        if train_cfg.resume and f.is_file():
+        if base.resume and f.is_file():
             return PseudoLabels.load(f)
         labels = make()
         labels.save(f)
         return labels
 
     labels = labels_at("labels_round00.pt", lambda: bootstrap(data, config))
-    counts, results, state = [labels.counts()], [], None
+    counts, results = [labels.counts()], []
     log(f"bootstrap: {len(labels.points)} labels on {len(labels.index)} images, {config.n_clusters} clusters")
     for r in range(1, config.rounds + 1):
         method = SelfTrain(dataclasses.replace(config, stage=1, round=r))
-        if state is not None:
-            _transfer(state, method)
         method.set_labels(labels)
-        steps = config.round1_steps if r == 1 else config.round_steps
-        results.append(train(method, data, dataclasses.replace(
-            train_cfg, out_dir=str(exp), run_name=f"step1_round{r:02d}", steps=steps, batch_size=config.batch_size,
-            dataset=config.dataset_name)))
+        results.append(train(method, data, stage(
+            base, f"step1_round{r:02d}", results[-1] if results else None,
+            steps=config.round1_steps if r == 1 else config.round_steps, batch_size=config.batch_size)))
         labels = labels_at(f"labels_round{r:02d}.pt", lambda: relabel(method, data, labels, device=device))
         method.set_clusters(labels.centroids.to(method.centroids.device), labels.thresholds.to(method.centroids.device))
-        state = method.state_dict()
         counts.append(labels.counts())
         log(f"round {r}: {len(labels.points)} labels, {labels.per_image().float().mean():.1f} per image")
     save_method(method, exp / "step1.pt", step=results[-1].step, dataset=config.dataset_name, resolution=resolution)
 
-    # Step 2: one channel per cluster with enough labels
+    # Step 2: one channel per cluster with enough labels, from the last Step-1 weights (fresh landmark layer)
     keep = labels.counts() >= max(1, math.ceil(config.min_cluster_share * len(labels.index)))
     if not keep.any():
         raise RuntimeError(f"no cluster has {config.min_cluster_share:.3%} of the images' labels: lower "
@@ -423,11 +433,9 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     start = labels.select(keep)
     start.save(exp / "labels_step2_start.pt")
     method = SelfTrain(dataclasses.replace(config, stage=2, n_parts=int(keep.sum())))
-    _transfer(state, method)
     method.set_labels(start)
-    results.append(train(method, data, dataclasses.replace(
-        train_cfg, out_dir=str(exp), run_name="step2", steps=config.step2_steps, batch_size=config.step2_batch_size,
-        dataset=config.dataset_name)))
+    step2 = stage(base, "step2", steps=config.step2_steps, batch_size=config.step2_batch_size)
+    results.append(train(method, data, dataclasses.replace(step2, init_from=str(exp / "step1.pt"))))
     if config.merge_every > 0 and method.merges == 0 and results[-1].step >= config.merge_start:
         method.merge()  # a trainer without `after_step` never merged: merge once on the peaks of the last steps
     method.labels().save(exp / "labels_step2.pt")

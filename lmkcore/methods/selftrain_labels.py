@@ -9,10 +9,10 @@ one image; an image carries each cluster at most once, and a varying number of t
                                        previous labels (old points win), the network's descriptors ->
                                        a fresh k-means -> Hungarian + thresholds
 
-Items are keyed by their "index" field, which must identify the item within the data set the method
-trains on (the data set position: `ProceduralFigures` gives it; stores give their row, which the
-pairs branch turns into the position; either works as long as training and labelling use the same
-data set object). Labels live in the experiment folder as `.pt` files loaded with `weights_only=True`.
+Items are keyed by their "index" field: the item's position in the data set it comes from (procedural
+figures and stores give it; a store's row is "row"). Labelling and training must therefore see the same
+data set object (a `Subset` keeps its parent's positions, which works as well). Labels live in the
+experiment folder as `.pt` files loaded with `weights_only=True`.
 """
 from __future__ import annotations
 

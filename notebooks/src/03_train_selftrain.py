@@ -10,22 +10,23 @@
 # 2. **Step 2**: one heatmap per surviving cluster, masked heatmap regression, channels that fire together
 #    merged; keypoints are arg-maxes, the confidence their peak (a landmark counts from 0.2).
 #
-# The defaults are a compact CPU recipe on procedural figures (a few minutes on 2 cores); the paper's values
-# are in each comment (`lmkcore.methods.selftrain.SelfTrainConfig` holds them as defaults).
+# The defaults are `SelfTrainConfig`'s, the workbook's recipe: a compact network and schedule that learn on the
+# procedural figures in about 4 minutes on 2 CPU cores (`reports/selftrain/README.md`); the paper's values are in
+# each comment and in `lmkcore.methods.selftrain.PAPER` (the `paper` benchmark profile).
 # Everything goes to `out_dir/<experiment_name>/`: one trainer run per round (`step1_round01`, ...), `step2`,
 # and the pseudo-labels of every round (`labels_round00.pt`, ...).
 
 # %% tags=["parameters"]
 data: str = "procedural"  # "procedural" or the path of a store written by 01_prepare_data
 dataset_name: str = "procedural"  # data set name in run names and reports (seed: CelebA | LS3D | Human3.6)
-experiment_name: str = "selftrain_procedural"  # one folder for both steps: out_dir/<experiment_name>
+experiment_name: str = "selftrain"  # one folder for both steps: out_dir/<experiment_name>
 train_split: str = ""  # empty: train (procedural) or fit (stores)
 val_split: str = "val"  # split shown in the figures and scored by the evaluation
 n_images: int = 300  # train on the first n images of the split (0: all; the bootstrap visits each once)
 superpoint: str = ""  # path to SuperPoint v1 weights (the paper's bootstrap; not implemented here): empty
 detector: str = "corners"  # corners (Shi-Tomasi) | sift (DoG), both with SIFT descriptors
 bootstrap_size: int = 128  # images are searched for points at this size (paper: the full image)
-zooms: list = [1.0, 1.3, 1.6]  # detection zooms (paper x1, x1.3, x1.6)
+zooms: tuple = (1.0, 1.3, 1.6)  # detection zooms (paper x1, x1.3, x1.6)
 bootstrap_nms: int = 3  # box-NMS half-size in px at bootstrap_size (paper 6 at 256)
 corner_quality: float = 0.01  # corners: min-eigenvalue threshold, share of the image's maximum
 in_box: bool = True  # keep only points inside the object box (faces: the face box)
@@ -61,7 +62,7 @@ min_cluster_share: float = 0.05  # Step 2 drops clusters with fewer labels than 
 step2_steps: int = 500  # Step-2 iterations (paper 80 000)
 step2_batch_size: int = 16  # (paper 32 x 2 accumulated)
 stamp_sigma: float = 2.0  # Step-2 target: Gaussian of this many map pixels (paper 0.75, too thin for short runs)
-step2_milestones: list = [0.8]  # LR x 0.1 at these shares of step2_steps (paper [0.625, 0.8125]: 50k, 65k of 80k)
+step2_milestones: tuple = (0.8,)  # LR x 0.1 at these shares of step2_steps (paper (0.625, 0.8125): 50k, 65k of 80k)
 merge_start: int = 250  # first merging after this many Step-2 steps (paper 25 000)
 merge_every: int = 100  # then every this many steps (paper: every second epoch; 0: never)
 merge_dist: float = 0.045  # peaks closer than this (normalised; paper 5.7 px at 256) fire together

@@ -194,7 +194,7 @@ def test_recipe_runs_both_steps_under_one_experiment(tmp_path, data):
     assert len(out["counts"]) == 3 and method.config.stage == 2
     back = load_method(exp / "step2.pt")
     assert back.config.n_parts == method.config.n_parts and torch.equal(back.active, method.active)
-    assert method.merges >= 1  # by the trainer's after_step, or once at the end where the trainer has none
+    assert method.merges >= 2  # the trainer's after_step at steps 2 and 3 (merge_start 2, merge_every 1)
     assert load_method(exp / "step1.pt").thresholds.gt(0).any()
     assert PseudoLabels.load(exp / "labels_step2.pt").n_clusters == method.config.n_parts
 
@@ -212,3 +212,19 @@ def test_notebook_03_declares_every_config_field_but_the_recipe_set_ones():
     assert not missing, f"03 lacks parameters {sorted(missing)}"
     for k in ("margin", "desc_weight", "max_pairs", "merge_ratio", "merge_dist", "outlier_drop"):
         assert ast.literal_eval(params[k]["default"]) == fields[k], k  # the paper's, also in the compact recipe
+
+
+def test_the_trainer_runs_the_recipe_as_stages_of_one_experiment(tmp_path, data):
+    from lmkcore.methods import build
+    from lmkcore.train import TrainConfig, run_recipe
+
+    m = build("selftrain", **TINY, rounds=1, round1_steps=2, batch_size=4, step2_steps=2, step2_batch_size=4,
+              min_cluster_share=0.1, merge_every=0)
+    results = run_recipe(m, data, TrainConfig(out_dir=str(tmp_path), experiment="e", num_workers=0, progress=False,
+                                              tensorboard=False))
+    assert [r.run_dir.name for r in results] == ["step1_round01", "step2"]
+    assert all(r.run_dir.parent == tmp_path / "e" for r in results)
+    import json
+
+    step2 = json.loads((tmp_path / "e" / "step2" / "config.json").read_text())
+    assert step2["init_from"]["path"].endswith("step1.pt") and "net.landmarks.weight" in step2["init_from"]["missing"]
