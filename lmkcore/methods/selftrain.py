@@ -321,6 +321,10 @@ class SelfTrain(Method):
     def keypoints(self, images: Tensor) -> Tensor:
         return self._readout(images)[0]
 
+    def features(self, images: Tensor) -> Tensor:
+        """The hourglass's dense features `(B, width, h, w)` (for the supervised-head evaluation)."""
+        return self.net.features(self.prepare(images)).float()
+
     def confidence(self, images: Tensor) -> Tensor:
         return self._readout(images)[1]
 
@@ -328,7 +332,7 @@ class SelfTrain(Method):
         """detector map `(B, 1, h, w)`; heatmaps `(B, K, h, w)` (Step 2: active channels; Step 1: similarity
         to each centroid); points `(B, N, 3)`: Step 1 the detector's points (> detect_threshold, NMS)
         labelled by nearest cluster within its threshold (-1: none), Step 2 the landmarks labelled by
-        channel where confident; unused rows are NaN."""
+        channel where confident; unused rows are (NaN, NaN, -1)."""
         feats = self.net.features(self.prepare(images))
         det = self.net.detect(feats).float()
         b, _, h, w = det.shape
@@ -347,7 +351,8 @@ class SelfTrain(Method):
         d = torch.cdist(F.normalize(sample_descriptors(desc, xy), dim=-1), self.centroids[None].expand(b, -1, -1))
         dmin, lab = d.min(-1)
         lab = torch.where(dmin < self.thresholds[lab], lab.float(), -1.0)
-        points = torch.where((top.values > 0)[..., None], torch.cat([xy, lab[..., None]], -1), float("nan"))
+        pad = torch.tensor([float("nan"), float("nan"), -1.0], device=det.device)  # no point: not drawn
+        points = torch.where((top.values > 0)[..., None], torch.cat([xy, lab[..., None]], -1), pad)
         return {"detector": det, "heatmaps": sim.clamp(0, 1).view(b, -1, h, w), "points": points}
 
     def optimizers(self, steps: int):

@@ -124,6 +124,9 @@ def test_step1_lowers_its_loss_and_relabel_keeps_the_invariants(data, labels):
         kp, conf, vis = m.keypoints(batch["image"]), m.confidence(batch["image"]), m.visuals(batch["image"])
     assert kp.shape == (8, 6, 2) and conf.shape == (8, 6) and ((conf >= 0) & (conf <= 1)).all()
     assert vis["detector"].shape == (8, 1, 16, 16) and vis["points"].shape[-1] == 3
+    unused = vis["points"][..., 0].isnan()
+    assert (vis["points"][..., 2][unused] == -1).all() and (vis["points"][..., 2] >= -1).all()
+    assert m.features(batch["image"]).shape == (8, 16, 16, 16)
     assert set(vis) <= set(SelfTrain.layers)
 
 
