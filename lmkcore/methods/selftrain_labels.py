@@ -141,9 +141,10 @@ def bootstrap(data, config) -> PseudoLabels:
 
 @torch.no_grad()
 def relabel(method, data, labels: PseudoLabels, *, batch_size: int = 32, device: str = "cpu") -> PseudoLabels:
-    """After a Step-1 round: the detector's points (> `method.config.detect_threshold`, 3 x 3 box-NMS,
-    at most `max_points` per image) joined with `labels`' points (a new point within one map pixel of an
-    old one is dropped), described by the network, re-clustered from scratch and re-assigned."""
+    """After a Step-1 round: the detector's points (> `method.config.detect_threshold`, 3 x 3 box-NMS, not
+    on the map's border, inside the item's box where `in_box`, at most `max_points` per image) joined with
+    `labels`' points (a new point within one map pixel of an old one is dropped), described by the
+    network, re-clustered from scratch and re-assigned."""
     c = method.config
     method.eval().to(device)
     old_pts, old_present = labels.dense()
@@ -163,10 +164,13 @@ def relabel(method, data, labels: PseudoLabels, *, batch_size: int = 32, device:
         occ = stamp_maps(prev_pts.to(device), prev.to(device), h, w).amax(1, keepdim=True)  # (B, 1, h, w)
         occ = F.max_pool2d(occ, 3, stride=1, padding=1)
         score = det * (map_nms(det, 1) & (det > c.detect_threshold) & (occ == 0))
+        score[..., :1, :] = score[..., -1:, :] = score[..., :, :1] = score[..., :, -1:] = 0  # the border filter
         top = score.flatten(1).topk(min(c.max_points, h * w), dim=1)  # (B, T) strongest new points
         ys, xs = top.indices // w, top.indices % w
         new = torch.stack([xs, ys], -1).float() / torch.tensor([w - 1, h - 1], device=device) * 2 - 1  # (B, T, 2)
         new_ok = top.values > 0
+        if c.in_box and "box" in batch:  # the bootstrap's in-box filter, for the new points too
+            new_ok &= in_box(new, batch["box"].to(device), batch["image"].shape[-1], c.box_margin)
         allp = torch.cat([prev_pts.to(device), new], 1)  # (B, M + T, 2)
         ok = torch.cat([prev.to(device), new_ok], 1)
         d = F.normalize(sample_descriptors(dmap, allp), dim=-1)  # (B, M + T, D)

@@ -200,12 +200,13 @@ def superpoint_points(net, image: Tensor, *, size: int = 128, zooms=(1.0, 1.3, 1
 
 
 def in_box(points: Tensor, box: Tensor, image_size: int, margin: float = 0.1) -> Tensor:
-    """Which points `(N, 2)` normalised lie inside the object box `(4,)` (x0, y0, x1, y1 pixels of an
-    image of side `image_size`), enlarged by `margin` x its size on every side. `(N,)` bool."""
+    """Which points `(..., N, 2)` normalised lie inside their object box `(..., 4)` (x0, y0, x1, y1 pixels
+    of an image of side `image_size`), enlarged by `margin` x its size on every side. `(..., N)` bool."""
     px = norm_to_pixels(points, image_size)
-    x0, y0, x1, y1 = box.float().tolist()
-    mx, my = margin * (x1 - x0), margin * (y1 - y0)
-    return (px[:, 0] >= x0 - mx) & (px[:, 0] <= x1 + mx) & (px[:, 1] >= y0 - my) & (px[:, 1] <= y1 + my)
+    b = box.to(px.dtype)[..., None, :]  # (..., 1, 4)
+    mx, my = margin * (b[..., 2] - b[..., 0]), margin * (b[..., 3] - b[..., 1])
+    return ((px[..., 0] >= b[..., 0] - mx) & (px[..., 0] <= b[..., 2] + mx)
+            & (px[..., 1] >= b[..., 1] - my) & (px[..., 1] <= b[..., 3] + my))
 
 
 __all__ = ["STAMP_SIGMA", "argmax_points", "detect_points", "grey_uint8", "in_box", "map_nms", "points_nms",

@@ -9,6 +9,7 @@ from lmkcore.data import ProceduralFigures
 from lmkcore.methods.selftrain import SelfTrain, SelfTrainConfig, run
 from lmkcore.methods.selftrain_labels import PseudoLabels, bootstrap, relabel
 from lmkcore.ops.coords import grid
+from lmkcore.ops.interest import in_box
 
 pytest.importorskip("cv2")
 pytest.importorskip("faiss")
@@ -115,6 +116,8 @@ def test_step1_lowers_its_loss_and_relabel_keeps_the_invariants(data, labels):
     assert sum(loss_at(s) for s in range(3)) < 0.8 * before
     assert {"det", "desc", "pairs", "labels"} <= set(logs)
     new = relabel(m, data, labels)
+    boxes = torch.stack([torch.as_tensor(data[i]["box"]) for i in range(len(data))])
+    assert in_box(new.points[:, None], boxes[new.image], 32, m.config.box_margin + 1e-4).all()  # bootstrap's filter
     pairs = new.image * new.n_clusters + new.cluster
     assert pairs.unique().numel() == len(pairs) and new.n_clusters == labels.n_clusters
     assert new.centroids.shape == (6, 8)
