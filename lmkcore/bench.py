@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .methods import Method, method_class
+from .methods import Method, method_class, method_path
 from .methods.base import recorded_config
 from .profiles import PROFILES, DataPlan, Profile, get, method_config
 
@@ -189,43 +189,44 @@ class Bench:
             config, name = self.config(cls, plan, k), self.run_name(cls, plan, k)
             run_dir = out_dir / name
             self.check_same_config(run_dir, cls, config)
+            if not mp.notebook:  # the package's trainer, through the method's recipe (finished stages are kept)
+                last = self.train_here(cls, config, plan, data, dict(
+                    trainer, out_dir=str(out_dir), run_name=name, dataset=plan.name, resume=not self.fresh,
+                    overwrite=self.fresh))
+                if last is not None and (last / "last.pt").exists():
+                    checkpoints.append(last / "last.pt")
+                continue
             if self.complete(run_dir, steps, max_minutes):
                 self.say(f"{name}: already trained ({run_dir}); --fresh retrains")
             else:
                 resume = (run_dir / "last.pt").exists() and not self.fresh
-                if mp.notebook:
-                    self.notebook(mp.notebook, {
-                        "data": data, "dataset": plan.name, "train_split": plan.train_split, **config, **trainer,
-                        "out_dir": str(out_dir), "run_name": name, "resume": resume, "overwrite": not resume,
-                        "evaluate": False, "report_dir": str(self.reports)}, f"{mp.notebook}_{name}")
-                else:
-                    self.train_here(cls, config, plan, data, dict(trainer, out_dir=str(out_dir), run_name=name,
-                                                                  dataset=plan.name, resume=resume,
-                                                                  overwrite=not resume))
+                self.notebook(mp.notebook, {
+                    "data": data, "dataset": plan.name, "train_split": plan.train_split, **config, **trainer,
+                    "out_dir": str(out_dir), "run_name": name, "resume": resume, "overwrite": not resume,
+                    "evaluate": False, "report_dir": str(self.reports)}, f"{mp.notebook}_{name}")
             if (run_dir / "last.pt").exists():
                 checkpoints.append(run_dir / "last.pt")
         return checkpoints
 
-    def train_here(self, cls: type[Method], config: dict, plan: DataPlan, data: str, trainer: dict) -> None:
-        """One run of a method without a notebook, by the package's trainer (what a notebook would call)."""
-        import torch
-
+    def train_here(self, cls: type[Method], config: dict, plan: DataPlan, data: str, trainer: dict) -> Path | None:
+        """One run of a method without a notebook, by the package's trainer and the method's recipe (what
+        `python -m lmkcore.train` does); the run directory of its last stage, or None if it failed."""
         from .data import PROCEDURAL, open_dataset
-        from .train import TrainConfig, train
+        from .train import TrainConfig, build_method, run_recipe
 
         t0, name = time.time(), trainer["run_name"]
         try:
             cfg = TrainConfig(**trainer)
-            with torch.random.fork_rng(devices=[]):  # the same initial weights whatever ran before in this process
-                torch.manual_seed(cfg.seed)
-                method = cls(cls.config_class(**config))
+            method = build_method(method_path(cls), config, cfg.seed)
             split = plan.train_split or ("train" if data in PROCEDURAL else "fit")
-            train(method, open_dataset(data, split=split, resolution=config.get("resolution") or plan.resolution), cfg)
+            results = run_recipe(method, open_dataset(data, split=split,
+                                                      resolution=config.get("resolution") or plan.resolution), cfg)
         except Exception as e:  # as a failed notebook: record, go on
             self.failures.append(f"train {name}: {type(e).__name__}: {str(e).strip()[:300]}")
             self.say(f"FAILED training {name} after {time.time() - t0:.0f} s: {type(e).__name__}: {e}")
-            return
-        self.say(f"trained {name} by lmkcore.train ({time.time() - t0:.1f} s)")
+            return None
+        self.say(f"trained {name} by lmkcore.train ({len(results)} stage(s), {time.time() - t0:.1f} s)")
+        return results[-1].run_dir
 
     def evaluate(self, plan: DataPlan, prep: Prepared, checkpoints: list[Path]) -> None:
         """07_evaluate on the checkpoints of methods trained by their notebooks."""
@@ -243,20 +244,20 @@ class Bench:
         """What 07_evaluate does, in this process: for methods without a notebook (e.g. given by import path,
         which a notebook's kernel could not load by name)."""
         from .eval import evaluate_checkpoint
-        from .eval.report import write_report
 
         for path in checkpoints:
-            try:
+            try:  # every kind of evaluation the method offers, each its own report
                 result = evaluate_checkpoint(path, prep.data, plan.fit_split, prep.test_split, prep.test_data or None,
                                              n_fit=plan.n_fit or None, few_shot=self._few_shot(),
                                              seed=self.profile.seed, max_test=plan.max_test or None,
-                                             batch_size=self.profile.eval_batch, device=self.device)
-                out = write_report(result, self.reports, profile=self.profile.name)
+                                             batch_size=self.profile.eval_batch, device=self.device,
+                                             report_dir=self.reports, profile=self.profile.name)
             except Exception as e:
                 self.failures.append(f"evaluate {path}: {type(e).__name__}: {str(e).strip()[:300]}")
                 self.say(f"FAILED evaluating {path}: {type(e).__name__}: {e}")
                 continue
-            self.say(f"evaluated {path.parent.name} -> {out.relative_to(self.reports.parent)}")
+            for r in [result, *result.get("other_evaluations", [])]:
+                self.say(f"evaluated {path.parent.name} ({r['evaluation']}) -> {r['report']}")
 
     def _few_shot(self) -> list[str]:
         return [s.strip() for s in self.profile.few_shot.split(",") if s.strip()]

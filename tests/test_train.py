@@ -248,6 +248,17 @@ def test_a_method_defined_in_tests_trains_its_two_stages_through_the_command_lin
     one = load(exp / "stage1" / "last.pt")
     assert not isinstance(one["optimizer"], list)  # stage1: one optimiser, today's checkpoint layout
     assert len(load(exp / "stage2" / "last.pt")["optimizer"]) == 2
+    # the inspector opens it and draws its own layers by their kinds (heatmaps over the image, features as PCA)
+    from lmkcore.data import open_dataset
+    from lmkcore.runs import Checkpoint
+    from lmkcore.viz.state import InspectorState
+
+    state = InspectorState(open_dataset("procedural", "val", 32), {"toy": Checkpoint(exp / "stage2" / "last.pt", "toy")})
+    assert {"heatmaps", "features"} <= set(state.available_layers())
+    state.toggle("heatmaps", True)
+    state.toggle("features", True)
+    assert state.render()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"keypoints", "heatmaps", "features"} <= set(state.drawn_layers)
 
 
 def test_the_toy_offers_features_and_the_visuals_of_its_layers():

@@ -61,14 +61,14 @@ from pathlib import Path
 import torch
 
 from lmkcore.data import PROCEDURAL, open_dataset
-from lmkcore.methods.autolink import AutoLink, AutoLinkConfig
-from lmkcore.train import TrainConfig, train
+from lmkcore.methods.autolink import AutoLinkConfig
+from lmkcore.train import TrainConfig, build_method, train
 from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_curve, reconstructions
 
 # %%
 # every AutoLinkConfig field is a parameter above, under the same name
 config = AutoLinkConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(AutoLinkConfig)})
-method = AutoLink(config)
+method = build_method("autolink", dataclasses.asdict(config), seed)  # initialised after torch.manual_seed(seed)
 train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDURAL else "fit"), resolution=resolution)
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(

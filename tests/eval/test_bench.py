@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_PARAMETERS = {"checkpoints", "runs_dir", "data", "fit_split", "test_split", "test_data", "n_fit",
                        "report_dir", "profile"}
 PINNED = Path(__file__).parent / "data" / "bench_runs_abe4ce9.json"
-OUTSIDE = "tests.eval.bench_method:FlipPoints"  # a method outside the package: no plan in any profile, no notebook
+OUTSIDE = "tests.methods.toy:Toy"  # a method outside the package: no plan in any profile, no notebook
 
 
 @pytest.fixture
@@ -43,7 +43,11 @@ def test_profiles():
     assert [p.name for p in get("smoke").datasets] == ["procedural"]
     # a machine-dependent value is a function in the profile, resolved by `get`
     assert callable(config["loss"]) and get("paper").method("autolink").config["loss"] == paper_loss()
-    assert {name: list(p.methods) for name, p in PROFILES.items()} == {n: ["autolink"] for n in PROFILES}
+    assert {name: list(p.methods) for name, p in PROFILES.items()} == {
+        "smoke": ["autolink"], "cpu": ["autolink", "partbased"], "paper": ["autolink", "partbased"]}
+    partbased = cpu.method("partbased")  # a method without a notebook: the package trains it, at its own batch
+    assert not partbased.notebook and partbased.train["batch_size"] == 8
+    assert {d: partbased.runs(d).ks for d in ("mtfl", "lspet")} == {"mtfl": (10,), "lspet": (16,)}
 
 
 def test_a_method_config_is_the_profiles_differences_for_a_data_set():
@@ -213,11 +217,11 @@ def test_method_selects_and_every_method_of_the_profile_runs_by_default(tmp_path
     assert bench_main(["--profile", "cpu", *dirs]) == 0  # default: the profile's methods
     assert seen[-1] == [("autolink", "mtfl", (10, 8, 4)), ("autolink", "lspet", (10, 16))]
     assert bench_main(["--profile", "cpu", "--method", OUTSIDE, *dirs]) == 0  # only that one
-    assert seen[-1] == [("flip-points", "mtfl", (3,)), ("flip-points", "lspet", (3,))]  # no plan: its own K
+    assert seen[-1] == [("toy", "mtfl", (4,)), ("toy", "lspet", (4,))]  # no plan: its own K
     assert bench_main(["--profile", "smoke", "--method", f"autolink,{OUTSIDE}", *dirs]) == 0
-    assert seen[-1] == [("autolink", "procedural", (4,)), ("flip-points", "procedural", (3,))]
-    assert bench_main(["--profile", "smoke", "--method", "autolink", "--method", OUTSIDE, "--ks", "3", *dirs]) == 0
-    assert seen[-1] == [("autolink", "procedural", ()), ("flip-points", "procedural", (3,))]
+    assert seen[-1] == [("autolink", "procedural", (4,)), ("toy", "procedural", (4,))]
+    assert bench_main(["--profile", "smoke", "--method", "autolink", "--method", OUTSIDE, "--ks", "4", *dirs]) == 0
+    assert seen[-1] == [("autolink", "procedural", (4,)), ("toy", "procedural", (4,))]
 
 
 def test_unknown_methods_are_refused_naming_the_known_ones(tmp_path, registry):
@@ -225,14 +229,14 @@ def test_unknown_methods_are_refused_naming_the_known_ones(tmp_path, registry):
     with pytest.raises(SystemExit, match=r"unknown method 'nope'; known: \[.*'autolink'"):
         bench_main(["--profile", "smoke", "--method", "nope", *dirs])
     with pytest.raises(SystemExit, match="has no Method subclass 'Nope'"):
-        bench_main(["--profile", "smoke", "--method", "tests.eval.bench_method:Nope", *dirs])
+        bench_main(["--profile", "smoke", "--method", "tests.methods.toy:Nope", *dirs])
     with pytest.raises(SystemExit, match="cannot import 'tests.eval.no_such_module'"):
         bench_main(["--profile", "smoke", "--method", "tests.eval.no_such_module:X", *dirs])
     with pytest.raises(SystemExit, match="has no Method subclass 'replace'"):  # a name that is not a method class
         bench_main(["--profile", "smoke", "--method", "dataclasses:replace", *dirs])
     assert not (tmp_path / "reports").exists()  # refused before anything ran
-    registry["flip-points"] = registry["autolink"]  # its name taken by another class: refused, not replaced
-    with pytest.raises(KeyError, match="'flip-points' is registered to lmkcore.methods.autolink"):
+    registry["toy"] = registry["autolink"]  # its name taken by another class: refused, not replaced
+    with pytest.raises(KeyError, match="'toy' is registered to lmkcore.methods.autolink"):
         resolve(OUTSIDE)
 
 
@@ -262,20 +266,29 @@ def test_a_method_plan_sets_steps_and_a_cap_per_data_set_and_bench_overrides_win
 
 @pytest.mark.slow
 def test_a_method_without_plan_or_notebook_trains_and_is_scored_by_the_package(tmp_path, registry):
-    """The smoke profile with a method it has no plan for, given by import path: its dataclass defaults (K = 3)
-    at the data set's resolution, trained by lmkcore.train, scored by the shared protocol in this process, with
-    its untrained floor and the mean shape; no notebook runs."""
+    """The smoke profile with a method it has no plan for, given by import path (the toy of tests/methods): its
+    dataclass defaults at the data set's resolution, trained by lmkcore.train through its recipe (two stages),
+    scored both ways it offers (keypoints and a supervised head) by the shared protocol in this process, with
+    its untrained floor and the mean shape; no notebook runs. A second bench run trains nothing again."""
     bench = replace(_bench(tmp_path, get("smoke"), tmp_path / "no-notebooks"), methods=(OUTSIDE,))
     rows = bench.run()
     assert bench.failures == []
-    kinds = {(r["method"], r["kind"], r["K"]) for r in rows if not r["few_shot"]}
-    assert kinds == {("flip-points", "trained", 3), ("flip-points", "untrained", 3), ("mean-shape", "floor", None)}
-    run = tmp_path / "runs" / "smoke" / "flip-points_k3_procedural-32_3"
-    saved = json.loads((run / "config.json").read_text())
+    kinds = {(r["method"], r["kind"], r["K"], r.get("evaluation", "keypoints")) for r in rows if not r["few_shot"]}
+    assert kinds == {("toy", "trained", 4, "keypoints"), ("toy", "trained", 4, "head"),
+                     ("toy", "untrained", 4, "keypoints"), ("mean-shape", "floor", None, "keypoints")}
+    experiment = tmp_path / "runs" / "smoke" / "toy_k4_procedural-32_3"
+    assert sorted(p.name for p in experiment.iterdir()) == ["stage1", "stage2"]
+    saved = json.loads((experiment / "stage2" / "config.json").read_text())
     assert saved["config"] == {**asdict(resolve(OUTSIDE).config_class()), "resolution": 32}
     assert saved["train"]["steps"] == 3 and saved["train"]["batch_size"] == get("smoke").train["batch_size"]
-    report = next(r["report"] for r in rows if r["kind"] == "trained")
-    trained = json.loads((tmp_path / "reports" / report / "metrics.json").read_text())
-    assert trained["profile"] == "smoke" and trained["steps"] == 3 and trained["fit_images"] == 60
+    assert saved["init_from"]["missing"]  # stage2 started from stage1's weights (stage1 had no discriminator)
+    for evaluation in ("keypoints", "head"):
+        report = next(r["report"] for r in rows if r["kind"] == "trained" and r.get("evaluation", "keypoints")
+                      == evaluation)
+        trained = json.loads((tmp_path / "reports" / report / "metrics.json").read_text())
+        assert trained["profile"] == "smoke" and trained["steps"] == 3 and trained["fit_images"] == 60
+        assert trained["evaluation"] == evaluation
     assert not (tmp_path / "reports" / "runs").exists()  # no notebook was executed
-    assert bench.complete(run, 3, 0.0)  # a second bench run would reuse it
+    mtime = (experiment / "stage2" / "last.pt").stat().st_mtime
+    bench.run()  # finished stages are resumed, i.e. kept
+    assert (experiment / "stage2" / "last.pt").stat().st_mtime == mtime
