@@ -380,12 +380,16 @@ class SelfTrain(Method):
 # the recipe: bootstrap, Step-1 rounds, Step 2, each a stage (a run) of the shared trainer
 
 def save_method(method: SelfTrain, path: Path, *, step: int, dataset: str, resolution: int) -> None:
-    """A checkpoint in the trainer's layout (`checkpoint.load_method` and `init_from` read it)."""
-    from ..checkpoint import save_atomic
+    """A checkpoint in the trainer's layout (`checkpoint.load_method` and `init_from` read it), written to a
+    temporary file and renamed (as `checkpoint.save_atomic`, which imports the method registry: a circle)."""
+    import os
+
     from ..provenance import git_commit
 
-    save_atomic({"method": method.name, "config": method.config_dict(), "run": path.stem, "dataset": dataset,
-                 "resolution": resolution, "commit": git_commit(), "model": method.state_dict(), "step": step}, path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save({"method": method.name, "config": method.config_dict(), "run": path.stem, "dataset": dataset,
+                "resolution": resolution, "commit": git_commit(), "model": method.state_dict(), "step": step}, tmp)
+    os.replace(tmp, path)
 
 
 def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[SelfTrain, dict]:
