@@ -91,8 +91,11 @@ def test_only_experiments_import_experiments():
 
 @pytest.mark.parametrize("module_level_only", [True, False], ids=["module-level", "with-function-level"])
 def test_no_import_circle(module_level_only):
-    graph = {m: {t for t in imports(m, module_level_only=module_level_only) if t in MODULES and not _within(m, t)}
-             for m in MODULES}
+    # the one allowed edge back up: a method's multi-stage recipe calls the trainer once per stage inside the
+    # recipe (`train.run_recipe`'s contract; the trainer imports the registry, which imports the method)
+    recipe = lambda m, t: _within(m, "lmkcore.methods") and t == "lmkcore.train"  # noqa: E731
+    graph = {m: {t for t in imports(m, module_level_only=module_level_only)
+                 if t in MODULES and not _within(m, t) and not recipe(m, t)} for m in MODULES}
     done, path = set(), []
 
     def walk(m):  # depth-first; a module met again on the current path closes a circle
