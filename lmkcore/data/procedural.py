@@ -194,6 +194,41 @@ class ProceduralFigures(Dataset):
         return figure_masks(joints, scale, self.size, self.style)[0]
 
 
+class ProceduralPairs(Dataset):
+    """Two frames of one figure moving in front of a still background: the video pairs of Dundar et al.
+    (card section 2) for data that has no video. Item i's first frame is `ProceduralFigures(n, size, seed,
+    style)[i]`; its second frame shows the same figure (size, colours, texture, depth order) and the same
+    background in another pose (drawn from a second seed), its pelvis moved by up to `motion` (normalised
+    units). Items as `data.pairs.FramePairs` gives them: "image", "keypoints", "visible", "box", "index" and
+    "image2", "keypoints2", "visible2"."""
+
+    info = INFO
+
+    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0, style: str = "capsule", motion: float = 0.1):
+        self.first = ProceduralFigures(n, size, seed, style)
+        self.n, self.size, self.seed, self.style, self.motion = n, size, seed, style, motion
+
+    def __len__(self) -> int:
+        return self.n
+
+    def mask(self, i: int) -> Tensor:
+        """The true foreground of item i's first frame, `(1, size, size)`."""
+        return self.first.mask(i)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.first[i]
+        g = torch.Generator().manual_seed(_item_seed(self.seed, i))
+        joints, scale = sample_poses(1, g)  # the first frame's pose, as ProceduralFigures draws it
+        state = g.get_state()  # what render draws next: colours, texture, depth order, background
+        other, other_scale = sample_poses(1, torch.Generator().manual_seed(_item_seed(self.seed + 7919, i)))
+        pelvis, other_pelvis = joints[:, 2:4].mean(1, keepdim=True), other[:, 2:4].mean(1, keepdim=True)
+        step = (torch.rand(1, 1, 2, generator=g) * 2.0 - 1.0) * self.motion
+        joints2 = pelvis + step + (other - other_pelvis) * (scale / other_scale)[:, None, None]  # (1, 14, 2)
+        g.set_state(state)
+        image2 = render(joints2, scale, self.size, g, self.style)[0]
+        return {**item, "image2": image2, "keypoints2": joints2[0], "visible2": item["visible"].clone()}
+
+
 class ProceduralSource(Source):
     """The same figures as a `Source`, to be written to a store like any real data set."""
 
