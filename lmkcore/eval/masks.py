@@ -17,6 +17,8 @@ from torch.utils.data import Dataset
 from ..ops.coords import grid
 from ..ops.edges import segment_distance2
 
+__all__ = ["evaluate_masks", "mask_iou", "reference_masks", "skeleton_masks", "soft_iou"]
+
 
 def mask_iou(pred: Tensor, true: Tensor, threshold: float = 0.5) -> Tensor:
     """Intersection over union of binarised masks, per image: `(B, 1, H, W), (B, 1, H, W) -> (B,)`.
@@ -26,6 +28,15 @@ def mask_iou(pred: Tensor, true: Tensor, threshold: float = 0.5) -> Tensor:
     p, t = (pred > threshold).flatten(1), (true > threshold).flatten(1)
     inter, union = (p & t).sum(1).float(), (p | t).sum(1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+
+def soft_iou(pred: Tensor, true: Tensor) -> Tensor:
+    """Fuzzy IoU sum min(p, t) / sum max(p, t) per image, `(B, 1, H, W), (B, 1, H, W) -> (B,)`: no threshold,
+    so a mask still close to 0.5 (early in training) is scored by where its weight lies."""
+    if pred.shape != true.shape:
+        raise ValueError(f"soft_iou: pred {tuple(pred.shape)} and true {tuple(true.shape)} differ")
+    p, t = pred.float().flatten(1), true.float().flatten(1)
+    return torch.minimum(p, t).sum(1) / torch.maximum(p, t).sum(1).clamp_min(1e-12)
 
 
 def skeleton_masks(keypoints: Tensor, visible: Tensor, skeleton: list[tuple[int, int]], size: int,
@@ -65,8 +76,10 @@ def reference_masks(data: Dataset, indices: list[int], size: int, thickness: flo
 def evaluate_masks(method, data: Dataset, n: int = 256, batch_size: int = 32, threshold: float = 0.5,
                    seed: int = 0) -> dict:
     """A method's predicted foreground (`method.mask(images)` `(B, 1, S, S)`) against the reference on the
-    first `n` items of `data`: mean IoU, and the chance levels "iou_constant" (all foreground) and
-    "iou_permuted" (the masks of other images: a fixed random derangement of the items). Eval mode."""
+    first `n` items of `data`: mean IoU at `threshold`, and the chance levels "iou_constant" (all foreground)
+    and "iou_permuted" (the masks of other images: a fixed random derangement of the items); the same as
+    `soft_iou` ("soft_iou", "soft_iou_constant": a constant mask of the predictions' mean value,
+    "soft_iou_permuted"). Eval mode."""
     was_training = method.training
     method.eval()
     idx = list(range(min(n, len(data))))
@@ -85,5 +98,8 @@ def evaluate_masks(method, data: Dataset, n: int = 256, batch_size: int = 32, th
     return {"iou": float(mask_iou(pred, true, threshold).mean()),
             "iou_constant": float(mask_iou(torch.ones_like(true), true, threshold).mean()),
             "iou_permuted": float(mask_iou(pred[perm], true, threshold).mean()),
+            "soft_iou": float(soft_iou(pred, true).mean()),
+            "soft_iou_constant": float(soft_iou(torch.full_like(pred, float(pred.mean())), true).mean()),
+            "soft_iou_permuted": float(soft_iou(pred[perm], true).mean()),
             "mask_mean": float((pred > threshold).float().mean()), "reference_mean": float((true > threshold).float().mean()),
             "reference": kind, "n": len(idx)}

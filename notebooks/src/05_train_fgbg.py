@@ -17,7 +17,7 @@ dataset_path: str = "procedural"  # "procedural" or the path of a store written 
 dataset: str = "procedural"  # data set name used in the run name and reports
 train_split: str = ""  # empty: train (procedural) or fit (stores)
 val_split: str = "val"  # split shown in the figures and used as test set by the evaluation
-config: str = ""  # optional YAML file of FgBgConfig / TrainConfig fields; the parameters given here override it
+config_file: str = ""  # optional YAML file of FgBgConfig / TrainConfig fields; the parameters given here override it
 n_landmarks: int = 10  # number of landmarks K (paper 30)
 use_identity_covariance: bool = False  # Gaussians of fixed covariance fixed_covar I instead of fitted ones
 fixed_covar: float = 0.05  # that covariance's diagonal, normalised units (BBC config 0.008)
@@ -81,14 +81,14 @@ from lmkcore.viz.parts import covariance_ellipses, part_swaps
 from lmkcore.viz.runs import loss_curve
 
 # %%
-# every FgBgConfig field is a parameter above, under the same name; a YAML `config` sets what they leave at
-# its default (the seed's precedence: parameters > config file > defaults)
+# every FgBgConfig field is a parameter above, under the same name; a YAML `config_file` sets what they leave at
+# its default (the seed's precedence: parameters > config_file > defaults)
 given = {f.name: globals()[f.name] for f in dataclasses.fields(FgBgConfig)}
 given = {k: v for k, v in given.items() if v != getattr(FgBgConfig(), k)}
 train_given = dict(steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=save_path,
                    run_name=run_name, dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes,
                    cpu_amp=cpu_amp)
-config, train_config = resolve([FgBgConfig, TrainConfig], config or None, {**train_given, **given})
+config, train_config = resolve([FgBgConfig, TrainConfig], config_file or None, {**train_given, **given})
 method = FgBg(config)
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from lmkcore.data.procedural import INFO, ProceduralFigures
-from lmkcore.eval.masks import evaluate_masks, mask_iou, reference_masks, skeleton_masks
+from lmkcore.eval.masks import evaluate_masks, mask_iou, reference_masks, skeleton_masks, soft_iou
 
 
 def test_mask_iou_closed_form():
@@ -17,6 +17,13 @@ def test_mask_iou_closed_form():
     assert iou.tolist() == pytest.approx([1 / 3, 0.0, 1.0])  # both empty: 1
     with pytest.raises(ValueError, match="differ"):
         mask_iou(a, b[:, :, :2])
+
+
+def test_soft_iou_closed_form():
+    t = torch.tensor([1.0, 1.0, 0.0, 0.0]).reshape(1, 1, 2, 2)
+    p = torch.tensor([0.5, 1.0, 0.5, 0.0]).reshape(1, 1, 2, 2)
+    assert soft_iou(p, t).item() == pytest.approx(1.5 / 2.5)  # min: .5 + 1 + 0 + 0; max: 1 + 1 + .5 + 0
+    assert soft_iou(t, t).item() == pytest.approx(1.0)
 
 
 def test_skeleton_masks_are_capsules_along_visible_bones():
@@ -69,6 +76,7 @@ class Oracle(torch.nn.Module):
 def test_evaluate_masks_scores_an_oracle_above_both_chance_levels():
     data = ProceduralFigures(12, 32, seed=4)
     r = evaluate_masks(Oracle(data), data, n=12, batch_size=5)
-    assert r["iou"] == pytest.approx(1.0)
+    assert r["iou"] == pytest.approx(1.0) and r["soft_iou"] == pytest.approx(1.0)
+    assert r["soft_iou_constant"] < 0.5 and r["soft_iou_permuted"] < 0.6
     assert r["iou_constant"] < 0.5 and r["iou_permuted"] < 0.6
     assert r["reference"] == "true" and r["n"] == 12
