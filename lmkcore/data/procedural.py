@@ -204,7 +204,7 @@ class ProceduralPairs(Dataset):
 
     info = INFO
 
-    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0, style: str = "capsule", motion: float = 0.1):
+    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0, style: str = "capsule", motion: float = 0.3):
         self.first = ProceduralFigures(n, size, seed, style)
         self.n, self.size, self.seed, self.style, self.motion = n, size, seed, style, motion
 
