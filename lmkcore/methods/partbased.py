@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from ..nets import PartEncoder, PartGenerator, generator_sizes
 from ..ops import random_colour, random_tps, reconstruction_loss, tps_points, warp_images_tps
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
-                         precision_factor, transport_statistics)
+                         precision_factor, render_parts, transport_statistics)
 from . import register
 from .base import Method
 
@@ -157,30 +157,37 @@ class PartBased(Method):
         return self.decode(mu, cov, self.encode(appearance_images)[3])
 
     # 1: views
-    def views(self, images: Tensor) -> tuple[Tensor, Tensor, list[dict]]:
-        """Encoder inputs and targets `(2B, 3, H, W)`: item i and i + B are two warps of image i; the
-        encoder sees warp 1 in colours c1 and warp 2 in c2, the target of each is its warp in the other colours."""
-        c, b, dev = self.config, images.shape[0], images.device
-        warps = [random_tps(b, shift=c.tps_scal, rotate=math.degrees(c.rot_scal), zoom=c.zoom,
-                            device=dev) for _ in range(2)]
-        v1, v2 = (warp_images_tps(images, w) for w in warps)
-        seeds = torch.randint(0, 2**62, (2,)).tolist()  # one colouring = one generator seed, applied to both warps
-
-        def colour(x: Tensor, s: int) -> Tensor:
-            return random_colour(x, c.augm, generator=torch.Generator(device=dev).manual_seed(s))
-
-        inputs = torch.cat([colour(v1, seeds[0]), colour(v2, seeds[1])])
-        targets = torch.cat([colour(v1, seeds[1]), colour(v2, seeds[0])])
-        return inputs, targets, warps
-
     def partner(self, n: int, device) -> Tensor:
-        """Whose appearance item i of the 2B views is drawn with: the other warp of its image (`static`),
-        or the neighbouring item, the other frame of its pair (video)."""
+        """Whose appearance item i of the n = 2B views is drawn with: the other warp of its image (`static`),
+        or the neighbouring item, the other frame of its pair (video). An involution: partner(partner(i)) = i."""
         i = torch.arange(n, device=device)
         return (i + n // 2) % n if self.config.static else i ^ 1
 
+    def views(self, images: Tensor) -> tuple[Tensor, Tensor, list[dict]]:
+        """Encoder inputs and targets `(2B, 3, H, W)`: items i and i + B are two warps of image i. In each
+        pair (a, b) of partners the encoder sees a in colours c1 and b in c2, and the target of a is a in c2
+        (b's colours: what b's appearance vectors carry), the target of b is b in c1 (card section 2)."""
+        c, b, dev = self.config, images.shape[0], images.device
+        warps = [random_tps(b, shift=c.tps_scal, rotate=math.degrees(c.rot_scal), zoom=c.zoom,
+                            device=dev) for _ in range(2)]
+        views = torch.cat([warp_images_tps(images, w) for w in warps])  # (2B, 3, H, W)
+        partner = self.partner(2 * b, dev)
+        first = (torch.arange(2 * b, device=dev) < partner).nonzero()[:, 0]  # a of each pair, pair j = row j
+        second = partner[first]  # its b
+        seeds = torch.randint(0, 2**62, (2,)).tolist()  # a colouring = a generator seed: row j's factors, any images
+
+        def colour(idx: Tensor, s: int) -> Tensor:
+            return random_colour(views[idx], c.augm, generator=torch.Generator(device=dev).manual_seed(s))
+
+        inputs, targets = torch.empty_like(views), torch.empty_like(views)
+        inputs[first], inputs[second] = colour(first, seeds[0]), colour(second, seeds[1])
+        targets[first], targets[second] = colour(first, seeds[1]), colour(second, seeds[0])
+        return inputs, targets, warps
+
     # 5: losses
     def loss(self, batch: dict, opt_index: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
+        """Optimiser 0 (the networks): c_l2 rec + c_trans mean-equivariance + c_precision_trans
+        covariance-equivariance (+ c_g adversarial); optimiser 1 (with `adversarial`): the discriminator."""
         c = self.config
         images = _resize(batch["image"], c.in_dim)
         if not c.static and images.shape[0] % 2:
@@ -194,12 +201,13 @@ class PartBased(Method):
         appearance = pool_appearance(feats, maps)[self.partner(2 * b, images.device)]  # (2B, K, C) of the partner
         recon = self.decode(mu, cov, appearance)  # (2B, 3, R, R)
         target = _resize(targets, c.reconstr_dim)
+        # reconstruction (card section 5, `c_l2`): the view from its own parts and its partner's appearance
         if self.recon is None:  # card: sum over the masked pixels and channels, batch mean
             err = (recon.float() - target).abs() if c.L1 else (recon.float() - target).pow(2)
             rec = (foreground_mask(mu, c.reconstr_dim, c.reconstr_dim) * err).sum((1, 2, 3)).mean()
         else:
             rec = self.recon(recon.float(), target)
-        # equivariance: both warps' statistics in the original image's frame
+        # equivariance (card section 5, `c_trans`, `c_precision_trans`): both warps' parts in the original frame
         stats = [transport_statistics(mu[s], cov[s], lambda p, w=w: tps_points(w, p))
                  for s, w in zip((slice(0, b), slice(b, 2 * b)), warps)]
         trans, prec = equivariance_losses(*stats[0], *stats[1])
@@ -216,8 +224,8 @@ class PartBased(Method):
         """Square patches of side 2 `patch` around each part mean, of the image and the part's heat:
         `(B, 3, R, R) -> (B K, 4, P, P)`, P = 16 (card: 49 px crops at 256 px)."""
         c, (b, k) = self.config, mu.shape[:2]
-        heats = encode_parts(mu, precision_factor(cov, c.L_inv_scal) if c.covariance else c.heat_scale,
-                             mu.new_zeros(b, k, 1), [images.shape[-1]], 0)[0]  # (B, K, R, R)
+        size = images.shape[-1]
+        heats = render_parts(mu, precision_factor(cov, c.L_inv_scal) if c.covariance else c.heat_scale, size, size)
         x = torch.cat([images.float()[:, None].expand(-1, k, -1, -1, -1), heats[:, :, None]], 2).flatten(0, 1)
         theta = torch.zeros(b * k, 2, 3, device=mu.device, dtype=x.dtype)
         theta[:, 0, 0] = theta[:, 1, 1] = c.patch

@@ -60,6 +60,16 @@ def test_views_pair_two_warps_and_swap_colours(images):
     assert (inputs - targets).abs().amax((1, 2, 3)).min() > 0
 
 
+@pytest.mark.parametrize("static", [True, False])
+def test_targets_carry_the_partners_colours(static):
+    """On flat grey images a colouring is a colour: the target of view i must be coloured as its partner's input."""
+    m = tiny(augm=0.5, static=static)
+    inputs, targets, _ = m.views(torch.full((4, 3, 32, 32), 0.5))
+    mean_in, mean_tg = inputs.mean((2, 3)), targets.mean((2, 3))  # (8, 3)
+    torch.testing.assert_close(mean_tg, mean_in[m.partner(8, "cpu")], atol=1e-4, rtol=0)
+    assert (mean_tg - mean_in).abs().amax(1).min() > 1e-3  # and not as its own input
+
+
 def test_partner_is_the_other_warp_or_the_other_frame():
     assert tiny().partner(6, "cpu").tolist() == [3, 4, 5, 0, 1, 2]
     assert tiny(static=False).partner(6, "cpu").tolist() == [1, 0, 3, 2, 5, 4]
