@@ -64,15 +64,15 @@ from pathlib import Path
 import torch
 
 from lmkcore.data import PROCEDURAL, open_dataset
-from lmkcore.methods.partbased import PartBased, PartBasedConfig
-from lmkcore.train import TrainConfig, train
+from lmkcore.methods.partbased import PartBasedConfig
+from lmkcore.train import TrainConfig, build_method, train
 from lmkcore.viz.parts import covariance_ellipses, part_maps, part_swaps
 from lmkcore.viz.runs import keypoint_grid, loss_curve, reconstructions
 
 # %%
 # every PartBasedConfig field is a parameter above, under the same name
 config = PartBasedConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(PartBasedConfig)})
-method = PartBased(config)
+method = build_method("partbased", dataclasses.asdict(config), seed)  # initialised after torch.manual_seed(seed)
 train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDURAL else "fit"), resolution=resolution)
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(
