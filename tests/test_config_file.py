@@ -32,7 +32,7 @@ def test_precedence_command_line_over_file_over_defaults(tmp_path):
     assert cfg.dataset_path == "data/lspet.h5" and cfg.save_path == "out"
     assert cfg.use_fg_bg_mask is True  # a bare --flag sets a bool
     assert cfg.fixed_covar == 0.008  # the file beats the default
-    assert cfg.use_warped is True and cfg.img_size == FgBgConfig().img_size  # defaults where neither says
+    assert cfg.use_warped is FgBgConfig().use_warped and cfg.img_size == FgBgConfig().img_size  # defaults
 
 
 def test_file_alone_and_no_file(tmp_path):

@@ -23,7 +23,8 @@ new here is the pair, the Gaussian read-out, the mask and the background.
 Differences from the public code: the shape/appearance encoder is the part-based hourglass (the card's
 U-Nets add their skips; here the appearance stage sees the stem features plus the part maps, as the card's
 appearance U-Net sees the shape encoder's first features plus the part maps); the generator is the
-part-based U-shaped decoder, not SPADE; appearance is pooled as a sum under the maps (the code's mean over
+part-based U-shaped decoder, not SPADE; the pair's warp and colour jitter are the shared `ops.tps` /
+`ops.colour` "dundar" presets (the card's values, made on the batch in the loss); appearance is pooled as a sum under the maps (the code's mean over
 64 x 64 pixels is the same up to 1/4096); the VGG loss is the workbook's (L1 on ImageNet-normalised inputs at
 relu1_2 .. relu4_4), not the card's MSE at relu*_2 on [-1, 1] inputs; no gradient clipping (BBC config: off).
 """
@@ -36,8 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..data import LandmarkStore, ProceduralFigures
+from ..data.pairs import FramePairs
+from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
-from ..ops import random_colour, random_tps, reconstruction_loss, warp_images_tps
+from ..ops import COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from . import register
 from .base import Method
@@ -50,8 +54,8 @@ class FgBgConfig:
     n_landmarks: int = 10  # number of landmarks K (paper and BBC config 30)
     use_identity_covariance: bool = False  # Gaussians of fixed covariance fixed_covar I instead of fitted ones
     fixed_covar: float = 0.05  # the diagonal of that covariance, normalised units (BBC config 0.008)
-    use_temporal: bool = False  # partner = another frame of the clip (items with "image2": data.pairs.FramePairs)
-    use_warped: bool = True  # partner = a thin-plate-spline warp (of the image, or of the other frame)
+    use_temporal: bool = True  # partner = another frame of the clip (items with "image2": `training_pairs`)
+    use_warped: bool = False  # partner = a thin-plate-spline warp (of the image, or of the other frame; still images)
     use_gan: bool = False  # add the multi-scale PatchGAN (LSGAN) with its own optimiser
     use_fg_bg_mask: bool = True  # foreground mask and background branch (the paper's contribution)
     use_DDP: bool = False  # recorded; DDP is launched by torchrun (the trainer reads RANK / WORLD_SIZE)
@@ -71,11 +75,9 @@ class FgBgConfig:
     mask_depth: int = 2  # mask U-Net depth (card 3)
     bg_base: int = 16  # background U-Net width (card 32)
     bg_depth: int = 2  # background U-Net depth (card 3)
-    # views (card section 6)
-    jitter: float = 0.4  # colour change of the shape stream's input (card: ColorJitter 0.4, 0.4, 0.4, hue 0.3)
-    tps_scal: float = 0.05  # thin-plate control point shift of the warped partner (normalised units)
-    rot_scal: float = 0.2  # its rotation range, radians (card pi / 8)
-    zoom: float = 0.15  # its zoom range: crops of side in [1 - zoom, 1]
+    # views (card sections 2, 6; the shared presets of ops.colour / ops.tps)
+    colour_jitter: str = "dundar"  # colour change of the shape stream's input (dundar: ColorJitter 0.4, 0.4, 0.4, hue 0.3; none)
+    tps_preset: str = "dundar"  # warp of the partner (dundar: 10 x 10 grid, +-2 px, rotation +-pi/8, scale 1.05-1.15, +-10 px at 128)
     # losses and optimisation (card sections 5, 7)
     rec_loss: str = "auto"  # auto (vgg19 if its weights are cached, else pyramid) | pyramid | l1 | vgg19 | vgg16
     vgg_lambda: float = 1.0  # reconstruction weight (BBC config 5)
@@ -89,6 +91,10 @@ class FgBgConfig:
             raise ValueError(f"rec_loss must be auto, pyramid, l1, vgg16 or vgg19, got {self.rec_loss!r}")
         if not (self.use_temporal or self.use_warped):
             raise ValueError("use_temporal or use_warped must be on: the partner must show another pose")
+        if self.colour_jitter not in COLOUR_PRESETS:
+            raise ValueError(f"colour_jitter must be one of {sorted(COLOUR_PRESETS)}, got {self.colour_jitter!r}")
+        if self.tps_preset not in TPS_PRESETS:
+            raise ValueError(f"tps_preset must be one of {sorted(TPS_PRESETS)}, got {self.tps_preset!r}")
         if self.fixed_covar <= 0:
             raise ValueError(f"fixed_covar must be > 0, got {self.fixed_covar}")
         generator_sizes(self.img_size)  # raises unless img_size / 4 is a power of two >= 2
@@ -96,6 +102,21 @@ class FgBgConfig:
     @property
     def resolution(self) -> int:  # the name the trainer's command line and checkpoints use
         return self.img_size
+
+
+def training_pairs(data, config: FgBgConfig, gap: tuple[int, int] = (3, 39)):
+    """The data a `config` trains on: with `use_temporal`, items with a second frame "image2" (procedural
+    figures -> `ProceduralPairs`, the same figures in a second pose over the same background; a store of clips ->
+    `data.pairs.FramePairs` with the card's offsets of 3-39 frames); data that already has "image2", or any data
+    without `use_temporal`, as it is."""
+    if not config.use_temporal or "image2" in data[0]:
+        return data
+    if isinstance(data, ProceduralFigures):
+        return ProceduralPairs(data.n, data.size, data.seed, data.style)
+    if isinstance(data, LandmarkStore):
+        return FramePairs(data, gap=gap)
+    raise ValueError(f"use_temporal=True needs pairs of frames; {type(data).__name__} has no 'image2' and is not a "
+                     "procedural data set or a store of clips (still images: use_temporal=False, use_warped=True)")
 
 
 def rec_loss_kind(kind: str) -> str:
@@ -253,10 +274,8 @@ class FgBg(Method):
         else:
             partner = image
         if c.use_warped:
-            warp = random_tps(len(partner), shift=c.tps_scal, rotate=math.degrees(c.rot_scal), zoom=c.zoom,
-                              device=partner.device)
-            partner = warp_images_tps(partner, warp)
-        return random_colour(image, c.jitter), image, partner
+            partner = random_tps_views(partner, c.tps_preset)[0]  # (B, 3, S, S), border replicated
+        return colour_jitter(image, c.colour_jitter)[0], image, partner
 
     # 5: losses
     def loss(self, batch: dict, opt_index: int = 0) -> tuple[Tensor, dict[str, Tensor]]:

@@ -40,11 +40,8 @@ mask_base: int = 16  # mask U-Net width (paper 32)
 mask_depth: int = 2  # mask U-Net depth (paper 3)
 bg_base: int = 16  # background U-Net width (paper 32)
 bg_depth: int = 2  # background U-Net depth (paper 3)
-jitter: float = 0.4  # colour change of the shape stream's input
-tps_scal: float = 0.05  # thin-plate control point shift of the warped partner
-rot_scal: float = 0.2  # its rotation range, radians
-zoom: float = 0.15  # its zoom range
-motion: float = 0.3  # procedural pairs: how far the figure's pelvis moves between the two frames (normalised units)
+colour_jitter: str = "dundar"  # colour change of the shape stream's input (ops.colour preset: dundar, none, ...)
+tps_preset: str = "dundar"  # warp of the partner with use_warped (ops.tps preset: dundar, lorenz, cheng)
 rec_loss: str = "auto"  # auto (vgg19 if its weights are in the torch cache, else pyramid) | pyramid | l1 | vgg19 | vgg16
 vgg_lambda: float = 1.0  # reconstruction weight (BBC config 5)
 gan_lambda: float = 1.0  # generator's adversarial weight
@@ -71,11 +68,10 @@ from pathlib import Path
 import torch
 
 from lmkcore.config_file import dump_yaml, resolve
-from lmkcore.data import PROCEDURAL, PROCEDURAL_SPLITS, open_dataset
-from lmkcore.data.procedural import ProceduralPairs
+from lmkcore.data import PROCEDURAL, open_dataset
 from lmkcore.eval.masks import evaluate_masks, reference_masks
-from lmkcore.methods.fgbg import FgBg, FgBgConfig
-from lmkcore.train import TrainConfig, train
+from lmkcore.methods.fgbg import FgBgConfig, training_pairs
+from lmkcore.train import TrainConfig, build_method, train
 from lmkcore.viz.fgbg import factorisation, mask_overlays
 from lmkcore.viz.parts import covariance_ellipses, part_swaps
 from lmkcore.viz.runs import loss_curve
@@ -89,26 +85,11 @@ train_given = dict(steps=steps, batch_size=batch_size, num_workers=num_workers, 
                    run_name=run_name, dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes,
                    cpu_amp=cpu_amp)
 config, train_config = resolve([FgBgConfig, TrainConfig], config_file or None, {**train_given, **given})
-method = FgBg(config)
+method = build_method("fgbg", dataclasses.asdict(config), seed=train_config.seed)  # seeded before it is built
 
 
-def pairs_of(split: str):
-    """The training pairs: procedural figures in two poses (temporal), a store's clip frames (temporal), or
-    single images (the warped partner is made in the loss)."""
-    if config.dataset_path in PROCEDURAL:
-        seed_, n = PROCEDURAL_SPLITS[split]
-        if config.use_temporal:
-            return ProceduralPairs(n, config.img_size, seed_, PROCEDURAL[config.dataset_path], motion=motion)
-        return open_dataset(config.dataset_path, split=split, resolution=config.img_size)
-    if config.use_temporal:
-        from lmkcore.data import LandmarkStore
-        from lmkcore.data.pairs import FramePairs  # branch `pairs`: frame pairs of a store's clips
-
-        return FramePairs(LandmarkStore(config.dataset_path, split=split), gap=(3, 39))
-    return open_dataset(config.dataset_path, split=split)
-
-
-train_data = pairs_of(train_split or ("train" if config.dataset_path in PROCEDURAL else "fit"))
+train_data = training_pairs(open_dataset(config.dataset_path, split=train_split or (
+    "train" if config.dataset_path in PROCEDURAL else "fit"), resolution=config.img_size), config)
 val_data = open_dataset(config.dataset_path, split=val_split, resolution=config.img_size)
 result = train(method, train_data, train_config)
 dump_yaml(config, train_config, path=result.run_dir / "opt.yaml")  # the seed's opt.yaml: reloadable with --config

@@ -8,7 +8,7 @@ from lmkcore.methods.base import LAYER_KINDS
 from lmkcore.methods.fgbg import FgBgConfig, composite, rec_loss_kind
 from lmkcore.train import TrainConfig, train
 
-TINY = dict(n_landmarks=4, img_size=32, stem=8, channels=16, depth=2, n_filters=8, gen_base=4, gen_max=16,
+TINY = dict(use_temporal=False, use_warped=True, n_landmarks=4, img_size=32, stem=8, channels=16, depth=2, n_filters=8, gen_base=4, gen_max=16,
             feature_levels=2, mask_base=4, mask_depth=1, bg_base=4, bg_depth=1, rec_loss="pyramid")
 
 
@@ -88,12 +88,12 @@ def test_visuals_match_the_declared_layers(images):
 
 
 def test_pair_jitters_the_shape_input_and_warps_the_partner(images):
-    m = tiny(jitter=0.0)
+    m = tiny(colour_jitter="none")
     shape_in, target, partner = m.pair({"image": images})
     torch.testing.assert_close(shape_in, target)
     torch.testing.assert_close(target, images)
     assert not torch.allclose(partner, images)  # warped
-    m = tiny(jitter=0.5)
+    m = tiny(colour_jitter="dundar")
     shape_in, target, _ = m.pair({"image": images})
     assert (shape_in - target).abs().amax((1, 2, 3)).min() > 0
 
@@ -143,9 +143,27 @@ def test_config_is_checked_and_rec_loss_resolves():
         FgBgConfig(use_temporal=False, use_warped=False)
     with pytest.raises(ValueError, match="rec_loss"):
         FgBgConfig(rec_loss="vgg")
+    with pytest.raises(ValueError, match="tps_preset"):
+        FgBgConfig(tps_preset="wild")
+    with pytest.raises(ValueError, match="colour_jitter"):
+        FgBgConfig(colour_jitter="strong")
     with pytest.raises(ValueError, match="out_dim"):
         FgBgConfig(img_size=48)
     assert rec_loss_kind("auto") in ("vgg19", "pyramid") and rec_loss_kind("l1") == "l1"
+
+
+def test_training_pairs_for_temporal_configs():
+    from lmkcore.data.procedural import ProceduralFigures, ProceduralPairs
+    from lmkcore.methods.fgbg import training_pairs
+
+    data = ProceduralFigures(8, 32, seed=3)
+    pairs = training_pairs(data, FgBgConfig())  # the default: temporal, as the seed's BBC config
+    assert isinstance(pairs, ProceduralPairs) and (pairs.n, pairs.size, pairs.seed) == (8, 32, 3)
+    assert "image2" in pairs[0]
+    assert training_pairs(pairs, FgBgConfig()) is pairs
+    assert training_pairs(data, FgBgConfig(use_temporal=False, use_warped=True)) is data
+    with pytest.raises(ValueError, match="use_temporal"):
+        training_pairs([{"image": torch.zeros(3, 8, 8)}], FgBgConfig())
 
 
 def test_run_name_has_the_seed_flags():
@@ -191,3 +209,13 @@ def test_after_a_short_run_on_moving_figures_the_mask_weighs_the_figure_above_ch
     r = evaluate_masks(m, ProceduralFigures(64, 32, seed=2), n=64)
     assert r["reference"] == "true"
     assert r["soft_iou"] > 1.03 * r["soft_iou_constant"], r
+
+
+def test_the_trainer_steps_generator_and_discriminator_in_turn(tmp_path, procedural32):
+    m = tiny(use_gan=True)
+    d0 = [p.detach().clone() for p in m.discriminator.parameters()]
+    r = train(m, procedural32, TrainConfig(steps=3, batch_size=4, num_workers=0, out_dir=str(tmp_path), log_every=1,
+                                           progress=False, tensorboard=False, ckpt_every=1000))
+    assert r.step == 3 and all(torch.isfinite(torch.tensor(h["loss"])) for h in r.history)
+    assert any(not torch.equal(a, b) for a, b in zip(d0, m.discriminator.parameters()))  # D was stepped
+    assert load_method(r.run_dir / "last.pt").discriminator is not None
