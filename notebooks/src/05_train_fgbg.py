@@ -21,8 +21,8 @@ config_file: str = ""  # optional YAML file of FgBgConfig / TrainConfig fields; 
 n_landmarks: int = 10  # number of landmarks K (paper 30)
 use_identity_covariance: bool = False  # Gaussians of fixed covariance fixed_covar I instead of fitted ones
 fixed_covar: float = 0.05  # that covariance's diagonal, normalised units (BBC config 0.008)
-use_temporal: bool = True  # partner = another frame (procedural: ProceduralPairs; stores: data.pairs.FramePairs)
-use_warped: bool = False  # partner = a thin-plate-spline warp (still images: the only choice)
+use_temporal: bool = True  # the partner is another frame (procedural: ProceduralPairs; stores: data.pairs.FramePairs)
+use_warped: bool = False  # the partner is a thin-plate-spline warp (still images: the only choice)
 use_gan: bool = False  # multi-scale PatchGAN with its own optimiser (needs a trainer that steps a list of optimisers)
 use_fg_bg_mask: bool = True  # foreground mask and background branch (the paper's contribution)
 use_DDP: bool = False  # recorded only: DDP runs are launched with torchrun from a shell
