@@ -192,6 +192,11 @@ class FgBg(Method):
     def n_keypoints(self) -> int:
         return self.config.n_landmarks
 
+    def training_data(self, data):
+        """What this method trains on, made from a data set of single images: `training_pairs` (a hook for the
+        trainer's command line and the bench: with `use_temporal`, frame pairs)."""
+        return training_pairs(data, self.config)
+
     # 2, 3: landmarks as Gaussians, appearance under the part maps
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """`(B, 3, H, W)` in [0, 1] -> part maps `(B, K, m, m)`, means `(B, K, 2)`, covariances `(B, K, 2, 2)`
@@ -325,6 +330,7 @@ class FgBg(Method):
             vis.update(mask=out["mask"], background=out["background"])
         return vis
 
+    @torch.no_grad()
     def diagnostics(self, images: Tensor) -> dict[str, float]:
         """`shape_gain`: % by which the reconstruction's squared error rises when the generator is given image
         b - 1's landmarks with image b's appearance (near 0: the landmarks carry nothing); `mask_mean`: the

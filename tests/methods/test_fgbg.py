@@ -161,6 +161,7 @@ def test_training_pairs_for_temporal_configs():
     assert isinstance(pairs, ProceduralPairs) and (pairs.n, pairs.size, pairs.seed) == (8, 32, 3)
     assert "image2" in pairs[0]
     assert training_pairs(pairs, FgBgConfig()) is pairs
+    assert isinstance(build("fgbg", **{**TINY, "use_temporal": True}).training_data(data), ProceduralPairs)
     assert training_pairs(data, FgBgConfig(use_temporal=False, use_warped=True)) is data
     with pytest.raises(ValueError, match="use_temporal"):
         training_pairs([{"image": torch.zeros(3, 8, 8)}], FgBgConfig())
