@@ -43,7 +43,11 @@ def test_profiles():
     assert [p.name for p in get("smoke").datasets] == ["procedural"]
     # a machine-dependent value is a function in the profile, resolved by `get`
     assert callable(config["loss"]) and get("paper").method("autolink").config["loss"] == paper_loss()
-    assert {name: list(p.methods) for name, p in PROFILES.items()} == {n: ["autolink"] for n in PROFILES}
+    assert {name: list(p.methods) for name, p in PROFILES.items()} == {
+        "smoke": ["autolink"], "cpu": ["autolink", "partbased"], "paper": ["autolink", "partbased"]}
+    partbased = cpu.method("partbased")  # a method without a notebook: the package trains it, at its own batch
+    assert not partbased.notebook and partbased.train["batch_size"] == 8
+    assert {d: partbased.runs(d).ks for d in ("mtfl", "lspet")} == {"mtfl": (10,), "lspet": (16,)}
 
 
 def test_a_method_config_is_the_profiles_differences_for_a_data_set():
