@@ -88,13 +88,10 @@ def sample_poses(n: int, g: torch.Generator) -> tuple[Tensor, Tensor]:
     return joints, s
 
 
-def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator, style: str = "capsule") -> Tensor:
-    """Draw figures: joints `(B, 14, 2)`, scale `(B,)` -> images `(B, 3, size, size)` in [0, 1]."""
-    if style not in _PARTS:
-        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+def _coverage(joints: Tensor, scale: Tensor, size: int, style: str) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The figures' geometry: each drawn part's first joint `(E,)`, pixel distances to its axis `(B, E, P)`,
+    radii `(B, E)` and soft coverage `(B, E, P)` (P = size^2 pixels, row-major)."""
     parts = _PARTS[style]
-    b = joints.shape[0]
-    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
     pts = grid(size, size).reshape(-1, 2)  # (P, 2)
     ext = torch.cat([joints, joints[:, 2:4].mean(1, keepdim=True), joints[:, 8:10].mean(1, keepdim=True)], 1)
     ia = torch.tensor([p[0] for p in parts]) % ext.shape[1]
@@ -103,6 +100,28 @@ def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator, style: 
     d = segment_distance2(pts, ext[:, ia], ext[:, ib]).sqrt()  # (B, E, P)
     px = 2.0 / (size - 1)
     alpha = torch.sigmoid((radius[..., None] - d) / (0.5 * px))  # (B, E, P) soft coverage
+    return ia, d, radius, alpha
+
+
+def figure_masks(joints: Tensor, scale: Tensor, size: int, style: str = "capsule") -> Tensor:
+    """The true foreground of `render`'s figures: joints `(B, 14, 2)`, scale `(B,)` -> `(B, 1, size, size)` in
+    [0, 1], the fraction of each pixel the figure's parts cover, 1 - prod_e (1 - alpha_e): exactly the weight
+    the figure gets over the background when `render` composites it (the parts' geometry is shared)."""
+    if style not in _PARTS:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    alpha = _coverage(joints, scale, size, style)[3]  # (B, E, P)
+    return (1.0 - torch.prod(1.0 - alpha, 1)).reshape(-1, 1, size, size)
+
+
+def render(joints: Tensor, scale: Tensor, size: int, g: torch.Generator, style: str = "capsule") -> Tensor:
+    """Draw figures: joints `(B, 14, 2)`, scale `(B,)` -> images `(B, 3, size, size)` in [0, 1]."""
+    if style not in _PARTS:
+        raise ValueError(f"style must be one of {STYLES}, got {style!r}")
+    parts = _PARTS[style]
+    b = joints.shape[0]
+    u = lambda *s: torch.rand(*s, generator=g)  # noqa: E731
+    pts = grid(size, size).reshape(-1, 2)  # (P, 2)
+    ia, d, radius, alpha = _coverage(joints, scale, size, style)
     # colours: three slots per figure, a stripe texture on the clothes, shading across the limb
     palette = u(b, 3, 3) * 0.8 + 0.1  # (B, slot, rgb)
     slot = torch.tensor([p[3] for p in parts])
@@ -165,6 +184,49 @@ class ProceduralFigures(Dataset):
         lo, hi = norm_to_pixels(kp.min(0).values, self.size), norm_to_pixels(kp.max(0).values, self.size)
         return {"image": img[0], "keypoints": kp, "visible": torch.ones(len(JOINTS), dtype=torch.bool),
                 "box": torch.cat([lo, hi]), "index": i}
+
+    def mask(self, i: int) -> Tensor:
+        """The true foreground of item i, `(1, size, size)` in [0, 1] (`figure_masks`; the pose drawn again
+        from the item's seed, as `__getitem__` draws it)."""
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        joints, scale = sample_poses(1, torch.Generator().manual_seed(_item_seed(self.seed, i)))
+        return figure_masks(joints, scale, self.size, self.style)[0]
+
+
+class ProceduralPairs(Dataset):
+    """Two frames of one figure moving in front of a still background: the video pairs of Dundar et al.
+    (card section 2) for data that has no video. Item i's first frame is `ProceduralFigures(n, size, seed,
+    style)[i]`; its second frame shows the same figure (size, colours, texture, depth order) and the same
+    background in another pose (drawn from a second seed), its pelvis moved by up to `motion` (normalised
+    units). Items as `data.pairs.FramePairs` gives them: "image", "keypoints", "visible", "box", "index" and
+    "image2", "keypoints2", "visible2"."""
+
+    info = INFO
+
+    def __init__(self, n: int = 4096, size: int = 64, seed: int = 0, style: str = "capsule", motion: float = 0.3):
+        self.first = ProceduralFigures(n, size, seed, style)
+        self.n, self.size, self.seed, self.style, self.motion = n, size, seed, style, motion
+
+    def __len__(self) -> int:
+        return self.n
+
+    def mask(self, i: int) -> Tensor:
+        """The true foreground of item i's first frame, `(1, size, size)`."""
+        return self.first.mask(i)
+
+    def __getitem__(self, i: int) -> dict:
+        item = self.first[i]
+        g = torch.Generator().manual_seed(_item_seed(self.seed, i))
+        joints, scale = sample_poses(1, g)  # the first frame's pose, as ProceduralFigures draws it
+        state = g.get_state()  # what render draws next: colours, texture, depth order, background
+        other, other_scale = sample_poses(1, torch.Generator().manual_seed(_item_seed(self.seed + 7919, i)))
+        pelvis, other_pelvis = joints[:, 2:4].mean(1, keepdim=True), other[:, 2:4].mean(1, keepdim=True)
+        step = (torch.rand(1, 1, 2, generator=g) * 2.0 - 1.0) * self.motion
+        joints2 = pelvis + step + (other - other_pelvis) * (scale / other_scale)[:, None, None]  # (1, 14, 2)
+        g.set_state(state)
+        image2 = render(joints2, scale, self.size, g, self.style)[0]
+        return {**item, "image2": image2, "keypoints2": joints2[0], "visible2": item["visible"].clone()}
 
 
 class ProceduralSource(Source):

@@ -53,6 +53,7 @@ def build(name: str, **config) -> Method:
 
 from . import autolink  # noqa: E402,F401  (registers itself)
 from . import partbased  # noqa: E402,F401  (registers itself)
+from . import fgbg  # noqa: E402,F401  (registers itself)
 from . import selftrain  # noqa: E402,F401  (registers itself)
 
 __all__ = ["Method", "METHODS", "build", "method_class", "method_path", "register"]

@@ -1,0 +1,96 @@
+"""YAML config files with command-line overrides (lmkcore.config_file): the seed's precedence, clear errors."""
+from dataclasses import dataclass, field
+
+import pytest
+
+from lmkcore.config_file import ConfigError, dump_yaml, from_yaml, parse_overrides, resolve
+from lmkcore.methods.fgbg import FgBgConfig
+from lmkcore.train import TrainConfig
+
+
+@dataclass
+class Toy:
+    n: int = 3
+    rate: float = 0.5
+    name: str = "a"
+    on: bool = False
+    sizes: tuple[int, ...] = (1, 2)
+    extra: list = field(default_factory=list)
+
+
+def write(tmp_path, text: str):
+    p = tmp_path / "config.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_precedence_command_line_over_file_over_defaults(tmp_path):
+    p = write(tmp_path, "n_landmarks: 12\nfixed_covar: 0.008\ndataset_path: from_file\nuse_fg_bg_mask: false\n")
+    cfg = from_yaml(FgBgConfig, p, ["--dataset_path", "data/lspet.h5", "--save_path=out", "--use_fg_bg_mask",
+                                    "n_landmarks=20"])
+    assert cfg.n_landmarks == 20  # command line beats the file
+    assert cfg.dataset_path == "data/lspet.h5" and cfg.save_path == "out"
+    assert cfg.use_fg_bg_mask is True  # a bare --flag sets a bool
+    assert cfg.fixed_covar == 0.008  # the file beats the default
+    assert cfg.use_warped is FgBgConfig().use_warped and cfg.img_size == FgBgConfig().img_size  # defaults
+
+
+def test_file_alone_and_no_file(tmp_path):
+    assert from_yaml(FgBgConfig, write(tmp_path, "use_gan: true\n")).use_gan is True
+    assert from_yaml(FgBgConfig) == FgBgConfig()
+    assert from_yaml(FgBgConfig, write(tmp_path, "")) == FgBgConfig()  # an empty file changes nothing
+
+
+def test_keys_are_split_between_method_and_trainer(tmp_path):
+    p = write(tmp_path, "n_landmarks: 6\nsteps: 40\nbatch_size: 4\n")
+    method, trainer = resolve([FgBgConfig, TrainConfig], p, ["--steps", "50", "--use_DDP"])
+    assert (method.n_landmarks, method.use_DDP) == (6, True)
+    assert (trainer.steps, trainer.batch_size) == (50, 4)
+
+
+def test_unknown_yaml_key_names_the_file_and_the_key(tmp_path):
+    p = write(tmp_path, "n_landmarks: 6\nn_landmark: 7\n")
+    with pytest.raises(ConfigError, match=r"config\.yaml: unknown key 'n_landmark'"):
+        from_yaml(FgBgConfig, p)
+    with pytest.raises(ConfigError, match=r"command line: unknown key 'lr_g'"):
+        from_yaml(FgBgConfig, None, ["--lr_g", "1"])
+
+
+def test_values_are_type_checked(tmp_path):
+    with pytest.raises(ConfigError, match=r"n_landmarks must be int .* got 'ten'"):
+        from_yaml(FgBgConfig, write(tmp_path, "n_landmarks: ten\n"))
+    with pytest.raises(ConfigError, match=r"use_gan must be bool"):
+        from_yaml(FgBgConfig, write(tmp_path, "use_gan: 1\n"))  # no silent int -> bool
+    with pytest.raises(ConfigError, match=r"n must be int"):
+        from_yaml(Toy, None, ["n=2.5"])
+    assert from_yaml(Toy, write(tmp_path, "rate: 1e-4\n")).rate == 1e-4  # PyYAML: a string without the dot
+    cfg = from_yaml(Toy, write(tmp_path, "rate: 1\nsizes: [3, 4, 5]\nextra: [x]\n"), ["name=007"])
+    assert cfg.rate == 1.0 and isinstance(cfg.rate, float)  # an int where a float is asked for
+    assert cfg.sizes == (3, 4, 5) and cfg.extra == ["x"]
+    assert cfg.name == "007"  # string fields keep the text as given
+    with pytest.raises(ConfigError, match=r"sizes must be"):
+        from_yaml(Toy, write(tmp_path, "sizes: [a]\n"))
+
+
+def test_not_a_mapping_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="mapping"):
+        from_yaml(Toy, write(tmp_path, "- 1\n- 2\n"))
+    with pytest.raises(FileNotFoundError, match="nope.yaml"):
+        from_yaml(Toy, tmp_path / "nope.yaml")
+
+
+def test_command_line_forms():
+    assert parse_overrides(["--on", "--n", "4"], [Toy]) == {"on": True, "n": 4}
+    assert parse_overrides(["--on", "false", "rate=0.5"], [Toy]) == {"on": False, "rate": 0.5}
+    assert from_yaml(Toy, None, ["--rate", "1e-3"]).rate == 1e-3
+    with pytest.raises(ConfigError, match="needs a value"):
+        parse_overrides(["--n"], [Toy])
+    with pytest.raises(ConfigError, match="expected --name value"):
+        parse_overrides(["stray"], [Toy])
+
+
+def test_dump_round_trip(tmp_path):
+    cfg = FgBgConfig(n_landmarks=7, use_gan=True)
+    p = tmp_path / "opt.yaml"
+    dump_yaml(cfg, path=p)
+    assert from_yaml(FgBgConfig, p) == cfg
