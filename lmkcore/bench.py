@@ -219,8 +219,8 @@ class Bench:
             cfg = TrainConfig(**trainer)
             method = build_method(method_path(cls), config, cfg.seed)
             split = plan.train_split or ("train" if data in PROCEDURAL else "fit")
-            results = run_recipe(method, open_dataset(data, split=split,
-                                                      resolution=config.get("resolution") or plan.resolution), cfg)
+            images = open_dataset(data, split=split, resolution=config.get("resolution") or plan.resolution)
+            results = run_recipe(method, method.training_data(images), cfg)
         except Exception as e:  # as a failed notebook: record, go on
             self.failures.append(f"train {name}: {type(e).__name__}: {str(e).strip()[:300]}")
             self.say(f"FAILED training {name} after {time.time() - t0:.0f} s: {type(e).__name__}: {e}")
@@ -243,7 +243,7 @@ class Bench:
     def evaluate_here(self, plan: DataPlan, prep: Prepared, checkpoints: list[Path]) -> None:
         """What 07_evaluate does, in this process: for methods without a notebook (e.g. given by import path,
         which a notebook's kernel could not load by name)."""
-        from .eval import evaluate_checkpoint
+        from .eval import HeadConfig, evaluate_checkpoint
 
         for path in checkpoints:
             try:  # every kind of evaluation the method offers, each its own report
@@ -251,6 +251,7 @@ class Bench:
                                              n_fit=plan.n_fit or None, few_shot=self._few_shot(),
                                              seed=self.profile.seed, max_test=plan.max_test or None,
                                              batch_size=self.profile.eval_batch, device=self.device,
+                                             head=HeadConfig(**self.profile.head),
                                              report_dir=self.reports, profile=self.profile.name)
             except Exception as e:
                 self.failures.append(f"evaluate {path}: {type(e).__name__}: {str(e).strip()[:300]}")

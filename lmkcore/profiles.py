@@ -72,6 +72,7 @@ class Profile:
     methods: dict[str, MethodPlan] = field(default_factory=dict)  # method name -> plan; bench runs these by default
     train: dict = field(default_factory=dict)  # batch_size, num_workers, seed: every method's runs
     few_shot: str = "1%,50,10"  # further fit-set sizes scored by 07 (comma-separated)
+    head: dict = field(default_factory=dict)  # the supervised head's training (lmkcore.eval.HeadConfig fields)
     eval_batch: int = 64
     seed: int = 0
 
@@ -126,6 +127,7 @@ SMOKE = Profile(
                     schedule="constant", loss="pyramid"),
         datasets={"procedural": RunPlan(ks=(4,))}, notebook=AUTOLINK_NOTEBOOK)},
     train=dict(batch_size=8, num_workers=0, seed=0),
+    head=dict(max_steps=60, eval_every=20),  # seconds, not minutes, per head
 )
 
 # AutoLink's cpu runs: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1, dec_base 16,

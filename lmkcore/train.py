@@ -458,6 +458,14 @@ def build_method(name_or_path: str, fields: dict | None = None, seed: int = 0) -
     return cls(cls.config_class(**(fields or {})))
 
 
+def _parse_bool(text: str) -> bool:
+    """A boolean flag's value: true / false (any case), 1 / 0, yes / no; anything else is an error."""
+    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value
+
+
 def main(argv=None) -> None:
     """Command line: method config fields as key=value after the flags; the method's recipe runs its stages."""
     from . import methods
@@ -475,23 +483,36 @@ def main(argv=None) -> None:
     p.add_argument("--in_memory", action="store_true",
                    help="read the whole training set into memory first (with num_workers workers), then train "
                         "from it in the main process: on a GPU the workers no longer set the step rate")
-    for f in dataclasses.fields(TrainConfig):
-        p.add_argument(f"--{f.name}", type=(lambda s: s.lower() in ("1", "true", "yes")) if f.type in (bool, "bool")
-                       else type(f.default), default=f.default)
+    p.add_argument("--config", default="",
+                   help="a YAML file of method and trainer fields (lmkcore.config_file); precedence: command line > "
+                        "this file > --profile > the dataclasses' defaults")
+    for f in dataclasses.fields(TrainConfig):  # None: not given (so a --config file's value stands)
+        p.add_argument(f"--{f.name}", type=_parse_bool if f.type in (bool, "bool") else type(f.default), default=None,
+                       help=f"(default: {f.default!r})")
     p.add_argument("fields", nargs="*", help="method config as name=value")
     a = p.parse_args(argv)
     try:
         cls = method_class(a.method)
     except (KeyError, ImportError, AttributeError) as e:
         raise SystemExit(f"--method {a.method!r}: {e}") from e
-    base = method_config(a.profile, cls.name, a.dataset) if a.profile else {}
-    method = build_method(a.method, {**base, **parse_fields(cls.config_class, a.fields)}, a.seed)
-    data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
+    from . import config_file
+
+    given = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
+    base = method_config(a.profile, cls.name, given.get("dataset", TrainConfig.dataset)) if a.profile else {}
+    classes = [cls.config_class, TrainConfig]
+    try:
+        from_file = config_file.load_yaml(a.config) if a.config else {}
+        config_file.resolve(classes, a.config or None, {})  # the file's keys and types, errors naming the file
+        fields, cfg = config_file.resolve(classes, None, {**base, **from_file, **given,
+                                                          **parse_fields(cls.config_class, a.fields)})
+    except (config_file.ConfigError, FileNotFoundError) as e:
+        raise SystemExit(str(e)) from e
+    method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
+    data = method.training_data(open_dataset(a.data, split=a.split, resolution=method.config.resolution))
     if a.in_memory:
         from .data import InMemory
 
-        data, a.num_workers = InMemory(data, num_workers=a.num_workers), 0
-    cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
+        data, cfg.num_workers = InMemory(data, num_workers=cfg.num_workers), 0
     results = run_recipe(method, data, cfg)
     if int(os.environ.get("RANK", 0)) == 0:
         for result in results:  # one line per stage; the last is the finished method's

@@ -17,6 +17,7 @@ Optional capabilities, each with a default that says "not offered":
     covariances(images) -> (B, K, 2, 2) part covariances in normalised units, or None (ellipses)
     features(images)    -> (B, C, h, w) frozen dense features, for the supervised-head evaluation
     after_step(step)    -> called by the trainer after every optimiser step (momentum encoders, queues)
+    training_data(data) -> the data set it trains on, made from one of single images (frame pairs); data itself
 
 `evaluations` names how the protocol scores a method: "keypoints" (linear regression without
 intercept from the discovered keypoints) and / or "head" (a supervised head on `features`, trained
@@ -121,6 +122,11 @@ class Method(nn.Module):
 
     def features(self, images: Tensor) -> Tensor:
         raise NotImplementedError(f"{type(self).__name__} offers no dense features (evaluations: {self.evaluations})")
+
+    def training_data(self, data):
+        """What the method trains on, made from a data set of single images (e.g. frame pairs); `data` itself by
+        default. The trainer's command line and the bench call it."""
+        return data
 
     def after_step(self, step: int) -> None:
         """Called by the trainer after each optimiser step (all optimisers of the step), `step` counted from 1."""
