@@ -18,5 +18,6 @@ def build(name: str, **config) -> Method:
 
 
 from . import autolink  # noqa: E402,F401  (registers itself)
+from . import contrastive  # noqa: E402,F401
 
 __all__ = ["Method", "METHODS", "build", "register"]
