@@ -206,6 +206,21 @@ class Contrastive(Method):
             momentum_update(self.encoder_k, self.encoder_q, self.config.nce_m)
         self._ema_pending = False
 
+    @torch.no_grad()
+    def diagnostics(self, images: Tensor) -> dict[str, float]:
+        """How well the query encoder tells the images of a batch apart (instance discrimination, what MoCo
+        trains): two fixed random views (seed 0) of each image, in-batch InfoNCE at `nce_t` of view 1
+        against all view-2 embeddings (`view_nce`; log B at chance) and the fraction whose nearest view 2
+        is its own (`view_acc`; 1 / B at chance)."""
+        if images.shape[0] < 2:
+            return {}
+        v1, v2 = self.views(images, generator=torch.Generator(images.device).manual_seed(0)).chunk(2)
+        z1, z2 = (F.normalize(embed(self.encoder_q, stages(self.encoder_q, v)[-1]).float(), dim=1) for v in (v1, v2))
+        logits = z1 @ z2.T / self.config.nce_t  # (B, B): the diagonal holds the positives
+        labels = torch.arange(len(z1), device=z1.device)
+        return {"view_nce": float(F.cross_entropy(logits, labels)),
+                "view_acc": float((logits.argmax(1) == labels).float().mean())}
+
     # 2. hypercolumns, 3. projection
     def hypercolumns(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, C, s, s): the query encoder's stages resized to s and stacked."""
