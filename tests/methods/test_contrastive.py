@@ -172,3 +172,20 @@ def test_recipe_and_checkpoint_round_trip(procedural32, tmp_path):
     assert torch.allclose(loaded.keypoints(x), m.keypoints(x), atol=1e-5)
     snap = load_method(sorted(results[-1].run_dir.glob("model_*.pt"))[-1])
     assert bool(snap.fitted)
+
+
+def test_notebook_declares_every_config_field_with_its_default():
+    """Notebook 06's parameters cell lists every ContrastiveConfig field under its name, with the config's
+    default (the `cpu` recipe)."""
+    import ast
+    import dataclasses
+    from pathlib import Path
+
+    papermill = pytest.importorskip("papermill")
+    nb = Path(__file__).resolve().parents[2] / "notebooks" / "06_train_contrastive.ipynb"
+    params = papermill.inspect_notebook(str(nb))
+    fields = {f.name: f.default for f in dataclasses.fields(ContrastiveConfig)}
+    assert set(fields) <= set(params), f"06 lacks parameters {sorted(set(fields) - set(params))}"
+    differ = {k: (ast.literal_eval(params[k]["default"]), v) for k, v in fields.items()
+              if ast.literal_eval(params[k]["default"]) != v}
+    assert not differ, differ
