@@ -304,10 +304,16 @@ class Contrastive(Method):
         return {"hypercolumns": self.features(images), "clusters": self.cluster_maps(images)}
 
     def optimizers(self, steps: int):
+        """The stage's optimiser: the query encoder's (SGD, or Adam with `adam`) for `moco`, Adam on the
+        projection for `projection`. Only the trained module keeps requires_grad, so that DDP finds no unused
+        parameters (the key encoder never has gradients)."""
         c = self.config
+        trained = self.encoder_q if c.stage == "moco" else self.projection
+        if trained is None:
+            raise ValueError("stage='projection' needs use_projection=True")
+        self.requires_grad_(False)
+        trained.requires_grad_(True)
         if c.stage == "projection":
-            if self.projection is None:
-                raise ValueError("stage='projection' needs use_projection=True")
             opt = torch.optim.Adam(self.projection.parameters(), lr=c.proj_lr)
         elif c.adam:
             opt = torch.optim.Adam(self.encoder_q.parameters(), lr=c.learning_rate, weight_decay=c.weight_decay)

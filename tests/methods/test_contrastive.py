@@ -189,3 +189,15 @@ def test_notebook_declares_every_config_field_with_its_default():
     differ = {k: (ast.literal_eval(params[k]["default"]), v) for k, v in fields.items()
               if ast.literal_eval(params[k]["default"]) != v}
     assert not differ, differ
+
+
+def test_only_the_stage_s_module_keeps_gradients():
+    """DDP needs every parameter with requires_grad to get a gradient: the stage's module alone has it."""
+    m = tiny(use_projection=True)
+    m.optimizers(10)
+    assert all(p.requires_grad for p in m.encoder_q.parameters())
+    assert not any(p.requires_grad for p in [*m.projection.parameters(), *m.encoder_k.parameters()])
+    m.config.stage = "projection"
+    m.optimizers(10)
+    assert all(p.requires_grad for p in m.projection.parameters())
+    assert not any(p.requires_grad for p in [*m.encoder_q.parameters(), *m.encoder_k.parameters()])
