@@ -114,6 +114,12 @@ class ContrastiveConfig:
             raise ValueError(f"image_size - 2 image_crop must be >= 32 px, got {self.image_size} and {self.image_crop}")
 
     @property
+    def resolution(self) -> int:
+        """The image size to open data at (what the trainer's command line and `method_resolution` read):
+        `image_size`, the size views are cropped from."""
+        return self.image_size
+
+    @property
     def input_size(self) -> int:
         """Side of the network's input: the view after the centre crop."""
         return self.image_size - 2 * self.image_crop

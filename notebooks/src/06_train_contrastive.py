@@ -79,8 +79,8 @@ from lmkcore.viz.runs import keypoint_grid, loss_curve
 config = ContrastiveConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(ContrastiveConfig)})
 method = Contrastive(config)
 train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDURAL else "fit"),
-                          resolution=image_size - 2 * image_crop)
-val_data = open_dataset(data, split=val_split, resolution=image_size - 2 * image_crop)
+                          resolution=config.resolution)  # image_size: views are cropped from it
+val_data = open_dataset(data, split=val_split, resolution=config.resolution)
 results = pretrain(method, train_data, TrainConfig(
     steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,
     dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes))
