@@ -6,7 +6,8 @@
 # projection of the hypercolumns trained by a dense, equivariant InfoNCE on TPS-warped pairs (backbone
 # frozen), (3) k-means clusters of the features as unsupervised keypoints (inspector, keypoint protocol).
 # Then the supervised head (`lmkcore.eval.head`) on the frozen features, on all fit images and few-shot.
-# The defaults are the `cpu` recipe (ResNet-18, 64 px inputs, 30 minutes on a 2-core CPU). The paper's
+# The config defaults are the `cpu` recipe (ResNet-18, 64 px inputs; with `-p steps 3000 -p max_minutes 30`,
+# 30 minutes on a 2-core CPU). The paper's
 # setting (ResNet-50, 96 px crop from 136, batch 256, SGD lr 0.03, cosine, nce_k 4096, m 0.999) is for GPUs:
 # `torchrun --standalone --nproc_per_node N -m lmkcore.train --method contrastive --data STORE ... model=resnet50`.
 
@@ -48,10 +49,10 @@ n_parts: int = 10  # K: k-means clusters, one unsupervised keypoint each
 kp_temperature: float = 0.05  # softmax temperature of the clusters' cosine-similarity maps
 kp_images: int = 1000  # fit images whose features are clustered
 kp_points: int = 100000  # feature positions sampled for k-means
-steps: int = 3000  # optimiser steps of MoCo pre-training
+steps: int = 1000  # optimiser steps of MoCo pre-training (cpu recipe: 3000 with max_minutes 30)
 batch_size: int = 32  # images per step (paper 256)
 num_workers: int = 2  # DataLoader workers
-max_minutes: float = 30.0  # cap per stage, the cosine schedule ended to fit; 0: no limit
+max_minutes: float = 0.0  # cap per stage, the cosine schedule ended to fit; 0: no limit (cpu recipe: 30)
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
 run_name: str = ""  # empty: contrastive_k{K}_{dataset}-{input}_{steps}_{model}_nk{nce_k}_t{nce_t}_m{nce_m}_l{layer}...
