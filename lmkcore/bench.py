@@ -1,14 +1,17 @@
 """Headless benchmark: the numbered notebooks under papermill, then the floors and the tables.
 
-    python -m lmkcore.bench --profile smoke|cpu|paper [--data-root PATH] [--only DATASET]
+    python -m lmkcore.bench --profile smoke|cpu|paper [--method M ...] [--data-root PATH] [--only DATASET]
 
-Per data set of the profile (`lmkcore.profiles`): 01_prepare_data -> 02_train_autolink (one run
-per K) -> 07_evaluate -> the floors (mean shape of the fit set and an untrained model per K, by
+Per data set of the profile (`lmkcore.profiles`): 01_prepare_data -> per method (the profile's methods, or
+those named by --method: a registered name or an import path `package.module:Class`), one training run per
+K -> 07_evaluate -> the floors (mean shape of the fit set, and every method untrained per K, by
 `lmkcore.eval`) -> 08_visualize (if it exists); then `lmkcore.eval.report.collect` writes
-reports/benchmarks.md and .json. Executed notebooks are kept under reports/runs/<profile>/. A
-notebook missing from notebooks/ is skipped with a note (its rows are then simply absent), as is a
-data set whose data root is absent. Real data: --data-root, else $LMK_DATA_ROOT, else
-../shared/data beside the repository.
+reports/benchmarks.md and .json. A method whose plan names a training notebook (AutoLink: 02_train_autolink)
+trains and is scored through the notebooks; any other trains by `lmkcore.train` and is scored by
+`lmkcore.eval.evaluate_checkpoint` in this process, so a new method needs no edit here. Executed notebooks
+are kept under reports/runs/<profile>/. A notebook missing from notebooks/ is skipped with a note (its rows
+are then simply absent), as is a data set whose data root is absent. Real data: --data-root, else
+$LMK_DATA_ROOT, else ../shared/data beside the repository.
 """
 from __future__ import annotations
 
@@ -17,10 +20,12 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
-from .profiles import DataPlan, Profile, get
+from .methods import Method, method_class, method_path
+from .methods.base import recorded_config
+from .profiles import PROFILES, DataPlan, Profile, get, method_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +48,10 @@ class Bench:
     fresh: bool = False  # retrain runs that are already complete
     device: str = "auto"
     test_sources: dict[str, str] = field(default_factory=dict)  # data set -> folder of a separate test set
+    methods: tuple[str, ...] = ()  # registered names or import paths `package.module:Class` (empty: the profile's)
+    ks: tuple[int, ...] = ()  # run only these K (empty: every K of the plans)
+    steps: int = 0  # steps of every run (0: the plans')
+    max_minutes: float = -1.0  # wall-clock cap of every run (-1: the plans'; 0: none)
     failures: list[str] = field(default_factory=list)
 
     # helpers
@@ -75,18 +84,38 @@ class Bench:
         self.say(f"ran {stem} -> {out.relative_to(self.reports.parent)} ({time.time() - t0:.1f} s)")
         return True
 
-    def config(self, plan: DataPlan, k: int) -> dict:
-        """Every AutoLinkConfig field of one run: the data set's over the profile's over the dataclass defaults, all spelled
-        out, so that notebook 02's own defaults (the cpu profile's) never stand in for another profile's."""
-        from .methods.autolink import AutoLinkConfig
+    def method_classes(self) -> list[type[Method]]:
+        """The methods this bench runs (--method, else the profile's), resolved; KeyError names the known ones."""
+        return [method_class(m) for m in self.methods or tuple(self.profile.methods)]
 
-        return asdict(AutoLinkConfig(**{**self.profile.autolink, **plan.autolink, "n_parts": k,
-                                        "resolution": plan.model_resolution or plan.resolution}))
+    def config(self, method: str | type[Method], plan: DataPlan, k: int | None = None) -> dict:
+        """Every config field of one run: the data set's over the method plan's over the dataclass defaults, with
+        K (`n_parts`) and the networks' resolution where the config has them, all spelled out, so that a
+        notebook's own defaults never stand in for a profile's."""
+        cls = method_class(method) if isinstance(method, str) else method
+        names = {f.name for f in fields(cls.config_class)}
+        axis = {"n_parts": k, "resolution": plan.model_resolution or plan.resolution}
+        conf = {**method_config(self.profile, cls.name, plan.name),
+                **{n: v for n, v in axis.items() if n in names and v is not None}}
+        return asdict(cls.config_class(**conf))
 
-    def run_name(self, plan: DataPlan, k: int) -> str:
-        from .methods import build
+    def run_ks(self, cls: type[Method], plan: DataPlan) -> tuple[int | None, ...]:
+        """K of the method's runs on a data set (its plan's, else one run at the config's own `n_parts`), --ks kept."""
+        own = self.profile.method(cls.name).runs(plan.name).ks or (self.config(cls, plan).get("n_parts"),)
+        return tuple(k for k in own if not self.ks or k in self.ks)
 
-        return build("autolink", **self.config(plan, k)).run_name(plan.name, plan.resolution, plan.steps)
+    def schedule(self, cls: type[Method], plan: DataPlan) -> tuple[int, float]:
+        """(steps, max_minutes) of the method's runs on a data set: the bench's override, else its plan's, else the
+        data plan's."""
+        runs = self.profile.method(cls.name).runs(plan.name)
+        steps = self.steps or runs.steps or plan.steps
+        cap = next(m for m in (self.max_minutes, runs.max_minutes, plan.max_minutes) if m >= 0)
+        return steps, cap
+
+    def run_name(self, method: str | type[Method], plan: DataPlan, k: int | None) -> str:
+        cls = method_class(method) if isinstance(method, str) else method
+        config = self.config(cls, plan, k)
+        return cls(cls.config_class(**config)).run_name(plan.name, plan.resolution, self.schedule(cls, plan)[0])
 
     # stages
     def prepare(self, plan: DataPlan) -> Prepared | None:
@@ -129,51 +158,79 @@ class Bench:
             self.say(f"skip {plan.name}: no store at {store}")
         return store.exists()
 
-    def complete(self, run_dir: Path, plan: DataPlan) -> bool:
+    def complete(self, run_dir: Path, steps: int, max_minutes: float) -> bool:
         s = run_dir / "summary.json"
         if self.fresh or not (run_dir / "last.pt").exists() or not s.exists():
             return False
         s = json.loads(s.read_text())
-        return s.get("steps", 0) >= min(plan.steps, s.get("schedule_steps", plan.steps)) or bool(
-            plan.max_minutes and s.get("wall_s_total", 0) >= 60 * plan.max_minutes * 0.98)
+        return s.get("steps", 0) >= min(steps, s.get("schedule_steps", steps)) or bool(
+            max_minutes and s.get("wall_s_total", 0) >= 60 * max_minutes * 0.98)
 
-    def check_same_config(self, run_dir: Path, config: dict) -> None:
+    def check_same_config(self, run_dir: Path, method: str | type[Method], config: dict) -> None:
         """A run directory from another configuration is neither reused nor resumed (run names
-        carry only the seed's flags); --fresh retrains it."""
+        carry only a method's own flags); --fresh retrains it."""
         path = run_dir / "config.json"
         if self.fresh or not path.exists():
             return
-        from .methods.autolink import AutoLinkConfig
-
-        # a field added to AutoLinkConfig after that run was trained reads as its default (which keeps the old behaviour)
-        old = {**asdict(AutoLinkConfig()), **json.loads(path.read_text()).get("config", {})}
+        cls = method_class(method) if isinstance(method, str) else method
+        old = recorded_config(cls.config_class, json.loads(path.read_text()).get("config", {}))
         diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
         if diff:
             raise ValueError(f"{path} was trained with other settings (field: (that run, this profile)) {diff}; "
                              "pass --fresh to retrain it or --runs to train elsewhere")
 
-    def train(self, plan: DataPlan, data: str) -> list[Path]:
-        out_dir, checkpoints = self.runs / self.profile.name, []
-        for k in plan.ks:
-            name = self.run_name(plan, k)
+    def train(self, cls: type[Method], plan: DataPlan, data: str) -> list[Path]:
+        """Train the method's runs on one data set (those not yet complete); their checkpoints."""
+        mp, out_dir, checkpoints = self.profile.method(cls.name), self.runs / self.profile.name, []
+        steps, max_minutes = self.schedule(cls, plan)
+        trainer = {"steps": steps, "max_minutes": max_minutes, **self.profile.train, **mp.train,
+                   **mp.runs(plan.name).train}
+        for k in self.run_ks(cls, plan):
+            config, name = self.config(cls, plan, k), self.run_name(cls, plan, k)
             run_dir = out_dir / name
-            self.check_same_config(run_dir, self.config(plan, k))
-            if self.complete(run_dir, plan):
+            self.check_same_config(run_dir, cls, config)
+            if not mp.notebook:  # the package's trainer, through the method's recipe (finished stages are kept)
+                last = self.train_here(cls, config, plan, data, dict(
+                    trainer, out_dir=str(out_dir), run_name=name, dataset=plan.name, resume=not self.fresh,
+                    overwrite=self.fresh))
+                if last is not None and (last / "last.pt").exists():
+                    checkpoints.append(last / "last.pt")
+                continue
+            if self.complete(run_dir, steps, max_minutes):
                 self.say(f"{name}: already trained ({run_dir}); --fresh retrains")
             else:
                 resume = (run_dir / "last.pt").exists() and not self.fresh
-                self.notebook("02_train_autolink", {
-                    "data": data, "dataset": plan.name, "train_split": plan.train_split, **self.config(plan, k),
-                    "steps": plan.steps, "max_minutes": plan.max_minutes, **self.profile.train, **plan.train,
+                self.notebook(mp.notebook, {
+                    "data": data, "dataset": plan.name, "train_split": plan.train_split, **config, **trainer,
                     "out_dir": str(out_dir), "run_name": name, "resume": resume, "overwrite": not resume,
-                    "evaluate": False, "report_dir": str(self.reports)}, f"02_train_autolink_{name}")
+                    "evaluate": False, "report_dir": str(self.reports)}, f"{mp.notebook}_{name}")
             if (run_dir / "last.pt").exists():
                 checkpoints.append(run_dir / "last.pt")
         return checkpoints
 
+    def train_here(self, cls: type[Method], config: dict, plan: DataPlan, data: str, trainer: dict) -> Path | None:
+        """One run of a method without a notebook, by the package's trainer and the method's recipe (what
+        `python -m lmkcore.train` does); the run directory of its last stage, or None if it failed."""
+        from .data import PROCEDURAL, open_dataset
+        from .train import TrainConfig, build_method, run_recipe
+
+        t0, name = time.time(), trainer["run_name"]
+        try:
+            cfg = TrainConfig(**trainer)
+            method = build_method(method_path(cls), config, cfg.seed)
+            split = plan.train_split or ("train" if data in PROCEDURAL else "fit")
+            results = run_recipe(method, open_dataset(data, split=split,
+                                                      resolution=config.get("resolution") or plan.resolution), cfg)
+        except Exception as e:  # as a failed notebook: record, go on
+            self.failures.append(f"train {name}: {type(e).__name__}: {str(e).strip()[:300]}")
+            self.say(f"FAILED training {name} after {time.time() - t0:.0f} s: {type(e).__name__}: {e}")
+            return None
+        self.say(f"trained {name} by lmkcore.train ({len(results)} stage(s), {time.time() - t0:.1f} s)")
+        return results[-1].run_dir
+
     def evaluate(self, plan: DataPlan, prep: Prepared, checkpoints: list[Path]) -> None:
+        """07_evaluate on the checkpoints of methods trained by their notebooks."""
         if not checkpoints:
-            self.say(f"{plan.name}: no trained checkpoint; 07_evaluate not run")
             return
         self.notebook("07_evaluate", {
             "checkpoints": ",".join(map(str, checkpoints)), "runs_dir": str(self.runs / self.profile.name),
@@ -183,32 +240,70 @@ class Bench:
             "device": self.device, "batch_size": self.profile.eval_batch, "report_dir": str(self.reports),
             "profile": self.profile.name}, f"07_evaluate_{plan.name}-{plan.resolution}")
 
-    def floors(self, plan: DataPlan, prep: Prepared) -> None:
-        """Mean shape of the fit set and an untrained (seeded) model per K, by the same protocol."""
-        from .checkpoint import git_commit
+    def evaluate_here(self, plan: DataPlan, prep: Prepared, checkpoints: list[Path]) -> None:
+        """What 07_evaluate does, in this process: for methods without a notebook (e.g. given by import path,
+        which a notebook's kernel could not load by name)."""
+        from .eval import evaluate_checkpoint
+
+        for path in checkpoints:
+            try:  # every kind of evaluation the method offers, each its own report
+                result = evaluate_checkpoint(path, prep.data, plan.fit_split, prep.test_split, prep.test_data or None,
+                                             n_fit=plan.n_fit or None, few_shot=self._few_shot(),
+                                             seed=self.profile.seed, max_test=plan.max_test or None,
+                                             batch_size=self.profile.eval_batch, device=self.device,
+                                             report_dir=self.reports, profile=self.profile.name)
+            except Exception as e:
+                self.failures.append(f"evaluate {path}: {type(e).__name__}: {str(e).strip()[:300]}")
+                self.say(f"FAILED evaluating {path}: {type(e).__name__}: {e}")
+                continue
+            for r in [result, *result.get("other_evaluations", [])]:
+                self.say(f"evaluated {path.parent.name} ({r['evaluation']}) -> {r['report']}")
+
+    def _few_shot(self) -> list[str]:
+        return [s.strip() for s in self.profile.few_shot.split(",") if s.strip()]
+
+    def floors(self, plan: DataPlan, prep: Prepared, classes: list[type[Method]]) -> None:
+        """Mean shape of the fit set (once per data set) and every method untrained (seeded) per K, by the same
+        protocol."""
         from .data import open_dataset
-        from .eval import mean_shape_floor, untrained_floor
+        from .eval import mean_shape_floor
         from .eval.protocol import open_test_set
         from .eval.report import write_report
+        from .provenance import git_commit
 
         t0 = time.time()
         fit = open_dataset(prep.data, plan.fit_split, resolution=plan.resolution)
         test, split = open_test_set(prep.data, prep.test_split, prep.test_data, plan.resolution)
         common = dict(n_fit=plan.n_fit or None, seed=self.profile.seed, max_test=plan.max_test or None,
-                      few_shot=[s.strip() for s in self.profile.few_shot.split(",") if s.strip()])
+                      few_shot=self._few_shot())
         meta = dict(split=split, data=prep.data, test_data=prep.test_data or None, resolution=plan.resolution,
                     commit=git_commit())
         results = [mean_shape_floor(fit, test, **common)]
-        for k in plan.ks:
-            results.append(untrained_floor("autolink", self.config(plan, k), fit, test,
-                                           batch_size=self.profile.eval_batch, device=self.device, **common))
+        for cls in classes:
+            for k in self.run_ks(cls, plan):
+                results.append(self.untrained(cls, self.config(cls, plan, k), fit, test,
+                                              batch_size=self.profile.eval_batch, device=self.device, **common))
         for r in results:
             write_report({**r, **meta}, self.reports, test_data=test, profile=self.profile.name)
-        self.say(f"{plan.name}: floors (mean shape + {len(plan.ks)} untrained) in {time.time() - t0:.1f} s")
+        self.say(f"{plan.name}: floors (mean shape + {len(results) - 1} untrained) in {time.time() - t0:.1f} s")
+
+    @staticmethod
+    def untrained(cls: type[Method], config: dict, fit, test, seed: int = 0, **kwargs) -> dict:
+        """`lmkcore.eval.untrained_floor` of the method, built here from `config` with `seed` (the weights every
+        floor of that seed scores)."""
+        import torch
+
+        from .eval import untrained_floor
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            method = cls(cls.config_class(**config)).eval()
+        return untrained_floor(method, fit, test, seed=seed, **kwargs)
 
     def run(self, only: str | None = None) -> list[dict]:
         from .eval.report import collect
 
+        classes = self.method_classes()
         plans = [p for p in self.profile.datasets if only in (None, p.name)]
         if only and not plans:
             raise SystemExit(f"profile {self.profile.name!r} has no data set {only!r}")
@@ -216,15 +311,21 @@ class Bench:
             prep = self.prepare(plan)
             if prep is None:
                 continue
-            checkpoints = self.train(plan, prep.data)
-            self.evaluate(plan, prep, checkpoints)
+            by_notebook, here = [], []
+            for cls in classes:  # a method with a notebook is scored by 07 (and drawn by 08); any other here
+                trained = self.train(cls, plan, prep.data)
+                (by_notebook if self.profile.method(cls.name).notebook else here).extend(trained)
+            if not by_notebook + here:
+                self.say(f"{plan.name}: no trained checkpoint; nothing to evaluate")
+            self.evaluate(plan, prep, by_notebook)
+            self.evaluate_here(plan, prep, here)
             try:
-                self.floors(plan, prep)
+                self.floors(plan, prep, classes)
             except Exception as e:  # report and go on to the tables
                 self.failures.append(f"floors {plan.name}: {type(e).__name__}: {e}")
-            if checkpoints:
+            if by_notebook:
                 self.notebook("08_visualize", {
-                    "runs_dir": str(self.runs / self.profile.name), "checkpoints": ",".join(map(str, checkpoints)),
+                    "runs_dir": str(self.runs / self.profile.name), "checkpoints": ",".join(map(str, by_notebook)),
                     "data": prep.data, "split": prep.test_split,
                     "report_dir": str(self.reports), "n_fit": plan.n_fit, "max_test": plan.max_test},
                     f"08_visualize_{plan.name}-{plan.resolution}")
@@ -249,7 +350,11 @@ def data_root(arg: str | None) -> Path:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", required=True, choices=["smoke", "cpu", "paper"])
+    p.add_argument("--profile", required=True, choices=sorted(PROFILES))
+    p.add_argument("--method", action="append", default=[], metavar="M",
+                   help="a method to run: a registered name (autolink) or an import path package.module:Class; "
+                        "repeatable or comma-separated (default: the profile's methods). A method the profile has "
+                        "no plan for runs with its config's defaults")
     p.add_argument("--data-root", default=None, help="folder holding mtfl/ and lspet/ (default: $LMK_DATA_ROOT "
                                                      "or ../shared/data)")
     p.add_argument("--only", default=None, help="run one data set of the profile (procedural, mtfl, lspet)")
@@ -264,26 +369,30 @@ def main(argv=None) -> int:
     for name, default in (("notebooks", "notebooks"), ("reports", "reports"), ("runs", "runs"), ("data-dir", "data")):
         p.add_argument(f"--{name}", default=str(ROOT / default), help=f"default: {default}/ in the repository")
     a = p.parse_args(argv)
-    profile = get(a.profile)
-    if a.steps or a.max_minutes >= 0:  # a shorter (or longer) run of the same profile; reports record it
-        profile = replace(profile, datasets=tuple(replace(
-            d, steps=a.steps or d.steps, max_minutes=a.max_minutes if a.max_minutes >= 0 else d.max_minutes)
-            for d in profile.datasets))
+    methods = tuple(m.strip() for arg in a.method for m in arg.split(",") if m.strip())
+    bench = Bench(get(a.profile), data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
+                  Path(a.runs).resolve(), Path(a.data_dir).resolve(), a.fresh, a.device,
+                  dict(t.split("=", 1) for t in a.test_source), methods=methods, steps=a.steps,
+                  max_minutes=a.max_minutes)
+    try:
+        classes = bench.method_classes()
+    except KeyError as e:  # an unknown name or import path: say which ones there are
+        raise SystemExit(f"--method: {e.args[0]}") from None
     if a.ks:  # e.g. the issue's target row alone; the other rows stay as they are in reports/
         try:
-            ks = tuple(int(k) for k in a.ks.split(","))
+            bench.ks = tuple(int(k) for k in a.ks.split(","))
         except ValueError:
             raise SystemExit(f"--ks must be comma-separated integers (e.g. 10 or 8,4), got {a.ks!r}") from None
-        runs = [d for d in profile.datasets if a.only in (None, d.name)]
-        unknown = [k for k in ks if not any(k in d.ks for d in runs)]
+        plans = [d for d in bench.profile.datasets if a.only in (None, d.name)]
+        kept = {d.name: {k for cls in classes for k in bench.run_ks(cls, d)} for d in plans}
+        unknown = [k for k in bench.ks if not any(k in ks for ks in kept.values())]
         if unknown:  # every K named must train somewhere: none is dropped silently
+            bench.ks = ()
+            have = [(cls.name, d.name, bench.run_ks(cls, d)) for cls in classes for d in plans]
             raise SystemExit(f"--ks {a.ks}: no such K {unknown} in profile {a.profile!r}"
-                             f"{f' data set {a.only!r}' if a.only else ''} ({[(d.name, d.ks) for d in runs]})")
-        profile = replace(profile, datasets=tuple(replace(d, ks=tuple(k for k in d.ks if k in ks))
-                                                  for d in profile.datasets if set(d.ks) & set(ks)))
-    bench = Bench(profile, data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
-                  Path(a.runs).resolve(), Path(a.data_dir).resolve(), a.fresh, a.device,
-                  dict(t.split("=", 1) for t in a.test_source))
+                             f"{f' data set {a.only!r}' if a.only else ''} ({have})")
+        # a data set none of whose runs has one of these K is left out (not prepared, no floors)
+        bench.profile = replace(bench.profile, datasets=tuple(d for d in bench.profile.datasets if kept.get(d.name)))
     t0 = time.time()
     bench.run(a.only)
     bench.say(f"done in {time.time() - t0:.0f} s")

@@ -1,4 +1,5 @@
-"""Benchmark profiles: which data sets, resolutions, K and schedules `python -m lmkcore.bench` runs.
+"""Benchmark profiles: which data sets, resolutions and schedules `python -m lmkcore.bench` runs, and per method
+what differs from that method's config dataclass (its defaults are the workbook's recipe, written once, there).
 
     smoke  procedural figures only, 32 px, tiny networks, a few steps: seconds (tests run it)
     cpu    MTFL (80 px native) K = 4, 8, 10 and LSPET (64 px) K = 10, 16, AutoLink compact
@@ -6,6 +7,13 @@
     paper  the papers' schedule: 128 px, batch 64, 20,000 steps, the paper architecture, lr 1e-4
            constant, sklr 512, its initialisation and edge thickness, VGG-16 perceptual loss when its
            weights are in the torch cache (else pyramid)
+
+A profile has two axes. `DataPlan`s (one per data set) say how a data set is prepared, trained on (steps, a
+wall-clock cap) and scored. `MethodPlan`s (one per method, keyed by the method's registered name) say only
+what differs from the method's config dataclass: config fields on every data set, and per data set
+(`RunPlan`) the K of its runs, further config and trainer fields, and steps or a cap of its own. A method
+without a plan in a profile runs with its dataclass defaults (one run per data set at its own `n_parts`).
+A config value that depends on the machine is a function, called when the profile is read (`get`).
 """
 from __future__ import annotations
 
@@ -14,17 +22,16 @@ from dataclasses import dataclass, field, replace
 
 @dataclass(frozen=True)
 class DataPlan:
-    """One data set of a profile: how it is prepared, trained on (per K) and evaluated."""
+    """One data set of a profile: how it is prepared, trained on and evaluated (by every method)."""
 
     name: str  # procedural | mtfl | lspet (run names, --only)
     resolution: int  # store resolution (and the network's unless model_resolution is set)
-    ks: tuple[int, ...]  # one AutoLink run per K
-    steps: int  # optimiser steps per run
+    steps: int  # optimiser steps per run (a method's RunPlan may set its own)
     max_minutes: float = 0.0  # wall-clock cap per run (0 = none); the run stops with a checkpoint
     source: str = ""  # folder under the data root; "" = procedural (needs no data)
     prepare: bool = True  # run 01_prepare_data; False: procedural figures generated on the fly
     n_images: int = 0  # procedural store size for 01 (0 = the notebook's default)
-    train_split: str = ""  # "" = 02's default (train for procedural, fit for stores)
+    train_split: str = ""  # "" = the default (train for procedural, fit for stores)
     fit_split: str = "fit"  # the regressor's fit set
     test_split: str = "val"  # scored split of the store when there is no separate test set
     test_listing: str = ""  # a separate test listing beside the training one (MTFL: testing.txt), if present
@@ -32,16 +39,38 @@ class DataPlan:
     n_fit: int = 0  # fit-set size for the headline numbers (0 = all)
     max_test: int = 0  # score only the first N test images (0 = all)
     model_resolution: int = 0  # network input size (0: the store's resolution); images are resized to it
-    autolink: dict = field(default_factory=dict)  # AutoLink config fields of this data set's runs, over the profile's
-    train: dict = field(default_factory=dict)  # trainer fields of this data set's runs (e.g. cpu_amp), over the profile's
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """A method's runs on one data set: their K and what differs there from the method's plan."""
+
+    ks: tuple[int, ...] = ()  # one run per K (`n_parts`); empty: one run at the config's own n_parts
+    config: dict = field(default_factory=dict)  # config fields over the method plan's
+    train: dict = field(default_factory=dict)  # trainer fields (lmkcore.train.TrainConfig) over the method plan's
+    steps: int = 0  # optimiser steps per run (0: the data plan's)
+    max_minutes: float = -1.0  # wall-clock cap per run (-1: the data plan's; 0: none)
+
+
+@dataclass(frozen=True)
+class MethodPlan:
+    """One method of a profile: its differences from its config dataclass's defaults, and how it is trained."""
+
+    config: dict = field(default_factory=dict)  # config fields on every data set, over the dataclass defaults
+    datasets: dict[str, RunPlan] = field(default_factory=dict)  # data set name -> its runs
+    train: dict = field(default_factory=dict)  # trainer fields over the profile's
+    notebook: str = ""  # notebooks/<stem>.ipynb trains it under papermill; "": the package trains it (lmkcore.train)
+
+    def runs(self, dataset: str) -> RunPlan:
+        return self.datasets.get(dataset, RunPlan())
 
 
 @dataclass(frozen=True)
 class Profile:
     name: str
     datasets: tuple[DataPlan, ...]
-    autolink: dict = field(default_factory=dict)  # AutoLink config fields shared by every run
-    train: dict = field(default_factory=dict)  # batch_size, num_workers, seed
+    methods: dict[str, MethodPlan] = field(default_factory=dict)  # method name -> plan; bench runs these by default
+    train: dict = field(default_factory=dict)  # batch_size, num_workers, seed: every method's runs
     few_shot: str = "1%,50,10"  # further fit-set sizes scored by 07 (comma-separated)
     eval_batch: int = 64
     seed: int = 0
@@ -51,6 +80,20 @@ class Profile:
             if p.name == name:
                 return p
         raise KeyError(f"profile {self.name!r} has no data set {name!r}; it has {[p.name for p in self.datasets]}")
+
+    def method(self, name: str) -> MethodPlan:
+        """The plan of method `name`; a method the profile does not name runs with its dataclass defaults."""
+        return self.methods.get(name, MethodPlan())
+
+
+def method_config(profile: str | Profile, method: str, dataset: str = "") -> dict:
+    """The config fields profile `profile` sets for `method` (its differences from the dataclass defaults) on
+    data set `dataset` ("" or a data set the profile's plan does not name: the fields of every data set).
+
+    `python -m lmkcore.train --method M --profile P` starts from these; K and the networks' resolution are the
+    bench's run axis and are not included."""
+    plan = (get(profile) if isinstance(profile, str) else profile).method(method)
+    return _resolved({**plan.config, **plan.runs(dataset).config})
 
 
 def paper_loss() -> str:
@@ -64,16 +107,29 @@ def paper_loss() -> str:
         return "pyramid"
 
 
+AUTOLINK_NOTEBOOK = "02_train_autolink"
+
+# AutoLink: `AutoLinkConfig`'s defaults are the workbook's recipe (the compact network with the compact
+# additions, what the cpu profile trains). The paper's objective turns the additions off; `COMPACT` is the
+# compact network with the paper's objective (the sweep's `compact` row, the smoke profile's base), and
+# `ADDITIONS` / `COMPACT_ADDITIONS` are what the recipe adds to it (the sweep's rows are written with them).
+PAPER_OBJECTIVE = dict(equiv=0.0, sep=0.0, prior=0.0, tps=0.0, decode_scale=1.0)
+COMPACT = dict(PAPER_OBJECTIVE, dec_depth=4, lr=5e-4)
+ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)
+COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
+
 SMOKE = Profile(
     "smoke",
-    (DataPlan("procedural", 32, ks=(4,), steps=3, prepare=False, n_fit=60, max_test=30),),
-    autolink=dict(det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2, block=8, schedule="constant",
-                  loss="pyramid"),
+    (DataPlan("procedural", 32, steps=3, prepare=False, n_fit=60, max_test=30),),
+    methods={"autolink": MethodPlan(
+        config=dict(COMPACT, det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2, block=8,
+                    schedule="constant", loss="pyramid"),
+        datasets={"procedural": RunPlan(ks=(4,))}, notebook=AUTOLINK_NOTEBOOK)},
     train=dict(batch_size=8, num_workers=0, seed=0),
 )
 
-# AutoLink compact config: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1,
-# dec_base 16, pyramid loss, cosine schedule, ...) plus the compact-config additions below
+# AutoLink's cpu runs: the AutoLinkConfig defaults (det_base 32, det_down 3, det_up 1, dec_base 16,
+# pyramid loss, cosine schedule, and the compact additions `COMPACT_ADDITIONS`)
 # (reports/autolink_choices: `equiv-sep` makes keypoints consistent across images; lr 1.5e-3
 # with the networks at 80 px, the `cpu` row, makes them more precise; equivariance crops bent by a
 # thin-plate spline, the `cpu-tps-0.08` row: 9.13 against the `cpu` row's 11.09 % IOD at 1,800 steps).
@@ -88,35 +144,44 @@ SMOKE = Profile(
 # more steps fit the cap on a slow machine (0.46-0.50 against 0.60-0.63 s per step in fp32, README).
 # LSPET: two runs of 3,200 steps (0.40–0.44 s per step at 64 px), capped at 25 min; + evaluation
 # (train times: reports/benchmarks.md).
-ADDITIONS = dict(equiv=50.0, sep=1.0, prior=0.3, decode_scale=0.5)  # off in AutoLinkConfig and the paper
-COMPACT_ADDITIONS = dict(ADDITIONS, dec_depth=3, lr=1.5e-3, tps=0.08)
 CPU = Profile(
     "cpu",
-    (DataPlan("mtfl", 80, ks=(10, 8, 4), steps=4500, max_minutes=29.0, source="mtfl", test_listing="testing.txt",
-              autolink=dict(jitter=0.3), train=dict(cpu_amp=True)),
-     DataPlan("lspet", 64, ks=(10, 16), steps=3200, max_minutes=25.0, source="lspet")),
-    autolink=dict(schedule="cosine", loss="pyramid", **COMPACT_ADDITIONS),
+    (DataPlan("mtfl", 80, steps=4500, max_minutes=29.0, source="mtfl", test_listing="testing.txt"),
+     DataPlan("lspet", 64, steps=3200, max_minutes=25.0, source="lspet")),
+    methods={"autolink": MethodPlan(
+        config={},  # the recipe is AutoLinkConfig's defaults
+        datasets={"mtfl": RunPlan(ks=(10, 8, 4), config=dict(jitter=0.3), train=dict(cpu_amp=True)),
+                  "lspet": RunPlan(ks=(10, 16))},
+        notebook=AUTOLINK_NOTEBOOK)},
     train=dict(batch_size=32, num_workers=2, seed=0),
 )
 
 PAPER = Profile(
     "paper",
-    (DataPlan("mtfl", 128, ks=(4, 8, 10), steps=20_000, source="mtfl", test_listing="testing.txt"),
-     DataPlan("lspet", 128, ks=(10, 16), steps=20_000, source="lspet")),
-    autolink=dict(det_base=64, det_down=4, det_up=2, dec_base=64, dec_depth=4, lr=1e-4, schedule="constant",
-                  sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3,  # the seed's README (CelebA-wild)
-                  loss="vgg16"),  # resolved by `get`: pyramid when the VGG-16 weights are absent
+    (DataPlan("mtfl", 128, steps=20_000, source="mtfl", test_listing="testing.txt"),
+     DataPlan("lspet", 128, steps=20_000, source="lspet")),
+    methods={"autolink": MethodPlan(
+        config=dict(PAPER_OBJECTIVE, det_base=64, det_down=4, det_up=2, dec_base=64, dec_depth=4, lr=1e-4,
+                    schedule="constant",
+                    sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3,  # the seed's README (CelebA-wild)
+                    loss=paper_loss),  # vgg16, or pyramid when the VGG-16 weights are absent (resolved by `get`)
+        datasets={"mtfl": RunPlan(ks=(4, 8, 10)), "lspet": RunPlan(ks=(10, 16))},
+        notebook=AUTOLINK_NOTEBOOK)},
     train=dict(batch_size=64, num_workers=4, seed=0),
 )
 
 PROFILES = {p.name: p for p in (SMOKE, CPU, PAPER)}
 
 
+def _resolved(values: dict) -> dict:
+    return {k: v() if callable(v) else v for k, v in values.items()}
+
+
 def get(name: str) -> Profile:
-    """A profile by name, with machine-dependent choices resolved (the paper profile's loss)."""
+    """A profile by name, with machine-dependent config values resolved (functions in a plan are called)."""
     if name not in PROFILES:
         raise KeyError(f"unknown profile {name!r}; known: {sorted(PROFILES)}")
     p = PROFILES[name]
-    if p.autolink.get("loss") == "vgg16":
-        p = replace(p, autolink={**p.autolink, "loss": paper_loss()})
-    return p
+    return replace(p, methods={m: replace(plan, config=_resolved(plan.config), datasets={
+        d: replace(r, config=_resolved(r.config)) for d, r in plan.datasets.items()}) for m, plan in p.methods.items()})
+

@@ -7,6 +7,13 @@ A run directory holds `config.json` (resolved configs + commit), `last.pt` (mode
 scheduler, step, RNG states; replaced atomically), `model_<step>.pt` snapshots, `history.jsonl`
 (one line per logged step), `summary.json` (wall time, images/s, peak memory) and TensorBoard
 events. `resume=True` continues the same curve exactly.
+
+A method may give several optimisers (stepped in turn each step), an `after_step` hook, and a
+`recipe` of stages (`run_recipe`): each stage is one `train()` call, a run of `out_dir/<experiment>/`,
+started from the previous stage's weights with `init_from`. A method defined outside the package
+trains through its import path:
+
+    python -m lmkcore.train --method tests.methods.toy:Toy --steps 20 n_parts=4
 """
 from __future__ import annotations
 
@@ -25,9 +32,9 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import git_commit, load, save_atomic
-from .methods import Method
-from .methods.base import WarmupCosine
+from .checkpoint import load, save_atomic
+from .methods import Method, method_class, method_path
+from .provenance import git_commit
 
 
 @dataclass
@@ -36,8 +43,10 @@ class TrainConfig:
     batch_size: int = 32  # per process
     num_workers: int = 2  # DataLoader workers (0 = load in the main process)
     seed: int = 0
-    out_dir: str = "runs"  # the run directory is out_dir/<run name>
+    out_dir: str = "runs"  # the run directory is out_dir/<run name>, or out_dir/<experiment>/<run name>
     run_name: str = ""  # default: the method's run_name(dataset, resolution, steps)
+    experiment: str = ""  # links the stages of a recipe: each stage is a run of out_dir/<experiment>/
+    init_from: str = ""  # start from another run's weights (a run directory or a .pt file), strict=False, reported
     dataset: str = "procedural"  # recorded in the run name and metrics
     resume: bool = False  # continue from out_dir/<run>/last.pt
     overwrite: bool = False  # start afresh even if the run directory has a checkpoint
@@ -50,7 +59,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC weights and images: faster convolutions on CUDA and on CPU (oneDNN)
     progress: bool = True  # tqdm bar
     tensorboard: bool = True
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time, a cosine schedule shortened to fit; 0 = no limit
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time (horizons refitted: refittable); 0 = none
 
 
 def _to_device(v, device: torch.device, channels_last: bool):
@@ -116,7 +125,11 @@ class RunResult:
 
 
 def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
-    """Train `method` on `data` (items with "image" (3, H, W) in [0, 1]) for `cfg.steps` steps."""
+    """Train `method` on `data` (items with "image" (3, H, W) in [0, 1]) for `cfg.steps` steps.
+
+    `method.optimizers(steps)` gives one (optimizer, scheduler | None) pair, or a list of pairs: then each
+    step runs, for i in order, `loss, logs = model(batch, i)`, zero_grad, backward and a step of optimiser
+    i alone (a generator and a discriminator stepped in turn). `method.after_step(step)` follows every step."""
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
     if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
@@ -125,8 +138,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                            else "cpu") if cfg.device == "auto" else cfg.device)
     amp = cfg.amp and (device.type == "cuda" or (device.type == "cpu" and cfg.cpu_amp and _cpu_amp_available(rank)))
     resolution = int(data[0]["image"].shape[-1])
-    name = cfg.run_name or method.run_name(cfg.dataset, resolution, cfg.steps) + (f"_w{world}" if world > 1 else "")
-    run_dir = Path(cfg.out_dir) / name
+    name = cfg.run_name or default_run_name(method, data, cfg)
+    run_dir = Path(cfg.out_dir) / cfg.experiment / name if cfg.experiment else Path(cfg.out_dir) / name
     last = run_dir / "last.pt"
     if last.exists() and not (cfg.resume or cfg.overwrite):
         raise FileExistsError(f"{run_dir} already holds a run: pass resume=True to continue it or "
@@ -136,21 +149,40 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     method.to(device)
     if cfg.channels_last:
         method.to(memory_format=torch.channels_last)
-    opt, sched = method.optimizers(cfg.steps)
+    resuming = cfg.resume and last.exists()
+    init = None
+    if cfg.init_from and not resuming:  # a resumed run has its own weights (and its init report, below)
+        init = init_weights(method, cfg.init_from, quiet=rank != 0)
+    pairs = method.optimizers(cfg.steps)
+    several = isinstance(pairs, list)  # a list: parts stepped in turn, model(batch, i); a pair: model(batch)
+    if not several:
+        pairs = [pairs]
+    if not pairs or not all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], torch.optim.Optimizer)
+                            for p in pairs):
+        raise TypeError(f"{type(method).__name__}.optimizers() must give an (optimizer, scheduler or None) pair "
+                        f"or a list of such pairs, not {pairs!r}")
     start, history = 0, []
-    if cfg.resume and last.exists():
+    if resuming:
         ck = load(last, map_location=device)
         method.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler") is not None:
-            sched.load_state_dict(ck["scheduler"])
+        opts, scheds = ck["optimizer"], ck.get("scheduler")  # one state, or a list of them (several optimisers)
+        opts, scheds = (opts, scheds) if isinstance(opts, list) else ([opts], [scheds])
+        if len(opts) != len(pairs):
+            raise ValueError(f"{last} holds {len(opts)} optimiser states but {method.name}.optimizers() gives "
+                             f"{len(pairs)} (optimiser, scheduler) pairs")
+        for (opt, sched), o, s in zip(pairs, opts, scheds or [None] * len(pairs)):
+            opt.load_state_dict(o)
+            if sched is not None and s is not None:
+                sched.load_state_dict(s)
         start = int(ck["step"])
         _set_rng_state(ck["rng"])
+        init = ck.get("init_from")
         history = [h for h in _read_history(run_dir) if h["step"] <= start]
     elif cfg.resume and rank == 0:
         print(f"resume=True but {last} does not exist: starting a new run")
-    # a warm-up cosine ends where the wall-clock cap would cut it, so a capped run still anneals
-    horizons = [f for f in getattr(sched, "lr_lambdas", ()) if isinstance(f, WarmupCosine)]
+    # a schedule with a horizon ends where the wall-clock cap would cut it, so a capped run still anneals;
+    # any other schedule simply stops at the cap (with a checkpoint)
+    horizons = [f for _, sched in pairs for f in refittable(sched)]
     end = min([cfg.steps] + [f.steps for f in horizons])
     if start and start >= end:  # resuming a finished run (e.g. to draw its figures elsewhere): nothing to train
         method.eval()
@@ -161,13 +193,16 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
 
     model = method
     if world > 1:
-        if device.type == "cuda":  # batch statistics over all GPUs, as the papers' sync-BN
+        if device.type == "cuda" and method.sync_batchnorm:  # batch statistics over all GPUs, as the papers' sync-BN
             model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(method)
+        # parts stepped in turn each use some parameters only (a discriminator's loss leaves the generator's
+        # unused), so DDP must look for unused parameters after each part's forward; one part uses them all
         model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=several)
 
-    meta = {"method": method.name, "config": method.config_dict(), "run": name, "dataset": cfg.dataset,
-            "resolution": resolution, "world_size": world, "commit": git_commit()}
+    meta = {"method": method.name, "method_path": method_path(type(method)), "config": method.config_dict(),
+            "run": name, "experiment": cfg.experiment, "dataset": cfg.dataset, "resolution": resolution,
+            "world_size": world, "commit": git_commit(), "init_from": init}
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps({**meta, "train": dataclasses.asdict(cfg)}, indent=2))
@@ -178,8 +213,9 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
             return
         state = {**meta, "model": method.state_dict(), "step": step}
         save_atomic(state, run_dir / f"model_{step:07d}.pt")
-        save_atomic({**state, "optimizer": opt.state_dict(),
-                     "scheduler": sched.state_dict() if sched is not None else None,
+        opts = [opt.state_dict() for opt, _ in pairs]
+        scheds = [sched.state_dict() if sched is not None else None for _, sched in pairs]
+        save_atomic({**state, "optimizer": opts if several else opts[0], "scheduler": scheds if several else scheds[0],
                      "rng": _rng_state(), "train": dataclasses.asdict(cfg)}, last)
 
     loader = DataLoader(data, batch_sampler=StepSampler(len(data), cfg.batch_size, cfg.seed, start, rank, world),
@@ -194,27 +230,33 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     try:
         while step < end:
             batch = {k: _to_device(v, device, cfg.channels_last) for k, v in next(batches).items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                loss, logs = model(batch)
-            value = loss.item()
-            if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"non-finite loss ({value}) at step {step} of {name}; the last good checkpoint "
-                    f"is {last if last.exists() else 'not written yet'} (resume=True continues from it)")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched is not None:
-                sched.step()
+            values, parts = [], []
+            for i, (opt, sched) in enumerate(pairs):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                    loss, logs = model(batch, i) if several else model(batch)
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise FloatingPointError(
+                        f"non-finite loss ({value}) at step {step}{f' (optimiser {i})' if several else ''} of "
+                        f"{name}; the last good checkpoint is {last if last.exists() else 'not written yet'} "
+                        "(resume=True continues from it)")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if sched is not None:
+                    sched.step()
+                values.append(value)
+                parts.append(logs)
             step += 1
+            method.after_step(step)
             seen += batch["image"].shape[0] * world
             if cfg.max_minutes and horizons and (step - start) % 50 == 20:
                 end = fit_horizon(step, start, cfg.steps, time.time() - t0, 60 * cfg.max_minutes * 0.98)
                 for f in horizons:
                     f.steps = end
             if step % cfg.log_every == 0 or step == end:
-                h = {"step": step, "loss": value, **{k: float(v) for k, v in logs.items()},
-                     "lr": opt.param_groups[0]["lr"], "time": time.time() - t0}
+                h = {"step": step, **merge_logs(values, parts, [opt.param_groups[0]["lr"] for opt, _ in pairs]),
+                     "time": time.time() - t0}
                 history.append(h)
                 if rank == 0:
                     _append_history(run_dir, h)
@@ -224,7 +266,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                                 writer.add_scalar(f"train/{k}", v, step)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{value:.4f}", refresh=False)
+                bar.set_postfix(loss=f"{values[0]:.4f}", refresh=False)
             if writer and cfg.image_every and step % cfg.image_every == 0:
                 _log_images(writer, method, batch["image"], step)
             if step % cfg.ckpt_every == 0 or step == end:
@@ -246,8 +288,86 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
         if writer:
             _log_images(writer, method, batch["image"], step)
             writer.close()
+    if world > 1:  # rank 0's checkpoint is on disk before any rank goes on (a recipe's next stage loads it)
+        dist.barrier()
     method.eval()
     return RunResult(run_dir, step, history, summary)
+
+
+# stages: a method's recipe calls train() once per stage or round
+
+def run_recipe(method: Method, data: Dataset, cfg: TrainConfig) -> list[RunResult]:
+    """Train `method` as its class says: `recipe(method, data, cfg) -> list[RunResult]` where the class
+    defines one (a classmethod or staticmethod that calls `train()` once per stage or round, each with its
+    own `run_name`, e.g. via `stage()`), else one `train()` call. Stages share one experiment: `cfg.experiment`,
+    else `cfg.run_name`, else the run name the method would have had; they land in `out_dir/<experiment>/<stage>`.
+    Each stage is a run of its own: `resume=True` resumes each (a finished stage returns at once, its weights
+    loaded), and `max_minutes` caps each stage.
+    A recipe that relabels its data between rounds does it between its `train()` calls."""
+    recipe = getattr(type(method), "recipe", None)
+    if recipe is None:
+        return [train(method, data, cfg)]
+    experiment = cfg.experiment or cfg.run_name or default_run_name(method, data, cfg)
+    return list(recipe(method, data, dataclasses.replace(cfg, experiment=experiment, run_name="")))
+
+
+def stage(cfg: TrainConfig, name: str, after: RunResult | None = None, **changes) -> TrainConfig:
+    """The config of one stage of a recipe: run `name` in `cfg`'s experiment, started from the weights of
+    the stage `after` (init_from its run directory) where given; `changes` override other fields."""
+    init = str(after.run_dir) if after is not None else cfg.init_from
+    return dataclasses.replace(cfg, run_name=name, init_from=init, **changes)
+
+
+def default_run_name(method: Method, data: Dataset, cfg: TrainConfig) -> str:
+    """The method's `run_name(dataset, resolution, steps)`, with `_w<world>` under DDP."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    resolution = int(data[0]["image"].shape[-1])
+    return method.run_name(cfg.dataset, resolution, cfg.steps) + (f"_w{world}" if world > 1 else "")
+
+
+def init_weights(method: Method, source: str | os.PathLike, quiet: bool = False) -> dict:
+    """Load another run's weights into `method` (`source`: a run directory, i.e. its last.pt, or a .pt file),
+    strict=False: keys of one side only are reported (printed unless `quiet`, and returned for config.json);
+    a key whose shape differs is an error naming the key and both shapes."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "last.pt"
+        if not path.is_file():
+            raise FileNotFoundError(f"init_from={str(source)!r}: the run directory holds no last.pt")
+    weights = load(path, map_location="cpu")["model"]
+    own = method.state_dict()
+    bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+           for k, v in weights.items() if k in own and v.shape != own[k].shape]
+    if bad:
+        raise ValueError(f"init_from={str(source)!r}: shapes differ for " + "; ".join(bad))
+    missing, unexpected = method.load_state_dict(weights, strict=False)
+    report = {"path": str(path), "missing": list(missing), "unexpected": list(unexpected)}
+    if not quiet:
+        print(f"init_from {path}: {len(weights) - len(unexpected)} tensors loaded; missing (kept as initialised): "
+              f"{report['missing'] or 'none'}; unexpected (ignored): {report['unexpected'] or 'none'}")
+    return report
+
+
+def refittable(sched) -> list:
+    """The learning-rate factors of `sched` whose horizon a wall-clock cap may shorten: each lambda of a
+    `LambdaLR` that is an object with an integer `steps` attribute (as `WarmupCosine`), which it must
+    read at call time. Such objects are saved by `LambdaLR.state_dict`, so a resumed run keeps the
+    shortened horizon. Other schedulers (and plain functions) are not refitted: the run stops at the cap."""
+    return [f for f in getattr(sched, "lr_lambdas", ()) if isinstance(getattr(f, "steps", None), int)]
+
+
+def merge_logs(values: list[float], parts: list[dict], lrs: list[float]) -> dict:
+    """One history line from the parts of a step: part 0's loss and lr as `loss` and `lr`, part i's as
+    `loss<i>` and `lr<i>`; logs merged, a name already taken prefixed by its part (`<i>/<name>`)."""
+    out = {"loss": values[0]}
+    for i, logs in enumerate(parts):
+        if i:
+            out[f"loss{i}"] = values[i]
+        for k, v in logs.items():
+            out[k if k not in out else f"{i}/{k}"] = float(v)
+    out["lr"] = lrs[0]
+    out.update({f"lr{i}": lr for i, lr in enumerate(lrs) if i})
+    return out
 
 
 # helpers
@@ -329,20 +449,29 @@ def parse_fields(config_class, items: list[str]) -> dict:
     return conf
 
 
+def build_method(name_or_path: str, fields: dict | None = None, seed: int = 0) -> Method:
+    """A fresh method, its random initialisation drawn after `torch.manual_seed(seed)` so one seed gives
+    one run. `name_or_path`: a registered name (`autolink`) or `package.module:ClassName` (imported, so a
+    method defined outside lmkcore, e.g. in tests/, works too); `fields`: its config fields."""
+    cls = method_class(name_or_path)
+    torch.manual_seed(seed)
+    return cls(cls.config_class(**(fields or {})))
+
+
 def main(argv=None) -> None:
-    """Command line: method config fields as key=value after the flags."""
+    """Command line: method config fields as key=value after the flags; the method's recipe runs its stages."""
     from . import methods
     from .data import open_dataset
-    from .profiles import PROFILES
-    from .profiles import get as get_profile
+    from .profiles import PROFILES, method_config
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", required=True, choices=sorted(methods.METHODS))
+    p.add_argument("--method", required=True,
+                   help=f"a registered method ({', '.join(sorted(methods.METHODS))}) or package.module:ClassName")
     p.add_argument("--data", default="procedural", help="a store (.h5) or 'procedural'")
     p.add_argument("--split", default=None)
     p.add_argument("--profile", default="", choices=["", *sorted(PROFILES)],
-                   help="start the AutoLink config from a benchmark profile's fields (lmkcore.profiles; cpu = "
-                        "notebook 02's defaults); name=value fields override them")
+                   help="start the method's config from a benchmark profile's plan for it and --dataset "
+                        "(lmkcore.profiles.method_config); name=value fields override them")
     p.add_argument("--in_memory", action="store_true",
                    help="read the whole training set into memory first (with num_workers workers), then train "
                         "from it in the main process: on a GPU the workers no longer set the step rate")
@@ -351,20 +480,22 @@ def main(argv=None) -> None:
                        else type(f.default), default=f.default)
     p.add_argument("fields", nargs="*", help="method config as name=value")
     a = p.parse_args(argv)
-    cls = methods.METHODS[a.method]
-    if a.profile and a.method != "autolink":
-        raise SystemExit(f"--profile sets AutoLink fields; method {a.method!r} takes its config as name=value")
-    base = get_profile(a.profile).autolink if a.profile else {}
-    method = cls(cls.config_class(**{**base, **parse_fields(cls.config_class, a.fields)}))
+    try:
+        cls = method_class(a.method)
+    except (KeyError, ImportError, AttributeError) as e:
+        raise SystemExit(f"--method {a.method!r}: {e}") from e
+    base = method_config(a.profile, cls.name, a.dataset) if a.profile else {}
+    method = build_method(a.method, {**base, **parse_fields(cls.config_class, a.fields)}, a.seed)
     data = open_dataset(a.data, split=a.split, resolution=method.config.resolution)
     if a.in_memory:
         from .data import InMemory
 
         data, a.num_workers = InMemory(data, num_workers=a.num_workers), 0
     cfg = TrainConfig(**{f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig)})
-    result = train(method, data, cfg)
+    results = run_recipe(method, data, cfg)
     if int(os.environ.get("RANK", 0)) == 0:
-        print(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
+        for result in results:  # one line per stage; the last is the finished method's
+            print(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
     if dist.is_initialized():
         dist.destroy_process_group()
 

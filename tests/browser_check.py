@@ -146,7 +146,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0) -> di
                 arg=before, timeout=ms)
             seen["readout_after"] = readout.inner_text(timeout=ms)
             seen["image_changed"] = image.get_attribute("src") != before
-            # a layer toggle: the heatmaps appear in the drawn layers and the image is redrawn
+            # a toggle of a layer AutoLink declares ("heatmaps"): it is drawn and the image is redrawn
             before = image.get_attribute("src")
             page.locator(".lmk-inspector .widget-checkbox", has_text="heatmaps").locator("input").check(timeout=ms)
             page.wait_for_function(

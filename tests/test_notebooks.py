@@ -1,5 +1,7 @@
 """Notebooks: committed without outputs, one `parameters` cell, in sync with notebooks/src."""
+import dataclasses
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,21 +47,77 @@ def test_prepare_data_runs_through_papermill(tmp_path):
     assert "12 images of 32 px" in text
 
 
-def test_autolink_notebook_declares_every_config_field_with_the_cpu_profile_defaults():
-    """The bench passes every AutoLinkConfig field to 02 (`Bench.config`); 02's own defaults are the
-    cpu profile's compact configuration, written once in `profiles.COMPACT_ADDITIONS`."""
-    import ast
-    import dataclasses
+def _configs_named(path: Path) -> list[type]:
+    """The config dataclasses of registered methods that a notebook's code names (e.g. `AutoLinkConfig`)."""
+    from lmkcore.methods import METHODS
 
+    code = "\n".join(c["source"] if isinstance(c["source"], str) else "".join(c["source"])
+                     for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    return [m.config_class for m in METHODS.values() if re.search(rf"\b{m.config_class.__name__}\b", code)]
+
+
+def _parameter_mismatches(params: dict, config_class, *, defaults: bool = True) -> dict:
+    """{field: (the notebook's (type, default), the dataclass's)} for every parameter that is a field of
+    `config_class` and differs from it in type or (with `defaults`) in default value."""
+    import ast
+
+    bad = {}
+    for f in dataclasses.fields(config_class):
+        if f.name not in params:
+            continue
+        value = ast.literal_eval(params[f.name]["default"])
+        annotated = params[f.name]["inferred_type_name"]
+        typ = f.type if isinstance(f.type, str) else f.type.__name__
+        if (defaults and value != f.default) or type(value) is not type(f.default) or annotated != typ:
+            bad[f.name] = ((annotated, value), (typ, f.default))
+    return bad
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_a_notebooks_method_parameters_are_its_config_defaults(path):
+    """A method's defaults live in its config dataclass only: a notebook whose code names a method config
+    declares each of that config's fields it takes as a parameter with the dataclass's default and type;
+    profiles pass their differences (`lmkcore.profiles`). Trainer fields (TrainConfig) keep their type; their
+    values may differ (a notebook's demo length: steps, batch size)."""
+    papermill = pytest.importorskip("papermill")
+    from lmkcore.train import TrainConfig
+
+    configs = _configs_named(path)
+    if not configs:
+        pytest.skip(f"{path.name} names no method config")
+    params = papermill.inspect_notebook(str(path))
+    for config_class in configs:
+        assert not _parameter_mismatches(params, config_class), (path.name, config_class.__name__)
+    assert not _parameter_mismatches(params, TrainConfig, defaults=False), (path.name, "TrainConfig")
+    method_fields = {f.name for c in configs for f in dataclasses.fields(c)}
+    assert method_fields & set(params), f"{path.name} names {configs} but declares none of their fields"
+
+
+def test_the_parameter_check_catches_a_changed_default_and_a_changed_type():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Config:
+        lr: float = 5e-4
+        n_parts: int = 10
+        flip: bool = True
+
+    same = {"lr": {"default": "5e-4", "inferred_type_name": "float"},
+            "n_parts": {"default": "10", "inferred_type_name": "int"}, "other": {"default": "1"}}
+    assert _parameter_mismatches(same, Config) == {}
+    assert set(_parameter_mismatches({**same, "lr": {"default": "1.5e-3", "inferred_type_name": "float"}},
+                                     Config)) == {"lr"}
+    assert set(_parameter_mismatches({**same, "n_parts": {"default": "10.0", "inferred_type_name": "float"}},
+                                     Config)) == {"n_parts"}
+    assert set(_parameter_mismatches({**same, "flip": {"default": "1", "inferred_type_name": "int"}},
+                                     Config)) == {"flip"}
+
+
+def test_the_autolink_notebook_takes_every_config_field():
+    """02 builds its AutoLinkConfig from parameters of the same names: each field must be one."""
     papermill = pytest.importorskip("papermill")
     from lmkcore.methods.autolink import AutoLinkConfig
-    from lmkcore.profiles import COMPACT_ADDITIONS, CPU
 
     params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train_autolink.ipynb"))
-    fields = {f.name: f.default for f in dataclasses.fields(AutoLinkConfig)}
-    assert set(fields) <= set(params), f"02 lacks parameters {sorted(set(fields) - set(params))}"
-    defaults = {k: ast.literal_eval(params[k]["default"]) for k in fields}
-    expected = {**fields, **CPU.autolink}
-    assert {k: defaults[k] for k in COMPACT_ADDITIONS} == COMPACT_ADDITIONS
-    differ = {k: (defaults[k], expected[k]) for k in fields if defaults[k] != expected[k]}
-    assert set(differ) <= {"n_parts", "resolution"}, differ
+    missing = {f.name for f in dataclasses.fields(AutoLinkConfig)} - set(params)
+    assert not missing, f"02 lacks parameters {sorted(missing)}"

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -175,7 +176,7 @@ def test_resuming_a_finished_run_trains_nothing_and_keeps_its_summary(tmp_path, 
 
 def test_lmk_commit_names_the_commit_where_set(monkeypatch):
     """A work tree copied to another machine may carry stale git metadata: LMK_COMMIT overrides it."""
-    from lmkcore.checkpoint import git_commit
+    from lmkcore.provenance import git_commit
 
     monkeypatch.delenv("LMK_COMMIT", raising=False)
     found = git_commit()
@@ -184,17 +185,210 @@ def test_lmk_commit_names_the_commit_where_set(monkeypatch):
 
 
 def test_command_line_profile_gives_the_profile_config_with_overrides(tmp_path):
-    """`--profile cpu` starts from the cpu profile's AutoLink fields (notebook 02's defaults); name=value wins."""
-    from lmkcore.profiles import get
+    """`--profile cpu` starts from the cpu profile's AutoLink fields (`profiles.method_config`); name=value wins."""
+    from lmkcore.profiles import method_config
     from lmkcore.train import main
 
     main(["--method", "autolink", "--data", "procedural", "--split", "val", "--steps", "1", "--batch_size", "2",
           "--num_workers", "0", "--out_dir", str(tmp_path), "--run_name", "run", "--progress", "false",
           "--tensorboard", "false", "--profile", "cpu", "n_parts=3", "resolution=32", "det_base=8", "dec_base=8"])
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
-    for k, v in get("cpu").autolink.items():
+    for k, v in method_config("cpu", "autolink").items():
         if k not in ("n_parts", "resolution", "det_base", "dec_base"):
             assert config[k] == v, k
     assert (config["n_parts"], config["resolution"], config["det_base"]) == (3, 32, 8)
     with pytest.raises(SystemExit):
         main(["--method", "autolink", "--profile", "nope"])
+
+
+# the method seam: several optimisers, after_step, init_from, recipes, methods defined outside lmkcore
+
+TOY = "tests.methods.toy:Toy"
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _toy(seed=0, **fields):
+    from lmkcore.train import build_method
+
+    return build_method(TOY, {"width": 4, **fields}, seed)
+
+
+def _cli(tmp_path, *args):
+    """`python -m lmkcore.train` in a subprocess from the repository root, as a user runs it."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "lmkcore.train", "--data", "procedural", "--split", "val", "--batch_size", "4",
+           "--num_workers", "0", "--out_dir", str(tmp_path), "--progress", "false", "--tensorboard", "false", *args]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "LMK_DDP_TIMEOUT": "60"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return r
+
+
+def test_a_method_defined_in_tests_trains_its_two_stages_through_the_command_line(tmp_path):
+    """`--method package.module:ClassName` imports the method; its recipe runs stage1 then stage2 (from
+    stage1's weights) under one experiment; the checkpoint names the import path, so load_method rebuilds it."""
+    r = _cli(tmp_path, "--method", TOY, "--steps", "3", "--experiment", "exp", "width=4")
+    exp = tmp_path / "exp"
+    assert sorted(p.name for p in exp.iterdir()) == ["stage1", "stage2"]
+    lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
+    assert [line["run_dir"] for line in lines] == [str(exp / "stage1"), str(exp / "stage2")]
+    config = json.loads((exp / "stage2" / "config.json").read_text())
+    assert config["method_path"] == TOY and config["experiment"] == "exp" and config["config"]["width"] == 4
+    init = config["init_from"]
+    assert init["path"] == str(exp / "stage1" / "last.pt") and init["unexpected"] == []
+    assert sorted(init["missing"]) == ["disc.0.bias", "disc.0.weight", "disc.2.bias", "disc.2.weight"]
+    assert "missing (kept as initialised)" in r.stdout
+    assert json.loads((exp / "stage1" / "config.json").read_text())["init_from"] is None
+    m = load_method(exp / "stage2" / "last.pt")
+    assert type(m).__name__ == "Toy" and m.disc is not None and not m.training
+    assert m.checkpoint_info["step"] == 3
+    one = load(exp / "stage1" / "last.pt")
+    assert not isinstance(one["optimizer"], list)  # stage1: one optimiser, today's checkpoint layout
+    assert len(load(exp / "stage2" / "last.pt")["optimizer"]) == 2
+    # the inspector opens it and draws its own layers by their kinds (heatmaps over the image, features as PCA)
+    from lmkcore.data import open_dataset
+    from lmkcore.runs import Checkpoint
+    from lmkcore.viz.state import InspectorState
+
+    state = InspectorState(open_dataset("procedural", "val", 32), {"toy": Checkpoint(exp / "stage2" / "last.pt", "toy")})
+    assert {"heatmaps", "features"} <= set(state.available_layers())
+    state.toggle("heatmaps", True)
+    state.toggle("features", True)
+    assert state.render()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"keypoints", "heatmaps", "features"} <= set(state.drawn_layers)
+
+
+def test_the_toy_offers_features_and_the_visuals_of_its_layers():
+    toy, x = _toy(), torch.rand(2, 3, 32, 32)
+    assert toy.keypoints(x).shape == (2, 4, 2) and toy.features(x).shape == (2, 4, 16, 16)
+    assert set(toy.visuals(x)) == set(toy.layers) and toy.evaluations == ("keypoints", "head")
+
+
+def test_init_from_reports_keys_of_one_side_and_names_shape_mismatches(tmp_path, procedural32):
+    from lmkcore.train import init_weights
+
+    src = train(_toy(), procedural32, _cfg(tmp_path, steps=1, run_name="src"))
+    plain = _toy(seed=1, adv=0.0)  # no discriminator: its keys are unexpected
+    r = train(plain, procedural32, _cfg(tmp_path, steps=1, run_name="dst", init_from=str(src.run_dir)))
+    init = json.loads((r.run_dir / "config.json").read_text())["init_from"]
+    assert init["missing"] == [] and sorted(init["unexpected"]) == ["disc.0.bias", "disc.0.weight", "disc.2.bias",
+                                                                    "disc.2.weight"]
+    fresh = _toy(seed=1, adv=0.0)
+    init_weights(fresh, src.run_dir / "model_0000001.pt", quiet=True)
+    assert torch.equal(fresh.detector[0].weight, load(src.run_dir / "last.pt")["model"]["detector.0.weight"])
+    # a resumed run keeps the report of the run it continues
+    resumed = train(_toy(seed=1, adv=0.0), procedural32, _cfg(tmp_path, steps=2, run_name="dst", resume=True,
+                                                              init_from=str(src.run_dir)))
+    assert json.loads((resumed.run_dir / "config.json").read_text())["init_from"] == init
+    with pytest.raises(ValueError, match=r"detector\.4\.weight: checkpoint \(4, 4, 1, 1\) vs model \(5, 4, 1, 1\)"):
+        init_weights(_toy(n_parts=5), src.run_dir, quiet=True)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="init_from='.*empty'.*no last.pt"):
+        init_weights(_toy(), tmp_path / "empty")
+
+
+def test_after_step_updates_the_ema_twin_after_every_step(tmp_path, procedural32):
+    toy = _toy(momentum=0.75)
+    with torch.no_grad():  # a hand-made case: ema <- 0.75 * 0 + 0.25 * 2
+        for e, p in zip(toy.ema.parameters(), toy.detector.parameters()):
+            e.zero_()
+            p.fill_(2.0)
+    toy.after_step(1)
+    assert all(torch.equal(e, torch.full_like(e, 0.5)) for e in toy.ema.parameters())
+
+    toy = _toy()
+    init = [e.clone() for e in toy.ema.parameters()]
+    steps, real = [], toy.after_step
+    toy.after_step = lambda step: (steps.append(step), real(step))
+    train(toy, procedural32, _cfg(tmp_path, steps=3))
+    assert steps == [1, 2, 3]
+    assert all(not torch.equal(a, b) for a, b in zip(init, toy.ema.parameters()))  # the twin moved ...
+    assert all(not torch.equal(a, b) for a, b in zip(toy.detector.parameters(), toy.ema.parameters()))  # ... slower
+
+
+def test_two_optimisers_step_in_turn_and_their_logs_merge(tmp_path, procedural32):
+    from lmkcore.train import merge_logs
+
+    toy = _toy()
+    before = {k: v.clone() for k, v in toy.state_dict().items()}
+    calls, real = [], toy.loss
+    toy.loss = lambda batch, *args: (calls.append(args), real(batch, *args))[1]
+    r = train(toy, procedural32, _cfg(tmp_path, steps=2))
+    assert calls == [(0,), (1,), (0,), (1,)]
+    after = toy.state_dict()
+    for k in ("detector.0.weight", "disc.0.weight", "disc.2.bias"):
+        assert not torch.equal(before[k], after[k]), k
+    h = r.history[-1]
+    assert {"loss", "loss1", "mse", "fool", "disc", "lr", "lr1"} <= set(h) and h["loss1"] == pytest.approx(h["disc"])
+    t = torch.tensor
+    assert merge_logs([1.0, 2.0], [{"a": t(3.0)}, {"a": t(4.0), "b": t(5.0)}], [0.1, 0.2]) == {
+        "loss": 1.0, "a": 3.0, "loss1": 2.0, "1/a": 4.0, "b": 5.0, "lr": 0.1, "lr1": 0.2}
+
+
+def test_resume_of_a_two_optimiser_run_continues_the_same_curve(tmp_path, procedural32):
+    full = train(_toy(), procedural32, _cfg(tmp_path / "a"))
+    cut = train(_toy(), procedural32, _cfg(tmp_path / "b", max_minutes=1e-9))
+    assert cut.step == 1 and len(load(tmp_path / "b" / "run" / "last.pt")["scheduler"]) == 2
+    resumed = train(_toy(), procedural32, _cfg(tmp_path / "b", resume=True))
+    for key in ("loss", "loss1", "lr"):
+        assert [h[key] for h in resumed.history] == [h[key] for h in full.history], key
+    a, b = load(tmp_path / "a" / "run" / "last.pt"), load(tmp_path / "b" / "run" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+
+
+def test_a_cap_refits_schedules_with_a_horizon_and_stops_the_others():
+    from lmkcore.train import refittable
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+
+    class Linear:  # any lambda object with an integer `steps` is refitted
+        steps = 100
+
+        def __call__(self, s):
+            return 1 - s / self.steps
+
+    f, g = WarmupCosine(2, 50), Linear()
+    assert refittable(torch.optim.lr_scheduler.LambdaLR(opt, [f])) == [f]
+    assert refittable(torch.optim.lr_scheduler.LambdaLR(opt, g)) == [g]
+    assert refittable(torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)) == []
+    assert refittable(torch.optim.lr_scheduler.StepLR(opt, 10)) == [] and refittable(None) == []
+
+
+def test_a_recipe_less_method_trains_once_and_an_experiment_nests_its_runs(tmp_path, procedural32, tiny_config):
+    from lmkcore.train import run_recipe
+
+    (r,) = run_recipe(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=1, experiment="exp"))
+    assert r.run_dir == tmp_path / "exp" / "run" and (r.run_dir / "last.pt").is_file()
+
+
+def test_build_method_seeds_before_it_builds(tiny_config):
+    from lmkcore.train import build_method, main
+
+    a, b, c = (build_method("autolink", tiny_config, seed) for seed in (3, 3, 4))
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+    assert not torch.equal(a.detector.head.weight, c.detector.head.weight)
+    with pytest.raises(KeyError, match="unknown method 'nope'"):
+        build_method("nope")
+    with pytest.raises(SystemExit, match="--method 'no.such.module:Toy'"):
+        main(["--method", "no.such.module:Toy"])
+
+
+@pytest.mark.slow
+def test_two_optimisers_under_ddp_on_cpu(tmp_path):
+    """Two gloo ranks train the toy's recipe; stage2's discriminator part leaves the detector unused."""
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "lmkcore.train", "--method", TOY, "--data", "procedural", "--split", "val", "--steps", "2",
+           "--batch_size", "2", "--num_workers", "0", "--out_dir", str(tmp_path), "--experiment", "exp",
+           "--progress", "false", "--tensorboard", "false", "width=4"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "LMK_DDP_TIMEOUT": "60", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=240, cwd=REPO, env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ck = load(tmp_path / "exp" / "stage2" / "last.pt")
+    assert ck["step"] == 2 and ck["world_size"] == 2 and len(ck["optimizer"]) == 2

@@ -6,6 +6,9 @@ Layout (one file per data set and resolution):
     boxes       float32 (N, 4)      x0, y0, x1, y1 of the object in the stored image
     names       str     (N,)
     splits/<s>  int64   indices of split s (e.g. fit, val)
+    clips       int32   (N,) the clip (video) of each frame, numbered in order of appearance; only when the
+                        source says which clip a sample is from (`clip_of(name)`, frame-folder sources)
+    clip_names  str     the clips' names, indexed by `clips`
     attrs: dataset, keypoint_names, skeleton, normalisation, resolution (JSON where not scalar)
 """
 from __future__ import annotations
@@ -95,6 +98,11 @@ def write_store(path: str | os.PathLike, source: Source | Iterable[Sample], reso
         for d in (images, kps, boxes):
             d.resize(n, axis=0)
         f.create_dataset("names", data=np.array(names, dtype=object), dtype=h5py.string_dtype())
+        clip_of = getattr(source, "clip_of", None)
+        if clip_of is not None:  # 4 bytes a frame: which pairs of frames share a clip (data.pairs.FramePairs)
+            ids = {c: i for i, c in enumerate(dict.fromkeys(clip_of(n) for n in names))}
+            f.create_dataset("clips", data=np.array([ids[clip_of(n)] for n in names], np.int32))
+            f.create_dataset("clip_names", data=np.array(list(ids), dtype=object), dtype=h5py.string_dtype())
         index = {name: i for i, name in enumerate(names)}
         for split, members in (splits or {}).items():
             missing = [m for m in members if m not in index]
@@ -120,7 +128,7 @@ class LandmarkStore(Dataset):
     """Reads a store; the HDF5 handle opens lazily in each DataLoader worker.
 
     Items: image float (3, R, R) in [0, 1], keypoints (K, 2) normalised (x, y), visible (K,) bool,
-    box (4,) pixels, index.
+    box (4,) pixels, index (the item's position in this data set: 0 .. len - 1), row (its row in the file).
     """
 
     def __init__(self, path: str | os.PathLike, split: str | None = None, indices=None):
@@ -168,11 +176,21 @@ class LandmarkStore(Dataset):
         out = out[inv]
         return np.array([x.decode() if isinstance(x, bytes) else x for x in out]) if name == "names" else out
 
+    def clips(self) -> np.ndarray | None:
+        """`(len,)` the clip number of each item (frames of one video share one), or None when the store
+        keeps no clips (it was not written from a frame-folder source)."""
+        if "clips" not in self.file:
+            return None
+        return self.file["clips"][()][np.asarray(self.indices, np.int64)]
+
     def __getitem__(self, i: int) -> dict:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self.path}: item {i} of {len(self)}")
+        i = i % len(self)
         j = int(self.indices[i])
         f = self.file
         img = torch.from_numpy(f["images"][j]).permute(2, 0, 1).float().div_(255.0)
         kp = torch.from_numpy(f["keypoints"][j])
         r = self.resolution
         return {"image": img, "keypoints": kp[:, :2] / (r - 1) * 2.0 - 1.0, "visible": kp[:, 2] > 0,
-                "box": torch.from_numpy(f["boxes"][j]), "index": j}
+                "box": torch.from_numpy(f["boxes"][j]), "index": i, "row": j}

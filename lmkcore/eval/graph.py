@@ -11,7 +11,9 @@ import torch
 from torch import Tensor
 
 from ..ops.coords import norm_to_unit
-from .inputs import Annotations
+from .gather import Annotations
+
+GRAPH_FIT = 1000  # fit images (drawn by the seed) on which keypoints are mapped to joints for the skeleton check
 
 
 def keypoint_joints(fit_kp: Tensor, fit: Annotations) -> Tensor:

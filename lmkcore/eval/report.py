@@ -3,11 +3,15 @@
 
 benchmarks.json is a list of rows, one per (report, fit-set size, metric)::
 
-    {"method", "kind" (trained | untrained | floor), "dataset", "split", "K", "metric" (nme |
-     pck@0.2 | pck@0.1 | backward_nme | keypoint_spread | diag:<a method's check, e.g. edge_gain,
-     skeleton_recall>), "value" (percent), "fit_images", "n_fit",
+    {"method", "kind" (trained | untrained | floor), ["evaluation": "head" (absent: keypoints)], "dataset",
+     "split", "K", "metric" (nme | pck@0.2 | pck@0.1 | backward_nme | keypoint_spread | diag:<a method's
+     check, e.g. edge_gain, skeleton_recall>), "value" (percent), "fit_images", "n_fit",
      "few_shot" (false for the headline fit), "normalisation", "resolution", "steps", "wall_s",
      "images_per_s", "peak_memory_mb", "profile", "commit", "run", "report"}
+
+A method evaluated both ways ("keypoints": linear regression from its keypoints; "head": a supervised
+head on its features) has two reports (the head's name ends in `_head`), hence two sets of rows; a
+head has no backward_nme / keypoint_spread rows (not defined for it).
 """
 from __future__ import annotations
 
@@ -15,8 +19,7 @@ import json
 import math
 from pathlib import Path
 
-from ..checkpoint import resolve_checkpoints as shared_resolve
-from .protocol import GRAPH_FIT
+from .graph import GRAPH_FIT
 
 GENERATOR = "python -m lmkcore.bench (or lmkcore.eval.report.collect('reports'))"
 META = ("method", "kind", "dataset", "split", "K", "normalisation", "resolution", "steps", "wall_s",
@@ -31,7 +34,8 @@ DIAG = "diag:"  # prefix of the rows of a method's diagnostics (`Method.diagnost
 
 
 def report_name(result: dict) -> str:
-    """Directory name of a result: the run name for trained models, `floor_...` for floors."""
+    """Directory name of a result: the run name for trained models, `floor_...` for floors; `_head` for
+    the supervised-head evaluation (the keypoints evaluation keeps the plain name)."""
     ds = f"{result.get('dataset')}-{result.get('resolution')}"
     if result.get("kind") == "floor":
         name = f"floor_{result['method']}_{ds}"
@@ -39,6 +43,8 @@ def report_name(result: dict) -> str:
         name = f"floor_{result['method']}-untrained_k{result['K']}_{ds}"
     else:
         name = result.get("run") or f"{result.get('method')}_k{result.get('K')}_{ds}"
+    if result.get("evaluation", "keypoints") != "keypoints":
+        name += f"_{result['evaluation']}"
     if result.get("n_fit", "all") != "all":
         name += f"_fit{result['n_fit'].replace('%', 'pc')}"
     if result.get("test_data") or result.get("split") not in (None, "val"):
@@ -49,7 +55,7 @@ def report_name(result: dict) -> str:
 def write_report(result: dict, report_dir: str | Path = "reports", *, name: str | None = None, test_data=None,
                  profile: str | None = None, figures: bool = True) -> Path:
     """Write `report_dir/<name>/metrics.json` (and figures); returns that directory."""
-    from .figures import save_all
+    from .plots import save_all
 
     out = Path(report_dir) / (name or report_name(result))
     out.mkdir(parents=True, exist_ok=True)
@@ -59,21 +65,12 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     (out / "metrics.json").write_text(json.dumps({**result, **paths}, indent=1, default=_plain))
     if figures:
         if test_data is None and result.get("data"):
-            from .protocol import open_test_set
+            from .gather import open_test_set
 
             test_data = open_test_set(result["data"], result.get("split"), result.get("test_data"),
                                       result.get("resolution") or 64)[0]
         save_all(result, out, test_data)
     return out
-
-
-def resolve_checkpoints(checkpoints: str, runs_dir: str | Path = "runs") -> list[Path]:
-    """Checkpoint files to evaluate: comma-separated files or run directories (-> their newest
-    snapshot); "" = the newest under `runs_dir`. Raises naming what is missing."""
-    selected = shared_resolve(checkpoints, runs_dir)[1]
-    if not selected:
-        raise FileNotFoundError(f"no checkpoint under {str(runs_dir)!r}; train one first or pass checkpoints")
-    return [c.path for c in selected]
 
 
 def _portable(path) -> str:
@@ -96,10 +93,14 @@ def rows_of(m: dict, report: str) -> list[dict]:
     """benchmarks.json rows of one metrics.json: every scalar metric, headline and few-shot, the method's
     diagnostics and, where it has a skeleton check, its precision and recall."""
     meta = {k: m.get(k) for k in META}
+    if m.get("evaluation", "keypoints") != "keypoints":  # absent = keypoints: older reports' rows stay as they were
+        meta["evaluation"] = m["evaluation"]
     meta["normalisation"] = (m.get("normalisation") or "").partition(":")[0]
     out = []
     for i, fit in enumerate([m] + list(m.get("few_shot") or [])):
         for metric, value in fit["metrics"].items():
+            if value is None:  # not defined for this evaluation (e.g. a backward error without keypoints)
+                continue
             out.append({**meta, "metric": metric, "value": value, "fit_images": fit.get("fit_images"),
                         "n_fit": fit.get("n_fit", "all"), "few_shot": i > 0, "report": report})
     diagnostics = dict(m.get("diagnostics") or {})  # the method's own checks (not percent of a normaliser)
@@ -140,6 +141,11 @@ def _time(s) -> str:
     return f"{s / 60:.1f} min" if s >= 60 else f"{s:.0f} s"
 
 
+def _head(row: dict) -> str:
+    """The label suffix of a row of the supervised-head evaluation ("" for keypoints)."""
+    return " [head]" if row.get("evaluation", "keypoints") == "head" else ""
+
+
 def markdown(rows: list[dict], reports_dir: Path) -> str:
     """The benchmark page: one table per (dataset, split), a few-shot table, then figures."""
     lines = [f"<!-- Generated by `{GENERATOR}`; do not edit by hand. -->", "", "# Benchmarks", "",
@@ -152,6 +158,9 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              "`skeleton_precision` / `skeleton_recall`: % of the learned graph's strongest K - 1 edges that link "
              "adjacent joints / % of the skeleton's edges they recover, keypoints mapped to joints by regression, "
              f"on {GRAPH_FIT:,} fit images; metrics.json `skeleton`).", ""]
+    if any(_head(r) for r in rows):
+        lines[-2] += (" [head]: a supervised head on the method's frozen features (`lmkcore.eval.head`, early "
+                      "stopping on held-out fit images); it has no backward error.")
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)
@@ -174,7 +183,7 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
         for key in sorted(table, key=lambda k: tuple(map(str, k[:2])) + (k[2], k[3])):
             r = table[key]
             label = r["report"] if r["kind"] == "trained" else r["method"] + {
-                "untrained": " (untrained)", "floor": " (floor)"}.get(r["kind"], "")
+                "untrained": " (untrained)", "floor": " (floor)"}.get(r["kind"], "") + _head(r)
             cells = [f"[{label}]({r['report']}/metrics.json)", _fmt(r["K"]), _fmt(r["fit_images"]),
                      _fmt(r["resolution"]), _fmt(r["steps"])] + [_fmt(r["values"].get(k)) for k in metrics] + [
                 _time(r["wall_s"]), _fmt(r["images_per_s"], 1), _fmt(r["peak_memory_mb"], 0),
@@ -190,7 +199,7 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
                       "| method | K | headline | " + " | ".join(sizes) + " |", "|" + "---|" * (3 + len(sizes))]
             by: dict[tuple, dict] = {}
             for r in few:
-                key = (r["kind"] != "trained", r["kind"], r["method"], r["K"] or 0, r["report"])
+                key = (r["kind"] != "trained", r["kind"], r["method"] + _head(r), r["K"] or 0, r["report"])
                 by.setdefault(key, {})["headline" if not r["few_shot"] else r["n_fit"]] = (r["value"], r["fit_images"])
             for key in sorted(by, key=lambda k: (str(k[0]), k[2], k[3], k[4])):  # as the table above
                 v, (_, kind, method, k, _) = by[key], key

@@ -15,16 +15,17 @@ import os
 from pathlib import Path
 
 from .graph import graph_skeleton
-from .inputs import discover
+from .gather import discover
 from .protocol import data_skeleton, graph_fit_indices, resolve_device
 
 
 def skeleton_trace(run_dir: str | os.PathLike, data: str, fit_split: str = "fit", *, seed: int = 0,
                    batch_size: int = 64, device: str = "cpu") -> dict:
-    """{fit_images, snapshots}: one row per snapshot of `run_dir` (`checkpoint.run_checkpoints`),
+    """{fit_images, snapshots}: one row per snapshot of `run_dir` (`runs.run_checkpoints`),
     {step, checkpoint, joints_covered, precision, recall, edges, keypoint_joints}."""
-    from ..checkpoint import load_method, method_resolution, run_checkpoints
+    from ..checkpoint import load_method, method_resolution
     from ..data import open_dataset
+    from ..runs import run_checkpoints
 
     snaps = [c for c in run_checkpoints(run_dir) if c.step is not None]
     if not snaps:

@@ -9,8 +9,8 @@ Linking Keypoints", NeurIPS 2022 (card: shared/methods/autolink.md).
 4. A U-Net repaints the full image from a block-masked copy and the edge map (sections 3, 6).
 5. The only loss is a perceptual reconstruction loss (section 5).
 
-Compact-configuration additions (not in the paper, off by default and in the `paper` profile; the
-`cpu` profile turns them on): at CPU budgets the decoder learns to repaint from the visible blocks
+Compact-recipe additions (not in the paper; on in `AutoLinkConfig`'s defaults, the workbook's recipe,
+and off in the `paper` profile and `lmkcore.profiles.PAPER_OBJECTIVE`): at CPU budgets the decoder learns to repaint from the visible blocks
 alone before the edge map carries any information, so keypoints get no consistent signal. `equiv`
 ties them to image content (two border-free crops of one image must agree; `tps` also bends the
 crop by a thin-plate spline, so they must follow local content; `jitter`, on for MTFL in the `cpu`
@@ -20,6 +20,7 @@ collapsing onto one feature, `prior` starts them apart, `decode_scale` makes ste
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -48,6 +49,8 @@ from .base import Method, WarmupCosine
 
 @dataclass
 class AutoLinkConfig:
+    # a run recorded before one of these fields existed trained without that addition (`base.recorded_config`)
+    ABSENT: ClassVar[dict] = dict(prior=0.0, equiv=0.0, tps=0.0, jitter=0.0, sep=0.0, decode_scale=1.0)
     # the seed's flags
     n_parts: int = 10  # number of keypoints K
     missing: float = 0.8  # ratio of hidden mask blocks
@@ -56,11 +59,11 @@ class AutoLinkConfig:
     sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
     graph_init: float = -2.0  # initial edge logit: weights start at softplus(graph_init) (paper -4)
     head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small: keypoints start alike everywhere)
-    prior: float = 0.0  # >0: learned per-keypoint logit maps, started as bumps this wide at K spots (0: off, paper)
-    equiv: float = 0.0  # >0: weight of an equivariance term between two random crops (0: off, paper)
-    tps: float = 0.0  # >0: the crops are also bent by a thin-plate spline, control points moved this much (0: similarity)
+    prior: float = 0.3  # >0: learned per-keypoint logit maps, started as bumps this wide at K spots (0: off, paper)
+    equiv: float = 50.0  # >0: weight of an equivariance term between two random crops (0: off, paper)
+    tps: float = 0.08  # >0: the crops are also bent by a thin-plate spline, control points moved this much (0: similarity)
     jitter: float = 0.0  # >0: the second crop is also recoloured, factors within 1 +- this (0: same colours)
-    sep: float = 0.0  # >0: weight of a separation term that keeps keypoints apart (0: off, paper)
+    sep: float = 1.0  # >0: weight of a separation term that keeps keypoints apart (0: off, paper)
     sep_sigma: float = 0.08  # its range, normalised units (Gaussian of the distance between two keypoints)
     # architecture (paper: resolution 128, det_base 64, det_down 4, det_up 2, dec_base 64, dec_depth 4)
     resolution: int = 64  # input size the networks see
@@ -68,13 +71,13 @@ class AutoLinkConfig:
     det_down: int = 3  # residual down blocks of the detector
     det_up: int = 1  # up blocks after them (heatmaps at resolution / 2^(down - up))
     dec_base: int = 16  # decoder width
-    dec_depth: int = 4  # U-Net levels
-    decode_scale: float = 1.0  # the edge map is drawn and the image repainted at resolution x this (paper 1)
+    dec_depth: int = 3  # U-Net levels (paper 4)
+    decode_scale: float = 0.5  # the edge map is drawn and the image repainted at resolution x this (paper 1)
     norm: str = "batch"  # batch | group | instance
     # loss and optimisation (paper: vgg16, AdamW 1e-4, wd 1e-3, no schedule)
     loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19
     ssim: float = 1.0  # weight of the pyramid loss's (1 - SSIM) term (0: Laplacian-pyramid and gradient L1 only)
-    lr: float = 5e-4
+    lr: float = 1.5e-3  # (paper 1e-4)
     weight_decay: float = 1e-3
     schedule: str = "cosine"  # cosine (with warmup) | constant
     warmup: int = 100  # linear warm-up steps of the cosine schedule

@@ -48,6 +48,13 @@ LAYER_KINDS = {
 }
 
 
+def recorded_config(config_class, recorded: dict) -> dict:
+    """Every field of `config_class` for a config a run recorded: a field added after that run was trained
+    takes the value that keeps the old behaviour, `config_class.ABSENT[field]` where the class says so
+    (a field whose default turns something on), else its default."""
+    return {**dataclasses.asdict(config_class()), **getattr(config_class, "ABSENT", {}), **recorded}
+
+
 @dataclasses.dataclass
 class WarmupCosine:
     """Learning-rate factor for `LambdaLR`: linear warm-up over `warm` steps, then a cosine to 0 at `steps`.

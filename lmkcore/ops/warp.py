@@ -49,6 +49,8 @@ def warp_points(kp: Tensor, theta: Tensor) -> Tensor:
 
 # Thin-plate-spline warps (Thewlis et al. 2017, Zhang et al. 2018): a random smooth deformation on
 # top of the similarity, so that equivariance ties keypoints to local content, not to the face as a whole.
+# AutoLink's warp; the two-view methods' presets, inverse map and Jacobian are in `ops.tps`, which takes
+# these dicts as its params too.
 def _tps_kernel(p: Tensor, c: Tensor) -> Tensor:
     """U(r) = r^2 log r^2 between points `(B, N, 2)` and control points `(M, 2)`: `(B, N, M)`."""
     r2 = (p[..., :, None, :] - c).pow(2).sum(-1)

@@ -1,40 +1,21 @@
 """Drawing keypoints, skeletons and learned graphs on images (matplotlib).
 
 Keypoints are normalised (x, y) in [-1, 1] (see `lmkcore.ops.coords`); images `(3, H, W)` in
-[0, 1] or `(H, W, 3)` arrays.
+[0, 1] or `(H, W, 3)` arrays. The primitives the evaluation reports also draw with (`to_hwc`,
+`to_pixels`, `keypoint_colours`, `draw_keypoints`) are `lmkcore.eval.plots`', re-exported here.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-
-def to_hwc(image) -> np.ndarray:
-    """`(3, H, W)` tensor in [0, 1] or `(H, W, 3)` array -> `(H, W, 3)` float array."""
-    if torch.is_tensor(image):
-        image = image.detach().float().cpu()
-        image = image.permute(1, 2, 0).numpy() if image.dim() == 3 and image.shape[0] in (1, 3) else image.numpy()
-    image = np.asarray(image)
-    if image.dtype == np.uint8:
-        image = image / 255.0
-    return np.clip(image, 0, 1)
-
-
-def to_pixels(kp, size: int) -> np.ndarray:
-    kp = kp.detach().cpu().numpy() if torch.is_tensor(kp) else np.asarray(kp)
-    return (kp + 1.0) * 0.5 * (size - 1)
-
-
-def keypoint_colours(k: int) -> np.ndarray:
-    import matplotlib
-
-    return matplotlib.colormaps["tab20" if k > 10 else "tab10"](np.arange(k) % 20)[:, :3]
+from ..eval.plots import draw_keypoints, keypoint_colours, to_hwc, to_pixels  # noqa: F401  (re-exported)
 
 
 def show_keypoints(ax, image, kp=None, *, skeleton=None, graph=None, visible=None, marker="o",
                    size: float = 18, colours=None, title: str | None = None, max_edges: int | None = None):
     """Image with keypoints; `skeleton` as (i, j) pairs, or a learned `graph` (K, K) of edge weights
-    drawn with opacity proportional to weight (strongest `max_edges` only, if given)."""
+    drawn by `draw_graph` (the strongest `max_edges`, default K - 1)."""
     img = to_hwc(image)
     ax.imshow(img, interpolation="nearest")
     ax.set_axis_off()
@@ -49,41 +30,30 @@ def show_keypoints(ax, image, kp=None, *, skeleton=None, graph=None, visible=Non
     return ax
 
 
-def draw_graph(ax, kp, graph, image_size: int, *, max_edges: int | None = None, colour="white", lw: float = 2.0):
-    """A learned graph `(K, K)` as segments between keypoints, opacity proportional to weight."""
-    p = to_pixels(kp, image_size)
-    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph)
+GRAPH_COLOUR = (0.0, 0.9, 1.0)  # cyan: a learned graph, distinct from the green / pink annotation skeletons
+
+
+def draw_graph(ax, kp, graph, image_size: int, *, max_edges: int | None = None, colour=GRAPH_COLOUR, lw: float = 2.0):
+    """A learned graph `(K, K)` as segments between keypoints `(K, 2)` (one `LineCollection`, returned;
+    None without edges). The strongest `max_edges` pairs (default K - 1, as many as a spanning tree;
+    K * K: all), each with width and opacity proportional to its weight (of the symmetrised graph)."""
+    from matplotlib.collections import LineCollection
+
+    p = to_pixels(kp, image_size)  # (K, 2)
+    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph, float)
+    g = np.maximum(g, g.T)  # an edge is drawn once, with its stronger direction
     i, j = np.triu_indices(len(p), 1)
     w = g[i, j]
-    if len(w) == 0:
-        return ax
-    order = np.argsort(-w)[: max_edges or len(w)]
-    wmax = max(float(w.max()), 1e-8)
-    for e in order:
-        ax.plot(p[[i[e], j[e]], 0], p[[i[e], j[e]], 1], "-", color=colour, lw=lw,
-                alpha=float(np.clip(w[e] / wmax, 0.05, 1.0)))
-    return ax
-
-
-def draw_keypoints(ax, kp, image_size: int, *, skeleton=None, visible=None, marker="o", size: float = 18,
-                   colours=None, edge_colour="black", skeleton_colour="white", highlight: int | None = None):
-    """Keypoints `(K, 2)` (normalised) over an image already drawn on `ax`, with an optional
-    ground-truth `skeleton` of (i, j) pairs; `highlight` draws one keypoint larger."""
-    p = to_pixels(kp, image_size)
-    k = len(p)
-    vis = np.ones(k, bool) if visible is None else np.asarray(visible, bool)
-    colours = keypoint_colours(k) if colours is None else np.asarray(colours, float)
-    if colours.ndim == 1:  # one colour for all
-        colours = np.broadcast_to(colours, (k, len(colours)))
-    for a, b in skeleton or []:
-        if vis[a] and vis[b]:
-            ax.plot(p[[a, b], 0], p[[a, b], 1], "-", color=skeleton_colour, lw=1.5, alpha=0.8)
-    sizes = np.full(k, size, float)
-    if highlight is not None and 0 <= highlight < k:
-        sizes[highlight] = size * 4
-    ax.scatter(p[vis, 0], p[vis, 1], s=sizes[vis], c=colours[vis], marker=marker, edgecolors=edge_colour,
-               linewidths=0.5)
-    return ax
+    n = len(p) - 1 if max_edges is None else max_edges
+    order = np.argsort(-w, kind="stable")[: max(n, 0)]
+    if len(order) == 0:
+        return None
+    rel = np.clip(w[order] / max(float(w.max()), 1e-8), 0.05, 1.0)  # (E,)
+    rgba = np.concatenate([np.broadcast_to(np.asarray(colour, float)[:3], (len(order), 3)), rel[:, None]], 1)
+    segments = np.stack([p[i[order]], p[j[order]]], 1)  # (E, 2, 2)
+    coll = LineCollection(segments, colors=rgba, linewidths=lw * (0.3 + 0.7 * rel), capstyle="round")
+    ax.add_collection(coll)
+    return coll
 
 
 def overlay_heatmap(ax, heatmap, image_size: int, *, cmap: str = "inferno", alpha: float = 0.55):

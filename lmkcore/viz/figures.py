@@ -1,7 +1,9 @@
 """The figures researchers look at, written to `reports/figures/` (notebook 08 calls `make_all`).
 
-    skeleton_figure   the learned graph drawn on images and as a colour matrix, beside the
-                      ground-truth skeleton where the data has one
+    skeleton_figure   the learned graph (a graph-kind layer) drawn on images and as a colour
+                      matrix, beside the ground-truth skeleton where the data has one
+    layers_figure     one image, a row per checkpoint: the image with every overlay layer the
+                      method declares, then a column per pane layer (the inspector's grid)
     side_by_side      the same test images: annotations, then every checkpoint's keypoints
     failure_gallery   the test images with the largest error under the shared protocol
     error_curves      cumulative error curves of every evaluated checkpoint, one plot per data set
@@ -23,10 +25,12 @@ import torch
 from matplotlib.figure import Figure
 from torch.utils.data import Dataset
 
-from ..methods import Method, build
-from . import protocol
+from ..methods import Method
+from .regressor import fit_on, evaluate_images, fit_subset
 from .draw import adjacency, draw_graph, draw_keypoints, keypoint_colours, show_graph_matrix, to_hwc
-from .inputs import (Checkpoint, InMemory, batch, find_checkpoints, has_annotations, method_label,
+from .layers import per_image
+from .panels import draw_grid
+from .sources import (Checkpoint, InMemory, batch, find_checkpoints, has_annotations, method_label,
                      method_resolution, open_images, resolve_checkpoints, run_checkpoints, workbook_path)
 
 PANEL = 2.0  # inches per image panel
@@ -67,7 +71,8 @@ def skeleton_figure(method: Method, data: Dataset, path, *, n: int = 4, label: s
     n = min(n, len(data))
     b = batch(data, range(n))
     kp = method.keypoints(b["image"]).float().cpu()
-    graph = method.visuals(b["image"][:1]).get("graph") if "graph" in method.layers else None
+    graph_layer = next((name for name, kind in method.layers.items() if kind == "graph"), None)  # the first declared
+    graph = per_image("graph", method.visuals(b["image"][:1])[graph_layer], 0) if graph_layer else None
     cols = n + (graph is not None) + 2 * bool(skeleton)
     width, height = PANEL * max(cols, 2), PANEL + TOP
     fig = Figure(figsize=(width, height))
@@ -98,7 +103,8 @@ def skeleton_figure(method: Method, data: Dataset, path, *, n: int = 4, label: s
         c += 2
     for ax in axes[c:]:
         ax.set_axis_off()
-    fig.suptitle(f"{_wrap(label, 80)}: keypoints linked by the learned graph", fontsize=8, y=1 - 0.05 / height,
+    what = f"keypoints linked by the learned graph ({graph_layer})" if graph_layer else "keypoints (no graph declared)"
+    fig.suptitle(f"{_wrap(label, 80)}: {what}", fontsize=8, y=1 - 0.05 / height,
                  va="top")
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.12, top=1 - TOP / height, wspace=0.35)
     return _save(fig, path, dpi)
@@ -136,14 +142,39 @@ def side_by_side(methods: dict[str, Method], data: Dataset, path, *, n: int = 6,
     return _save(fig, path, dpi)
 
 
+@torch.no_grad()
+def layers_figure(methods: dict[str, Method], data: Dataset, path, *, index: int = 0, panel_inches: float = PANEL,
+                  dpi: int = DPI) -> Path:
+    """Image `index` of `data`, a row per checkpoint: the image with its keypoints, the annotations
+    and every overlay layer the method declares, then a column per pane layer (`panels.draw_grid`,
+    the inspector's drawing; layers by kind). Size: `(1 + panes) * panel_inches` wide."""
+    from .state import Panel, compose_layers, declared_layers
+
+    item = data[int(index)]
+    image = item["image"][None]  # (1, 3, H, W)
+    annotated = has_annotations(data) and "keypoints" in item
+    panels = []
+    for label, m in methods.items():
+        kinds = declared_layers(m)
+        vis = {n: per_image(kinds[n], v.detach().float().cpu(), 0) for n, v in m.visuals(image).items() if n in kinds}
+        p = Panel(_wrap(label, 36), keypoints=m.keypoints(image)[0].float().cpu())
+        p.shown = compose_layers(kinds, vis, kinds)
+        p.layers = [*(["annotations"] if annotated else []), "keypoints", *p.shown]
+        panels.append(p)
+    fig = draw_grid(item["image"], panels, item=item if annotated else None,
+                    skeleton=data.info.skeleton if annotated else None, panel_inches=panel_inches,
+                    title=f"{data.info.dataset}: item {index}, every declared layer of every checkpoint")
+    return _save(fig, path, dpi)
+
+
 def failure_gallery(method: Method, fit_data: Dataset, test_data: Dataset, path, *, n: int = 8, cols: int = 4,
                     n_fit: int | None = 500, max_test: int | None = 200, label: str | None = None,
                     dpi: int = DPI) -> Path:
     """The `n` test images (of the first `max_test`) with the largest error under the protocol:
     annotations, regressed landmarks and keypoints. Size: `cols * PANEL` by `rows * PANEL + TOP`."""
-    reg = protocol.fit_on(method, fit_data, n_fit)
+    reg = fit_on(method, fit_data, n_fit)
     m = min(max_test or len(test_data), len(test_data))
-    ev = protocol.evaluate_images(method, reg, test_data, range(m))
+    ev = evaluate_images(method, reg, test_data, range(m))
     worst = torch.argsort(ev["error"], descending=True)[:n]
     rows = max(1, -(-len(worst) // cols))
     width, height = PANEL * cols, PANEL * rows + TOP
@@ -268,8 +299,8 @@ def figure_checkpoints(checkpoints: str = "", runs_dir: str = "runs") -> list[Ch
 def make_all(runs_dir: str = "runs", checkpoints: str = "", data: str = "procedural", split: str = "test",
              report_dir: str = "reports", *, n: int = 6, fit_split: str = "fit", n_fit: int | None = 500,
              max_test: int | None = 200, dpi: int = DPI) -> dict[str, list[Path]]:
-    """Every figure into `report_dir/figures`; without checkpoints, an untrained autolink stands in
-    (labelled so). Returns {figure kind: paths}."""
+    """Every figure into `report_dir/figures`; without checkpoints, only the error curves (and a
+    note: viz never picks a method by name). Returns {figure kind: paths}."""
     from ..checkpoint import load_method
 
     report_dir = workbook_path(report_dir)
@@ -277,23 +308,25 @@ def make_all(runs_dir: str = "runs", checkpoints: str = "", data: str = "procedu
     cks = figure_checkpoints(checkpoints, runs_dir)
     methods = {c.label: load_method(c.path) for c in cks}
     if not methods:
-        m = build("autolink", n_parts=10).eval()
-        methods = {method_label(m): m}
-        print(f"no checkpoint under {runs_dir!r}: the figures show an UNTRAINED autolink (random weights)")
+        print(f"no checkpoint under {runs_dir!r} (checkpoints={checkpoints!r}): no checkpoint figures, only the "
+              "error curves; train one (python -m lmkcore.train ...) or pass checkpoints=")
     by_res: dict[int, dict[str, Method]] = {}
     for lb, m in methods.items():
         by_res.setdefault(method_resolution(m), {})[lb] = m
-    made: dict[str, list[Path]] = {"skeletons": [], "side_by_side": [], "failures": [], "error_curves": []}
+    made: dict[str, list[Path]] = {"skeletons": [], "side_by_side": [], "layers": [], "failures": [],
+                                   "error_curves": []}
     for res, group in by_res.items():
         test = open_images(data, split, res)
         fit = gallery = None
         if has_annotations(test):  # read the fit subset and the scored test images once for all checkpoints
-            fit = protocol.fit_subset(open_images(data, fit_split, res), n_fit)
+            fit = fit_subset(open_images(data, fit_split, res), n_fit)
             gallery = InMemory(test, range(min(max_test or len(test), len(test))))
         made["side_by_side"].append(side_by_side(group, test, out / f"side_by_side_{res}px.png", n=n, dpi=dpi))
+        made["layers"].append(layers_figure(group, test, out / f"layers_{res}px.png", dpi=dpi))
         for lb, m in group.items():
-            made["skeletons"].append(skeleton_figure(m, test, out / f"skeleton_{safe_name(lb)}.png", label=lb,
-                                                     dpi=dpi))
+            if any(k == "graph" for k in m.layers.values()):
+                made["skeletons"].append(skeleton_figure(m, test, out / f"skeleton_{safe_name(lb)}.png", label=lb,
+                                                         dpi=dpi))
             if fit is not None:
                 made["failures"].append(failure_gallery(m, fit, gallery, out / f"failures_{safe_name(lb)}.png",
                                                         n_fit=None, max_test=None, label=lb, dpi=dpi))

@@ -4,10 +4,10 @@
     inspect("runs/autolink_k10_procedural-64_5000", data="procedural", split="val")
 
 An image slider and a search box (index or name), a multi-select of checkpoints shown side by
-side on the same image, toggles for the layers the selected methods declare (plus keypoints and
-annotations), and a keypoint chooser that shows its heatmap and its error. The widgets only
-drive an `InspectorState` (`lmkcore.viz.state`); each change re-renders it to a PNG shown in an
-`ipywidgets.Image`, so the same code runs in a kernel, in tests and headless.
+side on the same image (a row each), toggles for the layers the selected methods declare (plus
+keypoints, annotations, regressed), and a keypoint chooser that shows its heatmap and its error.
+The widgets only drive an `InspectorState` (`lmkcore.viz.state`); each change re-renders it to a
+PNG shown in an `ipywidgets.Image`, so the same code runs in a kernel, in tests and headless.
 """
 from __future__ import annotations
 
@@ -16,14 +16,16 @@ import html
 import ipywidgets as w
 
 from ..checkpoint import load_method
-from ..methods import Method, build
-from .inputs import (Checkpoint, has_annotations, method_label, method_resolution, open_images,
-                     resolve_checkpoints, untrained_label)
-from .state import LAYERS, InspectorState
+from ..methods import Method
+from .sources import (Checkpoint, has_annotations, method_label, method_resolution, open_images,
+                      resolve_checkpoints, untrained_like)
+from .state import InspectorState
 
-UNTRAINED_NOTE = ("No checkpoint found under {runs_dir!r}: showing an UNTRAINED model ({label}, random weights), "
-                  "not a learned one. Train one (python -m lmkcore.train ...) or pass checkpoints=... to see "
-                  "learned keypoints.")
+NO_CHECKPOINT = ("no checkpoint under {runs_dir!r} (checkpoints={spec!r}): train one (python -m lmkcore.train ...), "
+                 "pass checkpoints= (files or run directories), or pass a method object, e.g. "
+                 "inspect(lmkcore.methods.build(<name>, ...)) for an untrained one")
+UNTRAINED_NOTE = ("UNTRAINED models ({labels}) are shown beside the checkpoints: the same method class and config, "
+                  "random weights (seed {seed}), not learned ones.")
 
 
 class Inspector:
@@ -43,8 +45,11 @@ class Inspector:
         self.checkpoints = w.SelectMultiple(options=list(state.sources), value=tuple(state.selected),
                                             rows=min(6, max(2, len(state.sources))), description="checkpoints",
                                             layout=w.Layout(width="460px"))
-        self.toggles = {ly: w.Checkbox(value=ly in state.enabled, description=ly, indent=False,
-                                       layout=w.Layout(width="auto")) for ly in LAYERS}
+        self.toggles: dict[str, w.Checkbox] = {}  # every layer name seen so far; shown: the available ones
+        self.toggle_box = w.HBox()
+        self.all_edges = w.Checkbox(value=state.all_edges, description="all edges", indent=False,
+                                    tooltip="graph layers: every edge, not only the strongest K-1",
+                                    layout=w.Layout(width="auto"))
         self.keypoint = w.Dropdown(description="keypoint", layout=w.Layout(width="200px"))
         self.image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # native size
         self.info = w.HTML()
@@ -59,14 +64,13 @@ class Inspector:
         self.search.observe(lambda _: self._on_search(), "value")
         self.go.on_click(lambda _: self._on_search())
         self.checkpoints.observe(self._on_checkpoints, "value")
-        for ly, box in self.toggles.items():
-            box.observe(lambda ch, ly=ly: self._on_toggle(ly, ch["new"]), "value")
+        self.all_edges.observe(self._on_all_edges, "value")
         self.keypoint.observe(self._on_keypoint, "value")
         self.widget = w.VBox([
             self.message,
             w.HBox([self.prev, self.slider, self.next, self.search, self.go]),
             w.HBox([self.checkpoints, self.keypoint]),
-            w.HBox(list(self.toggles.values())),
+            self.toggle_box,
             self.info,
             self.image,
         ])
@@ -111,6 +115,10 @@ class Inspector:
         if not self._quiet:
             self.refresh()
 
+    def _on_all_edges(self, change) -> None:
+        self.state.all_edges = bool(change["new"])
+        self.refresh()
+
     def _on_keypoint(self, change) -> None:
         self.state.choose_keypoint(change["new"])
         if not self._quiet:
@@ -118,12 +126,23 @@ class Inspector:
 
     # views
     def _sync_controls(self) -> None:
-        """Show only the toggles the selected methods declare; keypoint choices up to the largest K."""
+        """Toggles: the fixed layers and the union of the selected methods' declared layer names (a
+        checkbox is made the first time a name appears and hidden while no selected method has it);
+        "all edges" where a graph-kind layer is declared; keypoint choices up to the largest K."""
         self._quiet = True
         try:
-            have = set(self.state.available_layers())
+            have = self.state.available_layers()
+            for ly in have:
+                if ly not in self.toggles:
+                    box = w.Checkbox(value=ly in self.state.enabled, description=ly, indent=False,
+                                     layout=w.Layout(width="auto"))
+                    box.observe(lambda ch, ly=ly: self._on_toggle(ly, ch["new"]), "value")
+                    self.toggles[ly] = box
             for ly, box in self.toggles.items():
                 box.layout.display = None if ly in have else "none"
+            graphs = any(k == "graph" for lb in self.state.selected for k in self.state.method(lb).layers.values())
+            self.all_edges.layout.display = None if graphs else "none"
+            self.toggle_box.children = [*self.toggles.values(), self.all_edges]
             k = self.state.n_keypoints()
             self.keypoint.options = [("all", -1)] + [(f"keypoint {i}", i) for i in range(k)]
             keep = self.state.keypoint if self.state.keypoint is not None and self.state.keypoint < k else -1
@@ -167,12 +186,15 @@ class Inspector:
 
 def inspect(checkpoints="", data: str = "procedural", split: str | None = "val", *, runs_dir: str = "runs",
             fit_split: str | None = "fit", n_fit: int = 500, block: int = 16, device: str = "cpu",
-            resolution: int | None = None) -> Inspector:
+            resolution: int | None = None, untrained: bool = False, seed: int = 0) -> Inspector:
     """An inspector for checkpoints on a data set.
 
     checkpoints: "" (the newest under `runs_dir`, every run there selectable), "all", comma-separated
-        checkpoint files or run directories, or a `Method` / `{label: Method}` (e.g. untrained). With ""
-        and no checkpoint, an untrained `autolink` (K=10) is shown, with a visible note saying so.
+        checkpoint files or run directories, or a `Method` / `{label: Method}` (e.g. untrained). No
+        checkpoint found is an error (FileNotFoundError): viz never picks a method by name.
+    untrained: also show, for each method class and K among the selected checkpoints,
+        the same method with fresh weights (seeded by `seed`), labelled "untrained <name> k<K>", with
+        a visible note saying so.
     data: 'procedural', a store (.h5) or a folder of images; split: the split browsed.
     fit_split / n_fit: where the regressed landmarks' linear map is fitted (annotated data only).
     resolution: image size for 'procedural' and image folders (default: the first checkpoint's).
@@ -188,14 +210,22 @@ def inspect(checkpoints="", data: str = "procedural", split: str | None = "val",
         sources = {c.label: c for c in available}
         selected = [c.label for c in chosen]
         if not sources:
-            method = build("autolink", n_parts=10)
-            label = untrained_label(method)
-            sources, selected = {label: method}, [label]
-            message = UNTRAINED_NOTE.format(runs_dir=runs_dir, label=label)
-            print(message)
+            raise FileNotFoundError(NO_CHECKPOINT.format(runs_dir=runs_dir, spec=checkpoints))
+    for lb in selected:  # load the selected now: the first one's resolution decides the data's
+        if isinstance(sources[lb], Checkpoint):
+            sources[lb] = load_method(sources[lb].path)
+    if untrained:
+        fresh = {}
+        for lb in selected:
+            m = untrained_like(sources[lb], seed)
+            fresh.setdefault(method_label(m), m)  # one per label ("untrained <name> k<K>")
+        sources.update(fresh)
+        selected += list(fresh)
+        message = UNTRAINED_NOTE.format(labels=", ".join(fresh), seed=seed)
+        print(message)
     first = sources[selected[0]] if selected else next(iter(sources.values()))
-    if isinstance(first, Checkpoint):  # load it now: its resolution decides the data's
-        first = sources[selected[0] if selected else next(iter(sources))] = load_method(first.path)
+    if isinstance(first, Checkpoint):
+        first = load_method(first.path)
     res = resolution or method_resolution(first)
     images = open_images(data, split, res)
     fit_data = None

@@ -1,8 +1,10 @@
-"""Drawing the inspector's panels: one column per checkpoint, the image with its overlays on top,
-then one row per image-like layer (masked input, reconstruction, edge map, features).
+"""Drawing the inspector's panels as a grid: one row per checkpoint; columns: the image with its
+overlays (keypoints, annotations, regressed landmarks and the overlay-kind layers), then one
+column per pane-kind layer any row shows (image, map, features). A legend names what is drawn.
 
-Uses a bare `matplotlib.figure.Figure` (no pyplot), so it renders the same in a kernel, a test
-or a headless server.
+Layers are drawn by kind (`lmkcore.viz.layers`); nothing here knows a method's layer names. Uses a
+bare `matplotlib.figure.Figure` (no pyplot), so it renders the same in a kernel, a test or a
+headless server. `figures.layers_figure` draws the same grid for a report.
 """
 from __future__ import annotations
 
@@ -10,12 +12,25 @@ import textwrap
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-from .draw import draw_graph, draw_keypoints, keypoint_colours, overlay_heatmap, show_map, to_hwc
+from .draw import GRAPH_COLOUR, draw_keypoints, keypoint_colours, to_hwc
+from .layers import ELLIPSE_COLOUR, GREY, draw_overlay, draw_pane
 
 PANEL_INCHES = 3.0
 ANNOTATION_COLOUR = (0.2, 1.0, 0.3)
 REGRESSED_COLOUR = (1.0, 0.2, 0.8)
+MAX_SWATCHES = 20  # keypoint colours named in the legend (tab20 repeats after 20)
+
+# how each overlay kind looks in the legend: (what it shows, Line2D style)
+KIND_LEGEND = {
+    "heatmaps": ("heatmap", dict(marker="s", linestyle="none", markerfacecolor=(0.99, 0.6, 0.2),
+                                 markeredgecolor=(0.3, 0.0, 0.3), markersize=7)),
+    "graph": ("graph edges (width, opacity: weight)", dict(color=GRAPH_COLOUR, lw=2)),
+    "covariances": ("2-sigma ellipses", dict(marker="o", linestyle="none", markerfacecolor="none",
+                                            markeredgecolor=ELLIPSE_COLOUR, markersize=9)),
+    "points": ("points, colour: label", dict(marker=".", linestyle="none", color=GREY, markersize=8)),
+}
 
 
 def _title(p, width: int = 36) -> str:
@@ -28,48 +43,105 @@ def _title(p, width: int = 36) -> str:
     return "\n".join(lines)
 
 
-def draw_panels(state, panels, *, panel_inches: float = PANEL_INCHES) -> Figure:
-    """A figure of `len(panels)` columns; rows: the image, then each row layer any panel has."""
-    rows = [r for r in ("masked", "reconstruction", "edges", "features") if any(r in p.rows for p in panels)]
-    n_rows, n_cols = 1 + len(rows), max(1, len(panels))
+def pane_columns(panels) -> list[str]:
+    """The pane layers' names over all rows, in first-seen order: the grid's columns after the image."""
+    cols: list[str] = []
+    for p in panels:
+        cols += [n for n in p.panes() if n not in cols]
+    return cols
+
+
+def legend_items(panels, *, all_edges: bool = False) -> list[tuple[str, dict]]:
+    """(text, `Line2D` style) for what the panels draw over the image and nothing else: keypoint
+    colour swatches, annotations, regressed landmarks, then each drawn overlay layer by name and kind."""
+    items: list[tuple[str, dict]] = []
+    drawn = [ly for p in panels for ly in p.layers]
+    if "keypoints" in drawn:
+        k = max((len(p.keypoints) for p in panels if "keypoints" in p.layers and p.keypoints is not None), default=0)
+        for i, c in enumerate(keypoint_colours(k)[:MAX_SWATCHES]):
+            items.append((f"kp {i}", dict(marker="o", linestyle="none", markerfacecolor=tuple(c),
+                                          markeredgecolor="black", markersize=6)))
+    if "annotations" in drawn:
+        items.append(("annotations", dict(marker="s", linestyle="none", color=ANNOTATION_COLOUR, markersize=6)))
+    if "regressed" in drawn:
+        items.append(("regressed", dict(marker="D", linestyle="none", color=REGRESSED_COLOUR, markersize=6)))
+    seen = set()
+    for p in panels:
+        for name, layer in p.overlays().items():
+            if name in seen:
+                continue
+            seen.add(name)
+            what, style = KIND_LEGEND[layer.kind]
+            if layer.kind == "graph":
+                what = "graph, all edges" if all_edges else "graph, strongest K-1 edges"
+            items.append((f"{name} ({what})", style))
+    return items
+
+
+def draw_grid(image, panels, *, item: dict | None = None, skeleton=None, keypoint: int | None = None,
+              title: str = "", all_edges: bool = False, panel_inches: float = PANEL_INCHES) -> Figure:
+    """The grid for one image `(3, H, W)`: a row per panel (checkpoint); columns: the image with the
+    overlays, then `pane_columns(panels)`. `item` (annotations: keypoints, visible) and `skeleton`
+    draw the ground truth where a panel lists "annotations"; `keypoint` is the chosen one."""
+    cols = pane_columns(panels)
+    n_rows, n_cols = max(1, len(panels)), 1 + len(cols)
     titles = [_title(p) for p in panels]
-    top = 0.6 + 0.15 * max((t.count("\n") + 1 for t in titles), default=1)  # inches above the first row
-    fig = Figure(figsize=(max(panel_inches * n_cols, 5.0), panel_inches * n_rows + top))
+    title_in = 0.14 * max((t.count("\n") + 1 for t in titles), default=1) + 0.1  # above each row
+    legend = legend_items(panels, all_edges=all_edges)
+    per_line = max(4, int(n_cols * panel_inches / 1.1))  # legend entries per line
+    legend_in = 0.2 * -(-len(legend) // per_line)
+    top = 0.1 + 0.15 * (title.count("\n") + 1) + legend_in + title_in  # inches above the first row's axes
+    width, height = max(panel_inches * n_cols, 5.0), top + n_rows * panel_inches + (n_rows - 1) * title_in + 0.1
+    fig = Figure(figsize=(width, height))
     axes = np.atleast_2d(fig.subplots(n_rows, n_cols, squeeze=False))
-    item = state.item(state.index)
-    img = to_hwc(item["image"])
+    img = to_hwc(image)
     size = img.shape[0]
-    kp_chosen = state.keypoint
-    for c, p in enumerate(panels):
-        ax = axes[0, c]
+    for r, p in enumerate(panels):
+        ax = axes[r, 0]
         ax.imshow(img, interpolation="nearest")
         ax.set_axis_off()
-        if p.heatmap is not None:
-            overlay_heatmap(ax, p.heatmap, size)
-        if p.graph is not None and p.keypoints is not None:
-            draw_graph(ax, p.keypoints, p.graph, size, lw=1.5)
-        if "annotations" in p.layers:
-            draw_keypoints(ax, item["keypoints"], size, skeleton=state.data.info.skeleton, visible=item["visible"],
-                           marker="s", size=14, colours=ANNOTATION_COLOUR, skeleton_colour=ANNOTATION_COLOUR)
+        for layer in p.overlays().values():
+            draw_overlay(ax, layer, size, p.keypoints, all_edges=all_edges, keypoint=keypoint)
+        if "annotations" in p.layers and item is not None:
+            draw_keypoints(ax, item["keypoints"], size, skeleton=skeleton, visible=item["visible"], marker="s", size=14,
+                           colours=ANNOTATION_COLOUR, skeleton_colour=ANNOTATION_COLOUR)
         if p.regressed is not None:
-            vis = item["visible"] if "visible" in item else None
-            draw_keypoints(ax, p.regressed, size, skeleton=state.data.info.skeleton, visible=vis, marker="D", size=14,
+            vis = item["visible"] if item is not None and "visible" in item else None
+            draw_keypoints(ax, p.regressed, size, skeleton=skeleton, visible=vis, marker="D", size=14,
                            colours=REGRESSED_COLOUR, skeleton_colour=REGRESSED_COLOUR)
         if "keypoints" in p.layers and p.keypoints is not None:
             draw_keypoints(ax, p.keypoints, size, colours=keypoint_colours(len(p.keypoints)), size=30,
-                           highlight=kp_chosen)
-        ax.set_title(titles[c], fontsize=8)
-        for r, row in enumerate(rows, start=1):
-            if row in p.rows:
-                show_map(axes[r, c], p.rows[row], title=row, cmap="viridis" if row == "features" else "gray")
+                           highlight=keypoint)
+        ax.set_xlim(-0.5, size - 0.5)
+        ax.set_ylim(size - 0.5, -0.5)  # overlays may reach outside the image: keep its frame
+        ax.set_title(titles[r], fontsize=7)
+        panes = p.panes()
+        for c, name in enumerate(cols, start=1):
+            if name in panes:
+                draw_pane(axes[r, c], panes[name], title=name)
             else:
                 axes[r, c].set_axis_off()
-                axes[r, c].text(0.5, 0.5, f"no {row}", ha="center", va="center", fontsize=8,
+                axes[r, c].text(0.5, 0.5, f"no {name}", ha="center", va="center", fontsize=8,
                                 transform=axes[r, c].transAxes)
-    legend = "dots: keypoints" + ("   green squares: annotations   pink diamonds: regressed" if state.annotated else "")
-    chosen = "" if kp_chosen is None else f"   (keypoint {kp_chosen})"
-    fig.suptitle(f"image {state.index}: {state.name()}{chosen}\n{legend}", fontsize=8,
-                 y=1 - 0.06 / fig.get_figheight(), va="top")
-    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - top / fig.get_figheight(),
-                        wspace=0.08, hspace=0.25)
+    fig.suptitle(title, fontsize=8, y=1 - 0.05 / height, va="top")
+    if legend:
+        n = len(legend)
+        ncol = -(-n // -(-n // per_line))  # as few lines as fit, entries spread evenly over them
+        order = [i for c in range(ncol) for i in range(c, n, ncol)]  # matplotlib fills columns: read row by row
+        handles = [Line2D([], [], **legend[i][1]) for i in order]
+        fig.legend(handles, [legend[i][0] for i in order], loc="upper center", ncol=ncol, fontsize=6,
+                   frameon=False, handlelength=1.5, columnspacing=0.8,
+                   bbox_to_anchor=(0.5, 1 - (0.1 + 0.15 * (title.count("\n") + 1)) / height))
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.1 / height, top=1 - top / height, wspace=0.08,
+                        hspace=title_in / panel_inches)
     return fig
+
+
+def draw_panels(state, panels, *, panel_inches: float = PANEL_INCHES) -> Figure:
+    """The inspector's current view (`InspectorState.compose()` panels) as a grid figure."""
+    item = state.item(state.index)
+    chosen = "" if state.keypoint is None else f"   (keypoint {state.keypoint})"
+    skeleton = state.data.info.skeleton if "keypoints" in item else None
+    return draw_grid(item["image"], panels, item=item if "keypoints" in item else None, skeleton=skeleton,
+                     keypoint=state.keypoint, title=f"image {state.index}: {state.name()}{chosen}",
+                     all_edges=state.all_edges, panel_inches=panel_inches)

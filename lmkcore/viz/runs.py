@@ -44,7 +44,7 @@ def keypoint_grid(method, images: torch.Tensor, path=None, *, cols: int = 8, gra
     has one (edge opacity = weight)."""
     plt = _plt()
     kp = method.keypoints(images)
-    g = method.graph() if graph and hasattr(method, "graph") else None
+    g = method.graph() if graph else None  # (K, K), or None: the method offers no graph
     n = len(images)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows), squeeze=False)
@@ -73,10 +73,17 @@ def graph_matrix(graph: torch.Tensor, path=None, names=None):
 
 @torch.no_grad()
 def reconstructions(method, images: torch.Tensor, path=None, n: int = 6):
-    """Rows: input, masked input, edge map, reconstruction (for methods that declare them)."""
+    """Rows: the input, then every pane-kind layer the method declares (image, map, features through
+    `layers.pca_rgb` fitted on the shown batch), in its declared order (AutoLink: edge map, masked
+    input, reconstruction)."""
+    from .layers import PANE_KINDS, pca_rgb
+
     plt = _plt()
+    n = min(n, len(images))
     vis = method.visuals(images[:n])
-    rows = [("input", images[:n])] + [(k, vis[k]) for k in ("masked", "edges", "reconstruction") if k in vis]
+    panes = [(name, kind) for name, kind in method.layers.items() if kind in PANE_KINDS and name in vis]
+    rows = [("input", images[:n])] + [(name, pca_rgb(vis[name].float()) if kind == "features" else vis[name])
+                                      for name, kind in panes]
     fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.5 * len(rows)), squeeze=False)
     for r, (name, ims) in enumerate(rows):
         for c in range(n):
@@ -98,12 +105,13 @@ def draw_detections(method, dataset, out_dir, *, batch_size: int = 64, limit: in
     """
     from PIL import Image, ImageDraw
 
-    from .draw import keypoint_colours, to_pixels
+    from .draw import GRAPH_COLOUR, keypoint_colours, to_pixels
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = len(dataset) if limit is None else min(limit, len(dataset))
-    g = method.graph().cpu() if hasattr(method, "graph") else None
+    g = method.graph()  # (K, K), or None: the method offers no graph
+    g = None if g is None else torch.maximum(g, g.T).float().cpu()
     names = dataset.arrays("names") if hasattr(dataset, "arrays") else None
     count = 0
     for start in range(0, n, batch_size):
@@ -121,7 +129,7 @@ def draw_detections(method, dataset, out_dir, *, batch_size: int = 64, limit: in
                 w = g[i, j].numpy()
                 top = np.argsort(-w)[: len(p) - 1]
                 for e in top:
-                    d.line([tuple(p[i[e]]), tuple(p[j[e]])], fill=(255, 255, 255), width=2)
+                    d.line([tuple(p[i[e]]), tuple(p[j[e]])], fill=tuple(int(255 * v) for v in GRAPH_COLOUR), width=2)
             for c, (x, y) in zip(keypoint_colours(len(p)), p):
                 d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=tuple(int(v * 255) for v in c), outline=(0, 0, 0))
             name = Path(str(names[pos])).stem if names is not None else f"{pos:06d}"

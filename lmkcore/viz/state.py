@@ -1,9 +1,11 @@
 """The inspector's state: which image, which checkpoints, which layers; predictions cached by block.
 
 A plain class, driven by the widgets in `lmkcore.viz.inspector` and testable without a kernel.
-Methods are used only through the shared interface (`keypoints`, `visuals`, `layers`), so a new
-method shows up here without changes. Predictions are computed for a block of `block` images at
-once and cached per (kind, checkpoint, block); a redraw never runs a network.
+Methods are used only through the shared interface (`keypoints`, `visuals`, `layers`): the layer
+toggles are the fixed ones (keypoints, annotations, regressed) plus the union of the selected
+methods' declared layer names, and each layer is drawn by its declared kind (`lmkcore.viz.layers`),
+so a new method shows up here without changes. Predictions are computed for a block of `block`
+images at once and cached per (kind, checkpoint, block); a redraw never runs a network.
 
     state = InspectorState(data, {"run@500": Checkpoint(...), "untrained": method}, ["run@500"])
     state.set_index(3); state.toggle("heatmaps", True); png = state.render()
@@ -20,28 +22,52 @@ from torch.utils.data import Dataset
 
 from ..checkpoint import load_method
 from ..methods import Method
-from . import protocol
-from .inputs import Checkpoint, batch, has_annotations, item_names
+from .layers import OVERLAY_KINDS, PANE_KINDS, Layer, per_image, prepare
+from .regressor import Regressor, fit_on, fit_subset, image_errors, landmark_errors, nearest_landmark
+from .sources import Checkpoint, batch, has_annotations, item_names
 
-# Layers in display order. Overlays are drawn on the image; the others get a row of their own.
-LAYERS = ("keypoints", "annotations", "regressed", "graph", "heatmaps", "masked", "reconstruction", "edges",
-          "features")
-ROW_LAYERS = ("masked", "reconstruction", "edges", "features")
+# Layers every view offers, whatever the method; a method's own layers follow in its declared order.
+FIXED_LAYERS = ("keypoints", "annotations", "regressed")
 
 
 @dataclass
 class Panel:
-    """What one checkpoint's column shows for the current image."""
+    """What one checkpoint's row shows for the current image."""
 
     label: str
-    layers: list[str] = field(default_factory=list)
+    layers: list[str] = field(default_factory=list)  # names drawn, fixed and declared
     keypoints: Tensor | None = None  # (K, 2)
     regressed: Tensor | None = None  # (L, 2)
     image_error: float | None = None  # mean regressed-landmark error on this image
     keypoint_error: tuple[str, float] | None = None  # (nearest landmark, normalised distance)
-    heatmap: Tensor | None = None  # (h, w) drawn over the image
-    rows: dict[str, Tensor] = field(default_factory=dict)  # row layer -> (C, H, W)
-    graph: Tensor | None = None  # (K, K)
+    shown: dict[str, Layer] = field(default_factory=dict)  # declared layer name -> what is drawn (prepared)
+
+    def overlays(self) -> dict[str, Layer]:
+        """The shown layers drawn over the image, in drawing order (heatmaps under graph under ...)."""
+        return dict(sorted(((n, ly) for n, ly in self.shown.items() if ly.kind in OVERLAY_KINDS),
+                           key=lambda t: OVERLAY_KINDS.index(t[1].kind)))
+
+    def panes(self) -> dict[str, Layer]:
+        """The shown layers with a panel of their own, in declared order."""
+        return {n: ly for n, ly in self.shown.items() if ly.kind in PANE_KINDS}
+
+
+def declared_layers(method: Method) -> dict[str, str]:
+    """A method's `layers` {name: kind}, checked against the fixed names the inspector draws itself."""
+    clash = sorted(set(method.layers) & set(FIXED_LAYERS))
+    if clash:
+        raise ValueError(f"{type(method).__name__}.layers names {clash}, which the inspector reserves "
+                         f"({FIXED_LAYERS}); give those layers other names")
+    return dict(method.layers)
+
+
+def compose_layers(method_layers: dict[str, str], vis: dict[str, Tensor], names, keypoint: int | None = None
+                   ) -> dict[str, Layer]:
+    """One image's declared layers `names` (of `method_layers`, {name: kind}) from its visuals
+    (per-image tensors), prepared for drawing (`layers.prepare`); names the method did not return
+    are skipped."""
+    return {n: Layer(k, prepare(k, vis[n].float(), keypoint)) for n, k in method_layers.items()
+            if n in names and n in vis}
 
 
 class InspectorState:
@@ -58,12 +84,13 @@ class InspectorState:
         self.selected: list[str] = list(selected if selected is not None else list(self.sources)[:1])
         self.enabled: set[str] = {"keypoints", "annotations"}
         self.keypoint: int | None = None  # chosen keypoint (None: all)
+        self.all_edges = False  # graph layers: every edge, not only the strongest K - 1
         self.drawn_layers: list[str] = []  # layers drawn by the last compose / render
         self.panels: list[Panel] = []
         self.computed: Counter = Counter()  # (kind, label, block) -> times computed (cache misses)
         self._cache: OrderedDict = OrderedDict()
         self._methods: dict[str, Method] = {}
-        self._regressors: dict[str, protocol.Regressor | None] = {}
+        self._regressors: dict[str, Regressor | None] = {}
         self._names: list[str] | None = None
         self._fit_subset: Dataset | None = None
 
@@ -97,8 +124,10 @@ class InspectorState:
         self.selected = list(labels)
 
     def toggle(self, layer: str, on: bool = True) -> None:
-        if layer not in LAYERS:
-            raise KeyError(f"unknown layer {layer!r}; layers: {LAYERS}")
+        """Turn a layer on or off: a fixed one or one that a selected (or earlier loaded) method declares."""
+        known = self.known_layers()
+        if layer not in known:
+            raise KeyError(f"unknown layer {layer!r}; layers: {known}")
         (self.enabled.add if on else self.enabled.discard)(layer)
 
     def choose_keypoint(self, k: int | None) -> None:
@@ -112,15 +141,22 @@ class InspectorState:
             self._methods[label] = m.to(self.device).eval()
         return self._methods[label]
 
+    def known_layers(self) -> list[str]:
+        """The fixed layers, then every layer name a selected or already loaded method declares."""
+        names = list(FIXED_LAYERS)
+        for lb in [*self.selected, *self._methods]:
+            names += [n for n in declared_layers(self.method(lb)) if n not in names]
+        return names
+
     def available_layers(self) -> list[str]:
-        """keypoints and annotations always; regressed where there is a fit split; plus every layer
-        a selected method declares."""
-        have = {"keypoints", "annotations"}
+        """keypoints and annotations always; regressed where there is a fit split; then the union of
+        the layer names the selected methods declare (in their declared order)."""
+        have = ["keypoints", "annotations"]
         if self.annotated and self.fit_data is not None and self.selected:
-            have.add("regressed")
+            have.append("regressed")
         for lb in self.selected:
-            have.update(self.method(lb).layers)
-        return [ly for ly in LAYERS if ly in have]
+            have += [n for n in declared_layers(self.method(lb)) if n not in have]
+        return have
 
     def n_keypoints(self) -> int:
         return max((self.method(lb).n_keypoints for lb in self.selected), default=0)
@@ -153,24 +189,27 @@ class InspectorState:
 
     @torch.no_grad()
     def visuals(self, label: str, i: int) -> dict[str, Tensor]:
-        """The method's visual layers on image `i`: per-image tensors, and the shared graph `(K, K)`."""
+        """The method's declared visual layers on image `i` (`layers.per_image`: a graph `(K, K)` is shared)."""
+        kinds = declared_layers(self.method(label))
+
         def run(idx):
-            return {k: v.float().cpu() for k, v in self.method(label).visuals(self._images(idx)).items()}
+            vis = self.method(label).visuals(self._images(idx))
+            return {k: v.detach().float().cpu() for k, v in vis.items() if k in kinds}
         vis, j = self._block("visuals", label, i, run)
-        return {k: (v[j] if v.dim() == 4 else v) for k, v in vis.items()}
+        return {k: per_image(kinds[k], v, j) for k, v in vis.items()}
 
     def _images(self, idx) -> Tensor:
         items, _ = self._block("items", None, idx[0], lambda ix: batch(self.data, ix))
         return items["image"].to(self.device)
 
-    def regressor(self, label: str) -> protocol.Regressor | None:
+    def regressor(self, label: str) -> Regressor | None:
         """The protocol's linear map for this checkpoint, fitted once on the fit split."""
         if label not in self._regressors:
             if not (self.annotated and self.fit_data is not None):
                 return None
             if self._fit_subset is None:
-                self._fit_subset = protocol.fit_subset(self.fit_data, self.n_fit)
-            self._regressors[label] = protocol.fit_on(self.method(label), self._fit_subset)
+                self._fit_subset = fit_subset(self.fit_data, self.n_fit)
+            self._regressors[label] = fit_on(self.method(label), self._fit_subset)
         return self._regressors[label]
 
     def _box(self, item: dict) -> Tensor:
@@ -182,9 +221,9 @@ class InspectorState:
         if reg is None or not item["visible"].any():
             return None
         pred = reg(self.keypoints(label, i)[None])
-        per = protocol.landmark_errors(pred, item["keypoints"][None], item["visible"][None], self._box(item)[None],
+        per = landmark_errors(pred, item["keypoints"][None], item["visible"][None], self._box(item)[None],
                                        self.data)
-        return float(protocol.image_errors(per)[0])
+        return float(image_errors(per)[0])
 
     def keypoint_error(self, label: str, i: int, k: int) -> tuple[str, float] | None:
         """Keypoint k's distance to its nearest annotated landmark on image i (percent, data set's normaliser)."""
@@ -194,55 +233,43 @@ class InspectorState:
         kp = self.keypoints(label, i)
         if k >= len(kp):
             return None
-        j, err = protocol.nearest_landmark(kp[k], item["keypoints"], item["visible"], self._box(item), self.data)
+        j, err = nearest_landmark(kp[k], item["keypoints"], item["visible"], self._box(item), self.data)
         return self.data.info.keypoint_names[j], err
 
     # composing and drawing
     def compose(self) -> list[Panel]:
-        """The panels for the current image and settings (computes what is not cached yet)."""
+        """The panels for the current image and settings (computes what is not cached yet). A chosen
+        keypoint shows the heatmaps-kind layers (its own map) even where their toggles are off."""
         item, i = self.item(self.index), self.index
-        panels, drawn = [], []
-        show = self.enabled | ({"heatmaps"} if self.keypoint is not None else set())
+        panels = []
         if not self.selected:
             p = Panel("data")
-            if "annotations" in show and "keypoints" in item:
+            if "annotations" in self.enabled and "keypoints" in item:
                 p.layers.append("annotations")
             panels.append(p)
         for label in self.selected:
             m, p = self.method(label), Panel(label)
-            declared = set(m.layers)
+            kinds = declared_layers(m)
             p.keypoints = self.keypoints(label, i)
-            wants_vis = declared & show & {"graph", "heatmaps", *ROW_LAYERS}
-            vis = self.visuals(label, i) if wants_vis else {}
-            if "heatmaps" in wants_vis and "heatmaps" in vis:
-                heat = vis["heatmaps"]  # (K, h, w)
-                if self.keypoint is not None and self.keypoint < len(heat):
-                    p.heatmap = heat[self.keypoint]
-                else:
-                    p.heatmap = (heat / heat.amax((1, 2), keepdim=True).clamp_min(1e-12)).amax(0)
-                p.layers.append("heatmaps")
-            if "graph" in wants_vis and "graph" in vis:
-                p.graph = vis["graph"]
-                p.layers.append("graph")
-            if "annotations" in show and "keypoints" in item:
+            wanted = {n for n, k in kinds.items()
+                      if n in self.enabled or (k == "heatmaps" and self.keypoint is not None)}
+            vis = self.visuals(label, i) if wanted else {}
+            p.shown = compose_layers(kinds, vis, wanted, self.keypoint)
+            if "annotations" in self.enabled and "keypoints" in item:
                 p.layers.append("annotations")
-            if "regressed" in show and (reg := self.regressor(label)) is not None:
+            if "regressed" in self.enabled and (reg := self.regressor(label)) is not None:
                 p.regressed = reg(p.keypoints[None])[0]
                 p.image_error = self.image_error(label, i)
                 p.layers.append("regressed")
-            if "keypoints" in show:
+            if "keypoints" in self.enabled:
                 p.layers.append("keypoints")
             if self.keypoint is not None:
                 p.keypoint_error = self.keypoint_error(label, i, self.keypoint)
-            for row in ROW_LAYERS:
-                if row in wants_vis and row in vis:
-                    v = vis[row]  # (C, H, W); features: their norm over channels
-                    p.rows[row] = v.norm(dim=0, keepdim=True) if row == "features" else v
-                    p.layers.append(row)
+            p.layers += list(p.shown)
             panels.append(p)
-        for p in panels:
-            drawn += [ly for ly in p.layers if ly not in drawn]
-        self.panels, self.drawn_layers = panels, [ly for ly in LAYERS if ly in drawn]
+        order = self.known_layers()
+        drawn = {ly for p in panels for ly in p.layers}
+        self.panels, self.drawn_layers = panels, [ly for ly in order if ly in drawn]
         return panels
 
     def render(self, dpi: int = 90) -> bytes:

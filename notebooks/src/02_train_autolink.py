@@ -1,9 +1,11 @@
 # %% [markdown]
 # # 02 · AutoLink
 # Keypoints linked by a learned graph, trained by masked-image inpainting (He, Wandt, Rhodin,
-# NeurIPS 2022). The defaults train the compact network of the benchmark's `cpu` profile (with its
-# additions `equiv` with `tps` crops, `sep`, `prior`, `decode_scale`, lr 1.5e-3, 3 U-Net levels) on the procedural
-# figures in about six minutes on a 2-core CPU; the `paper` profile sets the paper's architecture and schedule (additions off).
+# NeurIPS 2022). The method's parameters default to `AutoLinkConfig`'s, the workbook's recipe (a test keeps them
+# equal): the compact network with the compact additions (`equiv` with `tps` crops, `sep`, `prior`,
+# `decode_scale`, lr 1.5e-3, 3 U-Net levels), which make keypoints consistent at CPU budgets, on the procedural
+# figures; 1,500 steps of 16 (about 6 minutes on 2 cores). The benchmark passes every field of its profile
+# (`lmkcore.profiles`: `paper` sets the paper's architecture, objective and schedule).
 # Multi-GPU: `torchrun --standalone --nproc_per_node N -m lmkcore.train --method autolink --data STORE ...`.
 
 # %% tags=["parameters"]
@@ -18,23 +20,23 @@ thick: float = 5e-3  # edge thickness tau of exp(-d^2 / tau) (normalised units; 
 sklr: float = 64.0  # learning-rate multiplier of the edge weights (paper 512 with lr 1e-4)
 graph_init: float = -2.0  # initial edge logit, weights start at softplus(graph_init) (paper -4)
 head_init: float = 0.1  # scale of the heatmap head's initial weights (paper 1; small starts keypoints alike)
-prior: float = 0.3  # width of a learned per-keypoint start map (cpu profile; 0 is off, the paper)
-equiv: float = 50.0  # weight of the equivariance term between two random crops (cpu profile; 0 is off, the paper)
-tps: float = 0.08  # >0: the crops are also bent by a thin-plate spline, control points moved this much (cpu profile; 0: similarity crops)
+prior: float = 0.3  # >0: width of a learned per-keypoint start map (0: off, the paper; cpu profile 0.3)
+equiv: float = 50.0  # >0: weight of an equivariance term between two random crops (0: off, the paper; cpu profile 50)
+tps: float = 0.08  # >0: the crops are also bent by a thin-plate spline, control points moved this much (0: similarity crops; cpu profile 0.08)
 jitter: float = 0.0  # >0: the second crop is also recoloured, factors within 1 +- this (0: same colours; the cpu profile uses 0.3 on MTFL)
-sep: float = 1.0  # weight of the keypoint separation term (cpu profile; 0 is off, the paper)
+sep: float = 1.0  # >0: weight of a keypoint separation term (0: off, the paper; cpu profile 1)
 sep_sigma: float = 0.08  # its range: Gaussian of the distance between two keypoints (normalised units)
 resolution: int = 64  # input size of the networks
 det_base: int = 32  # detector width (paper 64)
 det_down: int = 3  # detector down blocks (paper 4)
 det_up: int = 1  # detector up blocks (paper 2)
 dec_base: int = 16  # decoder width (paper 64)
-dec_depth: int = 3  # decoder levels (paper 4)
-decode_scale: float = 0.5  # edge map drawn and image repainted at resolution x this (cpu profile; 1 is the paper)
+dec_depth: int = 3  # decoder levels (paper 4; cpu profile 3)
+decode_scale: float = 0.5  # edge map drawn and image repainted at resolution x this (1: the paper; cpu profile 0.5)
 norm: str = "batch"  # batch | group | instance normalisation in both networks (paper batch)
 loss: str = "pyramid"  # pyramid (weight-free) | l1 | vgg16 | vgg19 (needs local weights)
 ssim: float = 1.0  # weight of the pyramid loss's (1 - SSIM) term (0: Laplacian-pyramid and gradient L1 only)
-lr: float = 1.5e-3  # AdamW learning rate (paper 1e-4)
+lr: float = 1.5e-3  # AdamW learning rate (paper 1e-4; cpu profile 1.5e-3)
 schedule: str = "cosine"  # cosine (with warm-up) | constant (paper)
 warmup: int = 100  # linear warm-up steps of the cosine schedule
 weight_decay: float = 1e-3  # AdamW weight decay (paper 1e-3)
@@ -59,14 +61,14 @@ from pathlib import Path
 import torch
 
 from lmkcore.data import PROCEDURAL, open_dataset
-from lmkcore.methods.autolink import AutoLink, AutoLinkConfig
-from lmkcore.train import TrainConfig, train
+from lmkcore.methods.autolink import AutoLinkConfig
+from lmkcore.train import TrainConfig, build_method, train
 from lmkcore.viz.runs import draw_detections, graph_matrix, keypoint_grid, loss_curve, reconstructions
 
 # %%
 # every AutoLinkConfig field is a parameter above, under the same name
 config = AutoLinkConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(AutoLinkConfig)})
-method = AutoLink(config)
+method = build_method("autolink", dataclasses.asdict(config), seed)  # initialised after torch.manual_seed(seed)
 train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDURAL else "fit"), resolution=resolution)
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(

@@ -31,9 +31,10 @@ import json
 from IPython.display import Image, Markdown, display
 
 from lmkcore.eval import evaluate_checkpoint
-from lmkcore.eval.report import resolve_checkpoints, write_report
+from lmkcore.eval.report import write_report
+from lmkcore.runs import resolve_checkpoints
 
-paths = resolve_checkpoints(checkpoints, runs_dir)
+paths = [c.path for c in resolve_checkpoints(checkpoints, runs_dir, required=True)[1]]  # (available, selected)
 sizes = [s.strip() for s in few_shot.split(",") if s.strip()]
 print("\n".join(map(str, paths)))
 

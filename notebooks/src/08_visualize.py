@@ -4,8 +4,9 @@
 # and as a matrix beside the ground-truth skeleton, the same images with every checkpoint's
 # keypoints, the test images with the largest error under the shared protocol (`lmkcore.eval`,
 # fit on the `fit` split), and the cumulative error curves of every report in
-# `report_dir/*/metrics.json` (written by 07_evaluate), one plot per data set. Without a
-# checkpoint an untrained model stands in, labelled so. Run headless:
+# `report_dir/*/metrics.json` (written by 07_evaluate), one plot per data set, and one image
+# with every layer each checkpoint's method declares. Without a checkpoint only the curves are
+# drawn. Run headless:
 # `papermill notebooks/08_visualize.ipynb out.ipynb -p checkpoints runs/<run>`.
 
 # %% tags=["parameters"]

@@ -4,7 +4,7 @@ from lmkcore.data import ProceduralFigures
 from lmkcore.data.procedural import SKELETON
 from lmkcore.eval import evaluate
 from lmkcore.eval.graph import keypoint_joints, skeleton_recovery
-from lmkcore.eval.inputs import annotations
+from lmkcore.eval.gather import annotations
 
 
 def test_keypoints_that_copy_joints_are_mapped_to_them_and_the_skeleton_is_recovered():

@@ -103,7 +103,16 @@ def test_checkpoint_untrained_floor_and_separate_test_store(tmp_path, tiny_confi
     assert r["split"] == "test" and r["test_images"] == 12 and r["fit_images"] == 16
     assert r["steps"] == 3 and r["wall_s"] == 1.5 and r["images_per_s"] == 10.0 and r["commit"] == "abc"
     assert r["K"] == 4 and r["resolution"] == 32 and r["method"] == "autolink"
+    with pytest.raises(ValueError, match="evaluation 'head': autolink offers"):
+        evaluate_checkpoint(tmp_path / "last.pt", "procedural", "fit", test_data=str(store), evaluation="head")
     fit, val = open_dataset("procedural", "fit", 32), open_dataset("procedural", "val", 32)
-    f = untrained_floor("autolink", tiny_config, fit, val, n_fit=16, seed=0, max_test=8)
-    assert f["kind"] == "untrained" and f["steps"] == 0 and f["test_images"] == 8
-    assert f["metrics"] == untrained_floor("autolink", tiny_config, fit, val, n_fit=16, seed=0, max_test=8)["metrics"]
+    from lmkcore.methods import build
+
+    torch.manual_seed(0)
+    f = untrained_floor(build("autolink", **tiny_config), fit, val, n_fit=16, seed=0, max_test=8)
+    assert f["kind"] == "untrained" and f["steps"] == 0 and f["test_images"] == 8 and f["method"] == "autolink"
+    torch.manual_seed(0)
+    again = untrained_floor(build("autolink", **tiny_config), fit, val, n_fit=16, seed=0, max_test=8)
+    assert f["metrics"] == again["metrics"]  # same seed, same untrained weights, same numbers
+    with pytest.raises(TypeError, match="takes a built Method"):  # eval never builds a method by name
+        untrained_floor("autolink", fit, val)

@@ -1,9 +1,7 @@
 """`collect` turns metrics.json files (fakes written here: this tests the collector) into the tables."""
 import json
 
-import pytest
-
-from lmkcore.eval.report import collect, report_name, resolve_checkpoints, write_report
+from lmkcore.eval.report import collect, report_name, write_report
 
 KEYS = {"method", "dataset", "split", "K", "metric", "value", "fit_images", "resolution", "steps", "wall_s",
         "profile", "commit"}
@@ -48,7 +46,7 @@ def test_collect_writes_json_rows_and_markdown(tmp_path):
     assert "| 900 | skeleton_precision 50.00, skeleton_recall 25.00 | cpu |" in md
 
 
-def test_report_names_and_checkpoint_resolution(tmp_path):
+def test_report_names(tmp_path):
     assert report_name({"kind": "trained", "run": "r1", "n_fit": "all", "split": "val"}) == "r1"
     assert report_name({"kind": "trained", "run": "r1", "n_fit": "1%", "split": "test", "test_data": "x.h5"}) \
         == "r1_fit1pc_on-test"
@@ -61,10 +59,3 @@ def test_report_names_and_checkpoint_resolution(tmp_path):
     assert out.name == "floor_autolink-untrained_k4_procedural-32"
     assert json.loads((out / "metrics.json").read_text())["profile"] == "smoke"
     assert (out / "curves.png").exists() and (out / "per_landmark.png").exists()
-    for run in ("a", "b"):
-        (tmp_path / "runs" / run).mkdir(parents=True)
-        (tmp_path / "runs" / run / "last.pt").write_bytes(b"")
-    assert resolve_checkpoints("", tmp_path / "runs")[0].parent.name in ("a", "b")
-    assert resolve_checkpoints(f"{tmp_path / 'runs' / 'a'}", "")[0] == tmp_path / "runs" / "a" / "last.pt"
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
-        resolve_checkpoints("", tmp_path / "nothing")

@@ -11,7 +11,7 @@ from lmkcore.data import open_dataset
 from lmkcore.viz import figures
 from lmkcore.viz.draw import contact_sheet, show_keypoints
 from lmkcore.viz.figures import PANEL, TOP
-from lmkcore.viz.inputs import find_checkpoints
+from lmkcore.viz.sources import find_checkpoints
 
 DPI = 40  # small figures, same geometry
 
@@ -88,7 +88,8 @@ def test_error_curves_one_plot_per_dataset_tolerant_of_odd_files(tmp_path, capsy
 def test_make_all_writes_every_figure(tmp_path, tiny_runs):
     made = figures.make_all(str(tiny_runs), "", "procedural", "val", str(tmp_path / "reports"), n=2, n_fit=32,
                             max_test=8, dpi=DPI)
-    assert len(made["skeletons"]) == len(made["failures"]) == 2 and len(made["side_by_side"]) == 1
+    assert len(made["skeletons"]) == len(made["failures"]) == 2
+    assert len(made["side_by_side"]) == len(made["layers"]) == 1  # one resolution
     assert made["error_curves"] == []  # no evaluation reports yet
     for paths in made.values():
         for p in paths:
@@ -106,3 +107,9 @@ def test_draw_api_kept(tmp_path, test32):
     show_keypoints(ax, item["image"], item["keypoints"], skeleton=test32.info.skeleton, graph=None, title="t")
     plt.close(fig)
     assert size_of(contact_sheet(test32, tmp_path / "sheet.png", n=4, cols=2))[0] > 0
+
+
+def test_make_all_without_a_checkpoint_draws_only_the_curves(tmp_path, capsys):
+    made = figures.make_all(str(tmp_path / "runs"), "", "procedural", "val", str(tmp_path / "reports"), dpi=DPI)
+    assert all(paths == [] for paths in made.values())  # no method is picked by name
+    assert "no checkpoint" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lmkcore.viz.inputs import find_checkpoints, resolve_checkpoints
+from lmkcore.viz.sources import find_checkpoints, resolve_checkpoints
 from lmkcore.viz.inspector import inspect
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -68,21 +68,41 @@ def test_arrows_and_search_box(ui):
     assert ui.state.index == 9
 
 
+def graph_segments(ui) -> int:
+    """Segments of the learned graph drawn on the first row's image (a LineCollection)."""
+    from matplotlib.collections import LineCollection
+
+    from lmkcore.viz.panels import draw_panels
+
+    ax = draw_panels(ui.state, ui.state.panels).axes[0]
+    return sum(len(c.get_segments()) for c in ax.collections if isinstance(c, LineCollection))
+
+
 def test_toggles_are_the_declared_layers_and_draw_them(ui):
     shown = [ly for ly, box in ui.toggles.items() if box.layout.display != "none"]
-    assert shown == ["keypoints", "annotations", "regressed", "graph", "heatmaps", "masked", "reconstruction", "edges"]
-    assert ui.toggles["features"].layout.display == "none"  # autolink declares no features
+    # the fixed layers, then autolink's own, in its declared order
+    assert shown == ["keypoints", "annotations", "regressed", *ui.state.method(ui.state.selected[0]).layers]
+    assert "features" not in ui.toggles  # autolink declares no features
     for layer in ("heatmaps", "graph", "masked", "reconstruction", "edges"):
         ui.toggles[layer].value = True
         assert layer in ui.state.drawn_layers
     p = ui.state.panels[0]
-    assert p.heatmap is not None and p.graph.shape == (6, 6)
-    assert set(p.rows) == {"masked", "reconstruction", "edges"} and p.rows["masked"].shape == (3, 32, 32)
+    assert p.shown["heatmaps"].data.shape == (16, 16) and p.shown["graph"].data.shape == (6, 6)
+    assert list(p.overlays()) == ["heatmaps", "graph"]
+    assert ui.all_edges.layout.display is None  # offered: autolink declares a graph-kind layer
+    assert graph_segments(ui) == 6 - 1  # the strongest K - 1 edges by default
+    png = ui.image.value
+    ui.all_edges.value = True
+    assert ui.state.all_edges and ui.image.value != png and graph_segments(ui) == 6 * 5 // 2
+    assert list(p.panes()) == ["edges", "masked", "reconstruction"] and p.panes()["masked"].data.shape == (3, 32, 32)
     ui.toggles["keypoints"].value = False
     ui.toggles["masked"].value = False
     assert "keypoints" not in ui.state.drawn_layers and "masked" not in ui.state.drawn_layers
     h, w = Image.open(io.BytesIO(bytes(ui.image.value))).size[::-1]
-    assert h > w / 2  # image row + reconstruction + edges rows
+    assert w > 2 * h  # one row (one checkpoint): the image, edges and reconstruction columns
+    ui.checkpoints.value = (labels(ui, 4)[-1], labels(ui, 6)[-1])
+    h2, w2 = Image.open(io.BytesIO(bytes(ui.image.value))).size[::-1]
+    assert w2 == w and h2 > 1.7 * h  # a second row, the same columns
 
 
 def test_checkpoint_selector_shows_panels_side_by_side(ui):
@@ -104,7 +124,7 @@ def test_keypoint_dropdown_shows_its_heatmap_and_error(ui):
     ui.keypoint.value = 2
     p = ui.state.panels[0]
     assert "heatmaps" in ui.state.drawn_layers  # shown for the chosen keypoint even if the toggle is off
-    assert torch.equal(p.heatmap, ui.state.visuals(label, 0)["heatmaps"][2])
+    assert torch.equal(p.shown["heatmaps"].data, ui.state.visuals(label, 0)["heatmaps"][2])
     name, err = p.keypoint_error
     assert name in ui.state.data.info.keypoint_names and math.isfinite(err) and err >= 0
     # the error is the distance to the nearest annotated landmark, in percent of the box size
@@ -143,11 +163,23 @@ def test_predictions_are_computed_per_block_and_cached(ui):
     assert ui.state.computed[("keypoints", label, 0)] == 1
 
 
-def test_untrained_model_when_no_checkpoint(tmp_path):
-    ui = inspect("", runs_dir=str(tmp_path / "runs"), resolution=32)
-    assert "UNTRAINED" in ui.message.value and "UNTRAINED" in ui.state.message
-    assert ui.state.selected == ["untrained autolink k10"]
-    assert len(ui.state.panels[0].keypoints) == 10
+def test_no_checkpoint_is_an_error_not_a_named_method(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no checkpoint under .*runs.*build"):
+        inspect("", runs_dir=str(tmp_path / "runs"), resolution=32)
+
+
+def test_untrained_comparison_is_built_from_the_checkpoints_method(tiny_runs):
+    ui = inspect("", runs_dir=str(tiny_runs), n_fit=48, untrained=True, seed=3)
+    trained = ui.state.method(ui.state.selected[0])
+    assert ui.state.selected[1:] == [f"untrained {trained.name} k6"]
+    fresh = ui.state.method("untrained autolink k6")
+    assert type(fresh) is type(trained) and fresh.config == trained.config and not fresh.training
+    assert "UNTRAINED" in ui.message.value and "seed 3" in ui.state.message
+    assert [len(p.keypoints) for p in ui.state.panels] == [6, 6]
+    again = inspect("", runs_dir=str(tiny_runs), untrained=True, seed=3).state.method("untrained autolink k6")
+    state, other = fresh.state_dict(), again.state_dict()
+    assert all(torch.equal(state[k], other[k]) for k in state)  # seeded
+    assert not all(torch.equal(state[k], v) for k, v in trained.state_dict().items())  # not the trained weights
 
 
 def test_a_method_object_and_a_plain_image_folder(tmp_path, tiny_untrained):
@@ -204,9 +236,10 @@ def test_a_new_method_plugs_in_through_the_interface_only():
     assert shown == ["keypoints", "annotations", "regressed", "features"]
     ui.toggles["features"].value = True
     assert ui.state.drawn_layers == ["keypoints", "annotations", "features"]
-    assert ui.state.panels[0].rows["features"].shape == (1, 8, 8)
+    rgb = ui.state.panels[0].panes()["features"].data  # through the PCA
+    assert rgb.shape == (3, 8, 8) and rgb.min() >= 0 and rgb.max() <= 1
     ui.keypoint.value = 0  # no heatmaps declared: error only
-    assert ui.state.panels[0].heatmap is None and ui.state.panels[0].keypoint_error is not None
+    assert not ui.state.panels[0].overlays() and ui.state.panels[0].keypoint_error is not None
 
 
 def test_a_store_with_its_saved_splits(tmp_path, tiny_runs):

@@ -72,6 +72,10 @@ class Frames(ListingSource):
                 out[row[0]] = kp
         return out, k_names
 
+    def clip_of(self, name: str) -> str:
+        """The video a frame `<video>/<frame>` belongs to (a store written from this source keeps it)."""
+        return name.split("/", 1)[0]
+
     def pairs(self, gap: int = 1) -> list[tuple[str, str]]:
         """(frame i, frame i + gap) of every video, in order."""
         return [(f[i], f[i + gap]) for f in self.videos.values() for i in range(len(f) - gap)]

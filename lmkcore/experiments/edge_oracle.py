@@ -1,6 +1,6 @@
 """Does AutoLink's decoder use the edge map? An oracle check on data with a skeleton.
 
-    python -m lmkcore.eval.edge_oracle --data procedural --steps 800 [--name NAME] [field=value ...]
+    python -m lmkcore.experiments.edge_oracle --data procedural --steps 800 [--name NAME] [field=value ...]
 
 AutoLink's keypoints learn only through the decoder: if it repaints no better from edges in the
 right place than from edges in the wrong place, the reconstruction loss gives the keypoints no
@@ -113,7 +113,7 @@ def edge_oracle(config: AutoLinkConfig, data: str = "procedural", *, steps: int 
                 test_split: str = "val", variants=VARIANTS) -> list[dict]:
     """One row per variant (`train_decoder`), same initialisation, batches and masks."""
     from ..data import open_dataset
-    from .protocol import data_skeleton
+    from ..eval.protocol import data_skeleton
 
     train_data = open_dataset(data, train_split, resolution=config.resolution)
     skeleton = data_skeleton(train_data)

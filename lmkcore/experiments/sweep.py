@@ -1,7 +1,7 @@
 """Which AutoLink choices matter at CPU scale: one short run per named choice, same data, same
 budget, scored by the shared protocol.
 
-    python -m lmkcore.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--seed N] [--reports reports/autolink_choices]
+    python -m lmkcore.experiments.sweep --data data/mtfl-80.h5 --dataset mtfl --steps 400 [--choices a,b] [--seed N] [--reports reports/autolink_choices]
 
 Each choice is a set of `AutoLinkConfig` overrides on top of the compact configuration (`CHOICES`
 below). Runs go to `runs/choices/`, reports to `--reports/<run>/metrics.json`, and the table to
@@ -12,21 +12,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .data import open_dataset
-from .eval import evaluate_checkpoint
-from .eval.report import collect
-from .methods.autolink import AutoLink, AutoLinkConfig
-from .profiles import ADDITIONS, CPU
-from .train import TrainConfig, train
+from ..data import open_dataset
+from ..eval import evaluate_checkpoint
+from ..eval.report import collect
+from ..methods.autolink import AutoLink, AutoLinkConfig
+from ..profiles import ADDITIONS, COMPACT, COMPACT_ADDITIONS, CPU, method_config
+from ..train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
 # choice back to the paper's (or to an alternative); "paper-init" restores all of the paper's
 # optimisation and initialisation at the compact network size.
 # the cpu profile's config at MTFL's resolution, read from the profile, with similarity crops: the `cpu` rows;
 # the profile itself (its thin-plate-spline crops) is the `cpu-tps-0.08` row
-CPU_MTFL = dict(CPU.autolink, resolution=CPU.plan("mtfl").resolution, tps=0.0)
+CPU_MTFL = dict(COMPACT_ADDITIONS, **method_config(CPU, "autolink"), resolution=CPU.plan("mtfl").resolution,
+                tps=0.0)
 CHOICES = {
-    "compact": {},  # the AutoLinkConfig defaults
+    "compact": {},  # the compact network with the paper's objective (`profiles.COMPACT`)
     "paper-init": dict(sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3, lr=1e-4, schedule="constant"),
     "paper-graph": dict(sklr=512.0, graph_init=-4.0),  # the paper's graph LR multiplier and initial weights
     "paper-head": dict(head_init=1.0),  # Kaiming-initialised heatmap head
@@ -72,7 +73,7 @@ def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, re
     `seed` (the trainer's: initialisation, batches, masks, crops) is part of the run's name and its
     report's profile when it is not 0, so repeats of one choice sit side by side in the table.
     """
-    config = AutoLinkConfig(**{"n_parts": n_parts, **config_fields, **CHOICES[name]})
+    config = AutoLinkConfig(**{**COMPACT, "n_parts": n_parts, **config_fields, **CHOICES[name]})
     method = AutoLink(config)
     tag = name + (f"_seed{seed}" if seed else "")
     run_name = method.run_name(dataset, config.resolution, steps) + f"_{tag}"

@@ -1,4 +1,5 @@
-"""What the protocol consumes: the annotations of a data set and the keypoints a method discovers.
+"""What the protocol consumes, gathered: the annotations of a data set, the keypoints a method
+discovers on it, and the test set a report names (`open_test_set`).
 
 Data sets are `LandmarkStore`s or `ProceduralFigures` (items: image (3, R, R) in [0, 1], keypoints
 (J, 2) normalised [-1, 1], visible (J,), box (4,) pixels) or anything with the same items and an
@@ -7,6 +8,7 @@ Data sets are `LandmarkStore`s or `ProceduralFigures` (items: image (3, R, R) in
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -64,9 +66,24 @@ def annotations(data, indices=None) -> Annotations:
 
 def discover(method, data, indices=None, *, batch_size: int = 64, device="cpu") -> tuple[Tensor | None, Annotations]:
     """Keypoints `(N, K, 2)` normalised [-1, 1] of `method` (None: annotations only) and the annotations."""
+    reads = {} if method is None else {"pred": method.keypoints}
+    out, ann = run_method(method, data, indices, reads, batch_size=batch_size, device=device)
+    return out.get("pred"), ann
+
+
+def run_method(method, data, indices=None, reads: dict | None = None, *, batch_size: int = 64,
+               device="cpu") -> tuple[dict[str, Tensor | None], Annotations]:
+    """Run `method` (eval mode, no gradients) over the items at `indices`, `batch_size` images at a time.
+
+    reads: {name: function of a (B, 3, H, W) image batch -> (B, ...) tensor, or None where the
+    method does not offer it} (e.g. `method.keypoints`, `method.confidence`, `method.features`).
+    Returns ({name: the batches concatenated on the CPU, float32, or None}, the annotations): one pass
+    over the images whatever is read (frozen features are computed once).
+    """
     idx = torch.arange(len(data)) if indices is None else torch.as_tensor(indices, dtype=torch.long)
     loader = DataLoader(Subset(data, idx.tolist()), batch_size=batch_size, num_workers=0)
-    out: dict[str, list[Tensor]] = {"keypoints": [], "visible": [], "box": [], "pred": []}
+    reads = reads or {}
+    out: dict[str, list] = {"keypoints": [], "visible": [], "box": [], **{k: [] for k in reads}}
     if method is not None:
         method.eval().to(device)
     batches = iter(loader)
@@ -78,10 +95,13 @@ def discover(method, data, indices=None, *, batch_size: int = 64, device="cpu") 
                 break
             for k in ("keypoints", "visible", "box"):
                 out[k].append(batch[k])
-            if method is not None:
-                out["pred"].append(method.keypoints(batch["image"].to(device)).float().cpu())  # (B, K, 2)
-    ann = _from_items({k: torch.cat(v) for k, v in out.items() if k != "pred"}, idx, data)
-    return (torch.cat(out["pred"]) if method is not None else None), ann
+            images = batch["image"].to(device) if reads else None
+            for k, read in reads.items():
+                v = read(images)
+                out[k].append(None if v is None else v.float().cpu())
+    ann = _from_items({k: torch.cat(out[k]) for k in ("keypoints", "visible", "box")}, idx, data)
+    got = {k: None if any(v is None for v in out[k]) else torch.cat(out[k]) for k in reads}
+    return got, ann
 
 
 def check_keypoints(kp: Tensor, ann: Annotations, what: str) -> Tensor:
@@ -95,3 +115,16 @@ def check_keypoints(kp: Tensor, ann: Annotations, what: str) -> Tensor:
         raise ValueError(f"{what}: non-finite keypoints in {int(bad.sum())} of {len(ann)} images, item indices "
                          f"{ann.indices[bad][:10].tolist()}{' ...' if bad.sum() > 10 else ''}")
     return kp
+
+
+def open_test_set(data: str, test_split: str | None, test_data: str | None = None, resolution: int = 64):
+    """(test data set, split name): `test_split` of `data`, or of the separate store `test_data`
+    (all of it, named by its file stem, when it has no such split)."""
+    from ..data import LandmarkStore, open_dataset
+
+    if not test_data:
+        return open_dataset(data, test_split, resolution=resolution), test_split
+    store = LandmarkStore(test_data)
+    if test_split and "splits" in store.file and test_split in store.file["splits"]:
+        return LandmarkStore(test_data, test_split), test_split
+    return store, Path(test_data).stem

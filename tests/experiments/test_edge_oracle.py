@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from lmkcore.eval.edge_oracle import edge_oracle, main, skeleton_weights, train_decoder
+from lmkcore.experiments.edge_oracle import edge_oracle, main, skeleton_weights, train_decoder
 from lmkcore.methods.autolink import AutoLinkConfig
 from lmkcore.ops import pair_index
 

@@ -16,11 +16,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..data import InMemory
 from ..eval import LinearFit, discover, few_shot_indices, fit_linear, normaliser, point_errors
 from ..eval.metrics import masked_mean
 from ..methods import Method
 from ..ops import norm_to_unit, unit_to_norm
-from .inputs import InMemory
 
 
 @dataclass

@@ -14,18 +14,14 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ..checkpoint import (  # noqa: F401  (re-exported)
-    Checkpoint,
-    find_checkpoints,
-    method_resolution,
-    resolve_checkpoints,
-    run_checkpoints,
-    workbook_path,
-)
+from ..checkpoint import method_resolution  # noqa: F401  (re-exported)
 from ..data import PROCEDURAL, LandmarkStore, ProceduralFigures, SourceInfo, open_dataset
+from ..data import InMemory  # noqa: F401  (re-exported)
 from ..data.sources import Folder
 from ..data.sources.common import IMAGE_EXTENSIONS
 from ..methods import Method
+from ..paths import workbook_path
+from ..runs import Checkpoint, find_checkpoints, resolve_checkpoints, run_checkpoints  # noqa: F401  (re-exported)
 
 # data
 
@@ -50,21 +46,6 @@ class ImageFolder(Dataset):
         im = im.resize((self.resolution, self.resolution), Image.Resampling.BILINEAR)
         img = torch.from_numpy(np.array(im)).permute(2, 0, 1).float().div_(255.0)
         return {"image": img, "index": i, "name": name}
-
-
-class InMemory(Dataset):
-    """Items `indices` of a data set, read once and kept (same `info`); item `index` stays the original."""
-
-    def __init__(self, data: Dataset, indices):
-        self.items = [data[int(i)] for i in indices]
-        self.info = data.info
-        self.resolution = int(self.items[0]["image"].shape[-1]) if self.items else 0
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, i: int) -> dict:
-        return self.items[i]
 
 
 def open_images(data: str, split: str | None = None, resolution: int = 64) -> Dataset:
@@ -101,6 +82,15 @@ def batch(dataset: Dataset, indices) -> dict:
         if all(k in it for it in items):
             out[k] = torch.stack([torch.as_tensor(it[k]) for it in items])
     return out
+
+
+def untrained_like(method: Method, seed: int = 0) -> Method:
+    """A fresh copy of `method`'s class and config (random weights drawn under `seed`, the global
+    RNG untouched), in eval mode: the untrained baseline of a checkpoint, whatever its method."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        fresh = type(method)(method.config)
+    return fresh.eval()
 
 
 def untrained_label(method: Method) -> str:

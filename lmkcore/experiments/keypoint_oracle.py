@@ -1,6 +1,6 @@
 """Is the true skeleton a solution AutoLink keeps? An oracle check on data with a skeleton.
 
-    python -m lmkcore.eval.keypoint_oracle --data procedural-stick --steps 4200 --max-minutes 20 [field=value ...]
+    python -m lmkcore.experiments.keypoint_oracle --data procedural-stick --steps 4200 --max-minutes 20 [field=value ...]
 
 When AutoLink misses joints or skeleton edges (on 2 cores its keypoints reach no wrist, README),
 either its objective does not value them (then no optimiser will find them), or it does and
@@ -93,7 +93,7 @@ def keypoint_oracle(config: AutoLinkConfig, variant: str, data: str = "procedura
     fit and test split (0: all)."""
     from ..data import open_dataset
     from ..train import TrainConfig, train
-    from .protocol import evaluate
+    from ..eval.protocol import evaluate
 
     if variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
@@ -137,7 +137,7 @@ def _first(data, n: int, num_workers: int):
 
 def _identity_recall(graph: Tensor, skeleton) -> dict:
     """The skeleton check with keypoint k taken as joint k (the oracle's labels, not the regression)."""
-    from .graph import skeleton_recovery
+    from ..eval.graph import skeleton_recovery
 
     r = skeleton_recovery(graph.cpu(), torch.arange(graph.shape[0]), skeleton)
     return {"precision": r["precision"], "recall": r["recall"], "edges": r["edges"]}

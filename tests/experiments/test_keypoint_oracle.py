@@ -7,7 +7,7 @@ from torch.utils.data import Subset
 
 from lmkcore.data import InMemory, open_dataset
 from lmkcore.data.procedural import JOINTS
-from lmkcore.eval.keypoint_oracle import joint_errors, keypoint_oracle, main, pretrain_detector
+from lmkcore.experiments.keypoint_oracle import joint_errors, keypoint_oracle, main, pretrain_detector
 from lmkcore.methods.autolink import AutoLink, AutoLinkConfig
 
 TINY = ["resolution=32", "det_base=8", "det_down=2", "det_up=1", "dec_base=8", "dec_depth=2", "block=8", "warmup=1"]
@@ -60,8 +60,8 @@ def test_command_writes_named_rows_and_a_table(tmp_path):
 def test_one_variant_alone_gets_its_own_row_name():
     from argparse import Namespace
 
-    from lmkcore.eval.keypoint_oracle import VARIANTS
-    from lmkcore.eval.oracle_report import resolve
+    from lmkcore.experiments.keypoint_oracle import VARIANTS
+    from lmkcore.experiments.oracle_report import resolve
 
     names = [resolve(Namespace(variants=v, name="", fields=["block=4"]), VARIANTS)[3]
              for v in ("frozen", "free", "frozen,free")]

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from lmkcore.eval.report import collect
-from lmkcore.sweep import CHOICES, run_choice
+from lmkcore.experiments.sweep import CHOICES, run_choice
 
 
 @pytest.mark.slow

@@ -1,0 +1,159 @@
+"""Parts: statistics of part maps, part maps rendered from statistics, appearance pooled under parts.
+
+The shared machinery of the part-based methods: Lorenz et al., "Unsupervised Part-Based
+Disentangling of Object Shape and Appearance", CVPR 2019 (card `lorenz_part_disentangling.md`,
+sections 3 and 5) and Dundar et al. 2020 (card `dundar_pose_appearance_background.md`), which both
+summarise each of K softmax part maps by a mean and a covariance, render heavy-tailed part heats
+from them, and splat per-part appearance vectors onto those heats.
+
+Shapes: part maps `(B, K, H, W)` (each sums to 1), means `(B, K, 2)` normalised (x, y) in [-1, 1]
+(`ops.coords`: the card's code works in (y, x); here everything is (x, y)), covariances and
+precision factors `(B, K, 2, 2)` in normalised units, appearance `(B, K, C)`.
+
+Example: a part map that is a Gaussian of covariance S centred at m returns (m, S) from
+`part_statistics` (up to the grid's discretisation), and `render_parts(m, precision_factor(S, 1))`
+is 1 / (1 + Mahalanobis(u, m)^2), which is 0.5 at one standard deviation.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .coords import full_precision, grid
+from .heatmaps import soft_argmax_cov
+
+
+# statistics of part maps
+
+def part_statistics(maps: Tensor) -> tuple[Tensor, Tensor]:
+    """Mean and covariance of each probability map: `(B, K, H, W) -> (B, K, 2), (B, K, 2, 2)`.
+
+    mu_k = sum_u p_k(u) u, Sigma_k = sum_u p_k(u) (u - mu_k)(u - mu_k)^T (card section 3,
+    `part_map_to_mu_L_inv`), on the workbook's linspace(-1, 1) pixel-centre grid.
+    """
+    if maps.dim() != 4:
+        raise ValueError(f"part_statistics expects maps (B, K, H, W), got {tuple(maps.shape)}")
+    return soft_argmax_cov(maps)
+
+
+def precision_factor(cov: Tensor, scale: float = 0.8, eps: float = 1e-6) -> Tensor:
+    """The card's precision factor A = scale * L^-1 of a covariance, `(..., 2, 2) -> (..., 2, 2)`.
+
+    With L = [[a, 0], [b, c]] the Cholesky factor of Sigma (a = sqrt(S_00), b = S_10 / a,
+    c = sqrt(S_11 - b^2)), L^-1 = 1 / (a c) [[c, 0], [-b, a]], so ||A d||^2 = scale^2 d^T Sigma^-1 d:
+    heats rendered with A fall off with the part's own extent and orientation. The paper's `L_inv_scal`
+    is 0.8. `eps` keeps a collapsed part (Sigma -> 0) finite.
+    """
+    s = full_precision(cov)
+    a = (s[..., 0, 0] + eps).sqrt()
+    b = s[..., 1, 0] / a
+    c = (s[..., 1, 1] - b * b).clamp_min(0.0).add(eps).sqrt()
+    zero = torch.zeros_like(a)
+    inv = torch.stack([torch.stack([c, zero], -1), torch.stack([-b, a], -1)], -2)  # (..., 2, 2)
+    return inv * (scale / (a * c))[..., None, None]
+
+
+# part heats rendered from statistics
+
+def render_parts(mu: Tensor, precision: Tensor | float, h: int, w: int) -> Tensor:
+    """Heavy-tailed part heats H_k(u) = 1 / (1 + ||A_k (u - mu_k)||^2), `(B, K, 2) -> (B, K, H, W)`.
+
+    `precision`: the factors A_k `(B, K, 2, 2)` (card `--covariance`, from `precision_factor`) or a
+    number s for the circular A = s I (the card's default 10). Peak value 1 at mu_k.
+    """
+    mu = full_precision(mu)
+    d = grid(h, w, device=mu.device, dtype=mu.dtype)[None, None] - mu[:, :, None, None]  # (B, K, H, W, 2)
+    if isinstance(precision, Tensor):
+        d = torch.einsum("bkij,bkhwj->bkhwi", full_precision(precision), d)
+    else:
+        d = d * float(precision)
+    return 1.0 / (1.0 + d.pow(2).sum(-1))
+
+
+def normalise_parts(heats: Tensor) -> Tensor:
+    """H_k / (1 + sum_j H_j), `(B, K, H, W) -> (B, K, H, W)`: where parts overlap they share the pixel,
+    and the weights sum to less than 1 everywhere (background keeps the rest). Lorenz and Dundar both
+    splat appearance with these weights."""
+    return heats / (1.0 + heats.sum(1, keepdim=True))
+
+
+def splat(heats: Tensor, appearance: Tensor) -> Tensor:
+    """Appearance vectors painted onto their parts: `(B, K, H, W), (B, K, C) -> (B, C, H, W)`,
+    sum_k normalise_parts(H)_k f_k (card section 3, `feat_mu_to_enc`)."""
+    return torch.einsum("bkhw,bkc->bchw", normalise_parts(heats), appearance.to(heats.dtype))
+
+
+def encode_parts(mu: Tensor, precision: Tensor | float, appearance: Tensor, sizes: list[int],
+                 feature_levels: int) -> list[Tensor]:
+    """The generator's input at each resolution in `sizes` (coarse to fine): the K part heats, and at the
+    `feature_levels` coarsest sizes also the splatted appearance, `[(B, K [+ C], s, s) for s in sizes]`."""
+    out = []
+    for i, s in enumerate(sizes):
+        heats = render_parts(mu, precision, s, s)  # (B, K, s, s)
+        out.append(torch.cat([heats, splat(heats, appearance)], 1) if i < feature_levels else heats)
+    return out
+
+
+# appearance under part maps
+
+def pool_appearance(features: Tensor, maps: Tensor) -> Tensor:
+    """Per-part appearance f_k = sum_u p_k(u) F(u): `(B, C, h, w), (B, K, H, W) -> (B, K, C)`.
+
+    The maps sum to 1, so f_k is the feature averaged over part k. Features at another size than the
+    maps are resized to the maps' size first (bilinear).
+    """
+    if features.shape[-2:] != maps.shape[-2:]:
+        features = F.interpolate(features, size=maps.shape[-2:], mode="bilinear", align_corners=False)
+    return torch.einsum("bchw,bkhw->bkc", features, maps.to(features.dtype))
+
+
+def foreground_mask(mu: Tensor, h: int, w: int, radius: float = 0.1, floor: float = 0.2) -> Tensor:
+    """The card's reconstruction weighting (section 5), `(B, K, 2) -> (B, 1, H, W)` summing to 1 per image:
+    M(u) = clip(sum_k 1 / (1 + ||(u - mu_k) / radius||^2), 0, 1), zeroed below `floor`, normalised.
+    No gradient flows to `mu` (the card's stop-gradient)."""
+    m = render_parts(mu.detach(), 1.0 / radius, h, w).sum(1, keepdim=True).clamp(0.0, 1.0)  # (B, 1, H, W)
+    m = torch.where(m < floor, torch.zeros_like(m), m)
+    return m / m.sum((2, 3), keepdim=True).clamp_min(1e-8)
+
+
+# equivariance: statistics of a warped view expressed in the original frame
+
+def point_jacobian(fn: Callable[[Tensor], Tensor], p: Tensor, eps: float = 1e-3) -> Tensor:
+    """Jacobian of a point map at points, by central differences: `(B, N, 2) -> (B, N, 2, 2)`,
+    J[..., i, j] = d fn(p)_i / d p_j. `fn` maps `(B, M, 2) -> (B, M, 2)`; it is called once on all
+    4 N shifted points. No gradient flows through J (it is a property of the warp, not of `p`).
+
+    TODO(lead): used for `ops.warp.tps_points` until the shared batched TPS view op (branch `pairs`)
+    returns its own Jacobian; then pass that instead (`transport_statistics(..., jacobian=...)`).
+    """
+    p = full_precision(p).detach()
+    n = p.shape[1]
+    e = torch.eye(2, device=p.device, dtype=p.dtype) * eps  # (2, 2): the shifts along x and along y
+    shifted = torch.cat([p + e[0], p + e[1], p - e[0], p - e[1]], 1)  # (B, 4N, 2)
+    with torch.no_grad():
+        q = fn(shifted).reshape(p.shape[0], 4, n, 2)
+    cols = (q[:, :2] - q[:, 2:]) / (2 * eps)  # (B, 2, N, 2): d fn / d p_j for j = x, y
+    return cols.permute(0, 2, 3, 1)  # (B, N, i, j)
+
+
+def transport_statistics(mu: Tensor, cov: Tensor, fn: Callable[[Tensor], Tensor],
+                         jacobian: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Part statistics of a warped view re-expressed in the original frame, to first order:
+    mu' = T(mu), Sigma' = J Sigma J^T with J = dT/du at mu (card section 5's equivariance, with the
+    part's moments carried through the warp's local linearisation instead of the card's re-integration
+    of the sampling grid). `fn` = T maps view points to original points (`ops.warp.tps_points` bound to
+    a warp); `jacobian` `(B, K, 2, 2)` if the warp provides it. `(B, K, 2), (B, K, 2, 2) -> same`."""
+    j = point_jacobian(fn, mu) if jacobian is None else jacobian
+    return fn(full_precision(mu)), j @ full_precision(cov) @ j.transpose(-1, -2)
+
+
+def equivariance_losses(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> tuple[Tensor, Tensor]:
+    """The card's two equivariance terms between two views' statistics in a common frame (section 5):
+    mean of (mu1 - mu2)^2 over coordinates (`c_trans`), and mean over parts of
+    sqrt(||Sigma1 - Sigma2||_F^2 + 1e-6) (`c_precision_trans`). Scalars."""
+    means = (mu1 - mu2).pow(2).mean()
+    covs = ((cov1 - cov2).pow(2).sum((-1, -2)) + 1e-6).sqrt().mean()
+    return means, covs

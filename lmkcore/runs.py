@@ -1,0 +1,95 @@
+"""Runs and their checkpoints: a run directory holds `last.pt` and `model_<step>.pt` snapshots
+(`lmkcore.train`); here they are found under a runs directory and chosen by the spec a notebook or a
+command line gives (`resolve_checkpoints`). Reading a checkpoint is `lmkcore.checkpoint`."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .paths import workbook_path
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file and the label it is shown under (`run@step`)."""
+
+    path: Path
+    label: str
+    step: int | None = None
+
+
+def _snapshot_step(path: Path) -> int | None:
+    m = re.fullmatch(r"model_(\d+)\.pt", path.name)
+    return int(m.group(1)) if m else None
+
+
+def run_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    """The snapshots of one run, oldest first (`model_<step>.pt`; `last.pt` when there are none).
+
+    The trainer writes `last.pt` and the newest snapshot together, so the newest snapshot stands
+    for `last.pt` and each state is listed once."""
+    run_dir = Path(run_dir)
+    snaps = sorted((s, p) for p in run_dir.glob("model_*.pt") if (s := _snapshot_step(p)) is not None)
+    if snaps:
+        return [Checkpoint(p, f"{run_dir.name}@{s}", s) for s, p in snaps]
+    last = run_dir / "last.pt"
+    return [Checkpoint(last, f"{run_dir.name}@last")] if last.is_file() else []
+
+
+def find_checkpoints(runs_dir: str | Path) -> list[Checkpoint]:
+    """Every run's snapshots under `runs_dir`, newest run first."""
+    root = workbook_path(runs_dir)
+    if not root.is_dir():
+        return []
+    runs = {p.parent for p in root.rglob("*.pt") if p.name == "last.pt" or _snapshot_step(p) is not None}
+    runs = sorted(runs, key=lambda r: max(p.stat().st_mtime for p in r.glob("*.pt")), reverse=True)
+    return [c for r in runs for c in run_checkpoints(r)]
+
+
+def resolve_checkpoints(spec, runs_dir: str | Path = "runs", *,
+                        required: bool = False) -> tuple[list[Checkpoint], list[Checkpoint]]:
+    """(available, selected) from a spec: "" (the newest under `runs_dir`; all of them available),
+    "all", or comma-separated checkpoint files / run directories (a run directory selects its newest
+    snapshot and makes its earlier ones available). A named file or directory that does not exist
+    raises; so does selecting none at all when `required` (evaluation needs one, the inspector does not)."""
+    if isinstance(spec, (list, tuple)):
+        spec = ",".join(str(s) for s in spec)
+    spec = (spec or "").strip()
+    if spec in ("", "all"):
+        available = find_checkpoints(runs_dir)  # newest run first
+        if spec == "all":
+            selected = list(available)
+        else:
+            selected = [run_checkpoints(available[0].path.parent)[-1]] if available else []
+    else:
+        available, selected = _named(spec)
+    if required and not selected:
+        raise FileNotFoundError(f"no checkpoint under {str(runs_dir)!r}; train one first or pass checkpoints")
+    return available, selected
+
+
+def _named(spec: str) -> tuple[list[Checkpoint], list[Checkpoint]]:
+    """(available, selected) of comma-separated checkpoint files and run directories."""
+    available, selected = [], []
+    for part in (s.strip() for s in spec.split(",") if s.strip()):
+        p = workbook_path(part)
+        if p.is_dir():
+            cks = run_checkpoints(p)
+            if not cks:
+                raise FileNotFoundError(f"no checkpoints (last.pt, model_*.pt) in {p}")
+            available += cks
+            selected.append(cks[-1])
+        elif p.is_file():
+            s = _snapshot_step(p)
+            ck = Checkpoint(p, f"{p.parent.name}@{s if s is not None else p.stem}", s)
+            available.append(ck)
+            selected.append(ck)
+        else:
+            raise FileNotFoundError(f"checkpoint {part!r} is neither a file nor a run directory")
+    seen, unique = set(), []
+    for c in available:  # each label once, where it first appears
+        if c.label not in seen:
+            seen.add(c.label)
+            unique.append(c)
+    return unique, selected

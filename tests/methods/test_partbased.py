@@ -1,0 +1,145 @@
+"""The part-based method (Lorenz et al.): read-outs, views, losses, a few training steps, checkpoints."""
+import pytest
+import torch
+
+from lmkcore.checkpoint import load_method
+from lmkcore.methods import METHODS, build
+from lmkcore.methods.base import LAYER_KINDS
+from lmkcore.methods.partbased import PartBasedConfig
+from lmkcore.train import TrainConfig, train
+
+TINY = dict(n_parts=4, in_dim=32, map_dim=16, stem=8, channels=16, depth=2, n_features=8, reconstr_dim=32,
+            gen_base=4, gen_max=16, feature_levels=2, bn=8)
+
+
+def tiny(**kw):
+    torch.manual_seed(0)
+    return build("partbased", **{**TINY, **kw})
+
+
+@pytest.fixture
+def images():
+    torch.manual_seed(1)
+    return torch.rand(4, 3, 32, 32)
+
+
+def test_registered():
+    assert "partbased" in METHODS
+
+
+def test_keypoints_and_covariances(images):
+    m = tiny().eval()
+    kp, cov = m.keypoints(images), m.covariances(images)
+    assert kp.shape == (4, 4, 2) and (kp.abs() <= 1).all()
+    assert cov.shape == (4, 4, 2, 2)
+    torch.testing.assert_close(cov, cov.transpose(-1, -2))
+    assert (torch.linalg.eigvalsh(cov) > 0).all()
+    assert m.keypoints(torch.nn.functional.interpolate(images, size=48)).shape == (4, 4, 2)  # other sizes resized
+
+
+def test_visuals_match_the_declared_layers(images):
+    m = tiny().eval()
+    with torch.no_grad():
+        v = m.visuals(images)
+    assert set(v) == set(m.layers) and all(k in LAYER_KINDS for k in m.layers.values())
+    assert v["parts"].shape == (4, 4, 16, 16) and v["covariances"].shape == (4, 4, 2, 2)
+    for name in ("reconstruction", "swap"):
+        assert v[name].shape == (4, 3, 32, 32) and (v[name] >= 0).all() and (v[name] <= 1).all()
+    with torch.no_grad():  # swap: shape of image b, appearance of image b - 1
+        torch.testing.assert_close(v["swap"], m.transfer(images, images.roll(1, 0)))
+
+
+def test_views_pair_two_warps_and_swap_colours(images):
+    m = tiny(augm=0.0)
+    inputs, targets, warps = m.views(images)
+    assert inputs.shape == (8, 3, 32, 32) and len(warps) == 2
+    torch.testing.assert_close(inputs, targets)  # no colour change: the target is the input itself
+    m = tiny(augm=0.5)
+    inputs, targets, _ = m.views(images)
+    assert not torch.allclose(inputs, targets)  # the target is the same warp in the other colouring
+    assert (inputs - targets).abs().amax((1, 2, 3)).min() > 0
+
+
+@pytest.mark.parametrize("static", [True, False])
+def test_targets_carry_the_partners_colours(static):
+    """On flat grey images a colouring is a colour: the target of view i must be coloured as its partner's input."""
+    m = tiny(augm=0.5, static=static)
+    inputs, targets, _ = m.views(torch.full((4, 3, 32, 32), 0.5))
+    mean_in, mean_tg = inputs.mean((2, 3)), targets.mean((2, 3))  # (8, 3)
+    torch.testing.assert_close(mean_tg, mean_in[m.partner(8, "cpu")], atol=1e-4, rtol=0)
+    assert (mean_tg - mean_in).abs().amax(1).min() > 1e-3  # and not as its own input
+
+
+def test_partner_is_the_other_warp_or_the_other_frame():
+    assert tiny().partner(6, "cpu").tolist() == [3, 4, 5, 0, 1, 2]
+    assert tiny(static=False).partner(6, "cpu").tolist() == [1, 0, 3, 2, 5, 4]
+
+
+def test_loss_terms_and_gradients(images):
+    m = tiny().train()
+    loss, logs = m.loss({"image": images})
+    assert set(logs) == {"rec", "trans", "precision_trans"} and torch.isfinite(loss)
+    loss.backward()
+    assert m.encoder.shape[1][-1].weight.grad.abs().sum() > 0  # the part-map head learns
+    assert m.generator.out.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kind", ["pyramid", "l1"])
+def test_perceptual_reconstruction_choice(images, kind):
+    loss, logs = tiny(rec_loss=kind, L1=False).loss({"image": images})
+    assert torch.isfinite(loss) and logs["rec"] > 0
+
+
+def test_circular_heats_and_l1(images):
+    loss, _ = tiny(covariance=False, L1=True).loss({"image": images})
+    assert torch.isfinite(loss)
+
+
+def test_adversarial_term_has_its_own_optimiser(images):
+    m = tiny(adversarial=True).train()
+    pairs = m.optimizers(10)
+    assert isinstance(pairs, list) and len(pairs) == 2
+    d_params = {id(p) for p in m.discriminator.parameters()}
+    assert not d_params & {id(p) for g in pairs[0][0].param_groups for p in g["params"]}
+    loss, logs = m.loss({"image": images}, 0)
+    assert "g" in logs
+    d, logs = m.loss({"image": images}, 1)
+    assert set(logs) == {"d"}
+    d.backward()
+    assert all(p.grad is None for n, p in m.named_parameters() if not n.startswith("discriminator."))
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in m.discriminator.parameters())
+
+
+def test_without_adversarial_one_optimiser():
+    opt, sched = tiny().optimizers(10)
+    assert isinstance(opt, torch.optim.Adam) and sched is None
+
+
+def test_run_name_has_the_seed_flags():
+    name = tiny(adversarial=True).run_name("mtfl", 32, 100)
+    assert name == "partbased_k4_mtfl-32_100_static_cov_adv_r32_bn8_pixel"
+
+
+def test_bad_config_is_named():
+    with pytest.raises(ValueError, match="rec_loss"):
+        PartBasedConfig(rec_loss="vgg")
+
+
+def test_diagnostics(images):
+    with torch.no_grad():
+        d = tiny().eval().diagnostics(images)
+    assert set(d) == {"shape_gain"} and d["shape_gain"] == d["shape_gain"]  # finite number
+
+
+def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads(tmp_path, procedural32):
+    m = tiny()
+    r = train(m, procedural32, TrainConfig(steps=60, batch_size=4, num_workers=0, out_dir=str(tmp_path), log_every=1,
+                                           progress=False, tensorboard=False, ckpt_every=1000))
+    losses = [h["loss"] for h in r.history]
+    assert len(losses) == 60
+    first, last = sum(losses[:10]) / 10, sum(losses[-10:]) / 10
+    assert last < 0.9 * first, (first, last)
+    loaded = load_method(r.run_dir / "last.pt")
+    images = torch.stack([procedural32[i]["image"] for i in range(4)])
+    m.eval()
+    torch.testing.assert_close(loaded.keypoints(images), m.keypoints(images))
