@@ -36,7 +36,7 @@ and its ICCV-2021 version "On Equivariant and Invariant Learning of Object Landm
 
 The trainer counts optimiser steps, so the seed's `epochs` has no field here; without `cosine` the
 learning rate is constant (the seed's 120/160/200-epoch steps are in epochs).
-`recipe`/`pretrain` trains MoCo, then the projection (if any), then fits the keypoints.
+`recipe` (`pretrain`) trains MoCo, then the projection (if any), then fits the keypoints.
 """
 from __future__ import annotations
 
@@ -328,6 +328,11 @@ class Contrastive(Method):
                                   weight_decay=c.weight_decay)
         return opt, (torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(1, steps)) if c.cosine else None)
 
+    @classmethod
+    def recipe(cls, method: Contrastive, data, cfg) -> list:
+        """MoCo, then the projection (with `use_projection`), then the keypoint clusters: `pretrain`."""
+        return pretrain(method, data, cfg)
+
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config
         return (f"contrastive_k{c.n_parts}_{dataset}-{c.input_size}_{steps}_{c.model}_nk{c.nce_k}"
@@ -353,19 +358,21 @@ def store_in_checkpoints(method: Contrastive, run_dir: str | Path) -> list[Path]
 
 
 def pretrain(method: Contrastive, data, cfg, *, fit_data=None) -> list:
-    """Train `method` on `data` with `lmkcore.train.train` stage by stage: `moco` (cfg.steps), then with
-    `use_projection` `projection` (`proj_steps`, the backbone frozen), each a run directory
-    `<out_dir>/<run>/<stage>`; then `fit_keypoints(fit_data or data)`, stored into the last stage's
-    checkpoints. Returns the stages' `RunResult`s."""
-    from ..train import train
+    """The recipe (`Contrastive.recipe`, run by `lmkcore.train.run_recipe`): stage `moco` (cfg.steps), then
+    with `use_projection` stage `projection` (`proj_steps`, the backbone frozen, started from `moco`'s weights),
+    each a run of `<out_dir>/<experiment>/<stage>` (`lmkcore.train.stage`); then `fit_keypoints(fit_data or
+    data)`, stored into the last stage's checkpoints. Returns the stages' `RunResult`s. Called directly,
+    the experiment is `cfg.experiment`, else `cfg.run_name`, else the method's run name."""
+    from ..train import default_run_name, stage, train
 
-    base = cfg.run_name or method.run_name(cfg.dataset, int(data[0]["image"].shape[-1]), cfg.steps)
+    if not cfg.experiment:
+        cfg = dataclasses.replace(cfg, experiment=cfg.run_name or default_run_name(method, data, cfg), run_name="")
     method.config.stage = "moco"
-    results = [train(method, data, dataclasses.replace(cfg, run_name=f"{base}/moco"))]
+    results = [train(method, data, stage(cfg, "moco"))]
     if method.config.use_projection:
         method.config.stage = "projection"
-        results.append(train(method, data, dataclasses.replace(cfg, run_name=f"{base}/projection",
-                                                                steps=method.config.proj_steps)))
+        results.append(train(method, data, stage(cfg, "projection", after=results[0],
+                                                  steps=method.config.proj_steps)))
     method.fit_keypoints(fit_data if fit_data is not None else data, seed=cfg.seed)
     store_in_checkpoints(method, results[-1].run_dir)
     return results

@@ -70,19 +70,19 @@ from pathlib import Path
 import torch
 
 from lmkcore.data import PROCEDURAL, open_dataset
-from lmkcore.methods.contrastive import Contrastive, ContrastiveConfig, pretrain
-from lmkcore.train import TrainConfig
+from lmkcore.methods.contrastive import ContrastiveConfig
+from lmkcore.train import TrainConfig, build_method, run_recipe
 from lmkcore.viz.features import component_grid, feature_pca_grid, few_shot_curve, landmark_grid
 from lmkcore.viz.runs import keypoint_grid, loss_curve
 
 # %%
 # every ContrastiveConfig field is a parameter above, under the same name
 config = ContrastiveConfig(**{f.name: globals()[f.name] for f in dataclasses.fields(ContrastiveConfig)})
-method = Contrastive(config)
+method = build_method("contrastive", dataclasses.asdict(config), seed)  # initialised after torch.manual_seed(seed)
 train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDURAL else "fit"),
                           resolution=config.resolution)  # image_size: views are cropped from it
 val_data = open_dataset(data, split=val_split, resolution=config.resolution)
-results = pretrain(method, train_data, TrainConfig(
+results = run_recipe(method, train_data, TrainConfig(  # stages moco (, projection) in out_dir/<experiment>/
     steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,
     dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes))
 for r in results:

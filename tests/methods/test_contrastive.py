@@ -201,3 +201,21 @@ def test_only_the_stage_s_module_keeps_gradients():
     m.optimizers(10)
     assert all(p.requires_grad for p in m.projection.parameters())
     assert not any(p.requires_grad for p in [*m.encoder_q.parameters(), *m.encoder_k.parameters()])
+
+
+def test_run_recipe_trains_the_stages_and_the_head_reads_the_features(tmp_path):
+    """The trainer's `run_recipe` runs the class's recipe; the supervised head of the protocol
+    (`lmkcore.eval`, evaluation="head") trains on the frozen features of the result, full and few-shot."""
+    from lmkcore.data.procedural import ProceduralFigures
+    from lmkcore.eval import HeadConfig, evaluate
+    from lmkcore.train import run_recipe
+
+    m = tiny(image_size=32, image_crop=0)
+    data = ProceduralFigures(48, 32, seed=0)
+    results = run_recipe(m, data, TrainConfig(steps=2, batch_size=8, num_workers=0, out_dir=str(tmp_path),
+                                              progress=False, tensorboard=False, experiment="x"))
+    assert [r.run_dir for r in results] == [tmp_path / "x" / "moco"] and bool(m.fitted)
+    r = evaluate(m, data, ProceduralFigures(16, 32, seed=1), evaluation="head", few_shot=(8,),
+                 head=HeadConfig(max_steps=20, eval_every=10, virtual=4))
+    assert r["evaluation"] == "head" and 0 < r["metrics"]["nme"] < 100
+    assert r["few_shot"][0]["fit_images"] == 8
