@@ -134,8 +134,9 @@ keypoint_grid(method, images, figs / "cluster_keypoints.png", title="k-means clu
 if evaluate:
     from lmkcore.eval import HeadConfig, evaluate_checkpoint
 
+    # reports go to report_dir/<experiment>/<stage>[_head]: evaluate_checkpoint names them by the stage's run
     sizes = [int(s) for s in few_shot.split(",") if s.strip()]
-    head = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=report_dir,
+    head = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=figs,
                                evaluation="head", few_shot=sizes, head=HeadConfig(max_steps=head_steps))
     print("head", {k: round(v, 2) for k, v in head["metrics"].items()})
     points = [(head["fit_images"], head["metrics"]["nme"])] + [(f["fit_images"], f["metrics"]["nme"])
@@ -146,6 +147,6 @@ if evaluate:
     landmark_grid(torch.stack([val_data[i]["image"] for i in ex["indices"]]), torch.tensor(ex["pred"]),
                   torch.stack([val_data[i]["keypoints"] for i in ex["indices"]]), figs / "regressed.png",
                   title="regressed landmarks (dots) and annotations (squares)");
-    kp = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=report_dir,
+    kp = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=figs,
                              evaluation="keypoints")
     print("cluster keypoints", {k: round(v, 2) for k, v in kp["metrics"].items()})
