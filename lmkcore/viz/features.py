@@ -1,8 +1,8 @@
 """Figures of dense features and of landmarks read from them (the contrastive-landmarks notebook).
 
     pca_maps(features, n)            joint PCA of every position of a batch (B, C, h, w) -> (B, n, h, w)
-    feature_pca_grid(images, feats)  images over their features' first 3 components as RGB (card section 4:
-                                     the same part gets the same colour in every image)
+    feature_pca_grid(images, feats)  images over their features' first 3 components as RGB (`layers.pca_rgb`,
+                                     card section 4: the same part gets the same colour in every image)
     component_grid(images, feats)    one image beside its first n component maps (the seed's --vis_PCA)
     landmark_grid(images, pred)      predicted landmarks (and the annotated ones) on images
     few_shot_curve(points)           error against the number of annotated fit images
@@ -13,6 +13,7 @@ import torch
 from torch import Tensor
 
 from .draw import show_keypoints, to_hwc
+from .layers import pca_rgb
 from .runs import _plt
 
 
@@ -45,7 +46,7 @@ def feature_pca_grid(images: Tensor, features: Tensor, path=None, *, cols: int =
     """Images (B, 3, H, W) in [0, 1], each above its features' (B, C, h, w) first three joint principal
     components as RGB."""
     plt = _plt()
-    rgb = _unit(pca_maps(features, 3))  # (B, 3, h, w)
+    rgb = pca_rgb(features.float())  # (B, 3, h, w): one PCA for the batch (viz.layers)
     n = len(images)
     rows = (n + cols - 1) // cols
     fig, axes = plt.subplots(2 * rows, cols, figsize=(1.5 * cols, 3.0 * rows), squeeze=False)

@@ -219,3 +219,19 @@ def test_run_recipe_trains_the_stages_and_the_head_reads_the_features(tmp_path):
                  head=HeadConfig(max_steps=20, eval_every=10, virtual=4))
     assert r["evaluation"] == "head" and 0 < r["metrics"]["nme"] < 100
     assert r["few_shot"][0]["fit_images"] == 8
+
+
+def test_the_inspector_draws_the_recipe_s_checkpoint(procedural32, tmp_path):
+    """Cluster keypoints, their similarity maps (heatmaps) and the hypercolumns (features, as PCA RGB)."""
+    from lmkcore.runs import Checkpoint
+    from lmkcore.viz.state import InspectorState
+
+    cfg = TrainConfig(steps=1, batch_size=8, num_workers=0, out_dir=str(tmp_path), progress=False,
+                      tensorboard=False, experiment="x")
+    pretrain(tiny(), procedural32, cfg)
+    state = InspectorState(procedural32, {"c": Checkpoint(tmp_path / "x" / "moco" / "last.pt", "c")})
+    assert {"hypercolumns", "clusters"} <= set(state.available_layers())
+    state.toggle("hypercolumns", True)
+    state.toggle("clusters", True)
+    assert state.render()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert {"keypoints", "hypercolumns", "clusters"} <= set(state.drawn_layers)
