@@ -52,7 +52,7 @@ from torch import Tensor, nn
 
 from ..checkpoint import load, save_atomic
 from ..nets.resnet import STAGE_CHANNELS, embed, hypercolumn, resnet, stages
-from ..ops.colour import random_colour
+from ..ops.colour import ColourJitter, colour_jitter
 from ..ops.contrast import dense_nce, enqueue, info_nce, lighting, momentum_update, random_resized_crop
 from ..ops.coords import grid
 from ..ops.heatmaps import soft_argmax, spatial_softmax
@@ -85,7 +85,7 @@ class ContrastiveConfig:
     bn_splits: int = 4  # ghost-BN groups standing in for per-GPU BN (1: plain BN)
     crop_scale: float = 0.2  # smallest area fraction of RandomResizedCrop
     flip: bool = True  # random horizontal flips
-    jitter: float = 0.4  # colour jitter strength (brightness, contrast, saturation)
+    jitter: float = 0.4  # ColorJitter strength of brightness, contrast and saturation (paper 0.4)
     lighting: float = 0.1  # AlexNet PCA lighting noise sigma
     tps: float = 0.03  # >0: views also bent by a thin-plate spline, control points moved this much (paper 0)
     hypercol_size: int = 0  # hypercolumn grid side (0: input / 2, the paper's 48 at 96 px)
@@ -188,8 +188,13 @@ class Contrastive(Method):
         crop = random_resized_crop(b, scale=(c.crop_scale, 1.0), flip=c.flip, device=dev, generator=generator)
         src = g @ crop[:, :, :2].transpose(1, 2) + crop[:, None, :, 2]  # (2B, n n, 2) points of x
         v = F.grid_sample(x, src.reshape(b, n, n, 2).to(x.dtype), mode="bilinear", align_corners=True)
-        v = lighting(random_colour(v, c.jitter, generator=generator), c.lighting, generator=generator)
+        v = lighting(self._jitter(v, generator), c.lighting, generator=generator)
         return _normalise(v)
+
+    def _jitter(self, images: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        """The seed's ColorJitter(jitter, jitter, jitter) (brightness, contrast, saturation; no hue), per image."""
+        j = self.config.jitter
+        return colour_jitter(images, ColourJitter(j, j, j), generator=generator)[0] if j > 0 else images
 
     def _moco_loss(self, images: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         if self.training and self._ema_pending:  # a trainer without after_step: update before the keys,
@@ -248,7 +253,7 @@ class Contrastive(Method):
         x = _resize(images, c.input_size)
         b = x.shape[0]
         warp = random_tps(b, shift=c.proj_tps, device=x.device)  # view b at p shows x at T(p)
-        pair = torch.cat([random_colour(x, c.jitter), random_colour(warp_images_tps(x, warp), c.jitter)])
+        pair = self._jitter(torch.cat([x, warp_images_tps(x, warp)]))  # (2B, 3, n, n): views a and b
         self.encoder_q.eval()  # frozen backbone, running BN statistics
         with torch.no_grad():
             h = self.hypercolumns(pair)  # (2B, C, s, s)
