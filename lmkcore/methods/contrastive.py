@@ -287,9 +287,9 @@ class Contrastive(Method):
         for s in range(0, n, batch_size):
             ims = data[s:s + batch_size] if torch.is_tensor(data) else \
                 torch.stack([data[i]["image"] for i in range(s, min(n, s + batch_size))])
-            f = F.normalize(self.features(ims[: n - s].to(dev)).float(), dim=1).flatten(2).cpu()  # (b, C, s s)
-            pick = torch.randint(f.shape[-1], (f.shape[0], per_image), generator=g)  # (b, P)
-            rows.append(f.gather(2, pick[:, None].expand(-1, f.shape[1], -1)).transpose(1, 2).flatten(0, 1))
+            f = F.normalize(self.features(ims[: n - s].to(dev)).float(), dim=1).flatten(2)  # (b, C, s s)
+            pick = torch.randint(f.shape[-1], (f.shape[0], per_image), generator=g).to(dev)  # (b, P)
+            rows.append(f.gather(2, pick[:, None].expand(-1, f.shape[1], -1)).transpose(1, 2).flatten(0, 1).cpu())
         x = torch.cat(rows).contiguous().numpy()  # (N P, C)
         km = faiss.Kmeans(x.shape[1], c.n_parts, niter=25, seed=seed, spherical=True, verbose=False)
         km.train(x)

@@ -61,6 +61,7 @@ overwrite: bool = False  # start afresh even if the runs exist
 evaluate: bool = True  # supervised head (full and few-shot) and keypoint protocol at the end
 few_shot: str = "1,5,10,20,50"  # fit-set sizes of the few-shot head curve (comma-separated)
 head_steps: int = 2000  # head optimiser steps at most (early stopping on held-out fit images)
+head_fit: int = 1000  # fit images of the full head (0: all; the protocol holds their features in memory, C x s x s floats each)
 report_dir: str = "reports"  # figures and metrics go to report_dir/<run>/
 
 # %%
@@ -137,7 +138,8 @@ if evaluate:
     # reports go to report_dir/<experiment>/<stage>[_head]: evaluate_checkpoint names them by the stage's run
     sizes = [int(s) for s in few_shot.split(",") if s.strip()]
     head = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=figs,
-                               evaluation="head", few_shot=sizes, head=HeadConfig(max_steps=head_steps))
+                               evaluation="head", n_fit=head_fit or None, few_shot=sizes,
+                               head=HeadConfig(max_steps=head_steps))
     print("head", {k: round(v, 2) for k, v in head["metrics"].items()})
     points = [(head["fit_images"], head["metrics"]["nme"])] + [(f["fit_images"], f["metrics"]["nme"])
                                                              for f in head["few_shot"]]
