@@ -152,7 +152,13 @@ CPU = Profile(
         config={},  # the recipe is AutoLinkConfig's defaults
         datasets={"mtfl": RunPlan(ks=(10, 8, 4), config=dict(jitter=0.3), train=dict(cpu_amp=True)),
                   "lspet": RunPlan(ks=(10, 16))},
-        notebook=AUTOLINK_NOTEBOOK)},
+        notebook=AUTOLINK_NOTEBOOK),
+        # part-based disentangling: PartBasedConfig's defaults are its compact recipe (64 px, batch `bn` 8 of
+        # two warps each); trained by the package (lmkcore.train), capped like AutoLink's runs
+        "partbased": MethodPlan(
+            datasets={"mtfl": RunPlan(ks=(10,), steps=5000, max_minutes=29.0),
+                      "lspet": RunPlan(ks=(16,), steps=4000, max_minutes=25.0)},
+            train=dict(batch_size=8))},
     train=dict(batch_size=32, num_workers=2, seed=0),
 )
 
@@ -166,7 +172,14 @@ PAPER = Profile(
                     sklr=512.0, graph_init=-4.0, head_init=1.0, thick=2.5e-3,  # the seed's README (CelebA-wild)
                     loss=paper_loss),  # vgg16, or pyramid when the VGG-16 weights are absent (resolved by `get`)
         datasets={"mtfl": RunPlan(ks=(4, 8, 10)), "lspet": RunPlan(ks=(10, 16))},
-        notebook=AUTOLINK_NOTEBOOK)},
+        notebook=AUTOLINK_NOTEBOOK),
+        # the card's sizes at 128 px (reports/partbased/README.md): a 4-level hourglass of 256 channels, 64-d
+        # part appearance, batch 16 of two warps each, Adam 1e-3
+        "partbased": MethodPlan(
+            config=dict(in_dim=128, reconstr_dim=128, map_dim=64, stem=64, channels=256, depth=4, app_depth=1,
+                        n_features=64, dropout=0.2, gen_base=64, gen_max=512, bn=16, lr=1e-3),
+            datasets={"mtfl": RunPlan(ks=(10,)), "lspet": RunPlan(ks=(16,))},
+            train=dict(batch_size=16))},
     train=dict(batch_size=64, num_workers=4, seed=0),
 )
 

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets import PartEncoder, PartGenerator, generator_sizes
-from ..ops import random_colour, random_tps, reconstruction_loss, tps_points, warp_images_tps
+from ..ops import random_colour, random_tps, reconstruction_loss, warp_images_tps
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
@@ -68,7 +68,7 @@ class PartBasedConfig:
     feature_levels: int = 3  # coarsest generator sizes that receive the splatted appearance
     L_inv_scal: float = 0.8  # scale of the precision factor (covariance heats)
     heat_scale: float = 10.0  # precision of the circular heats (covariance=False)
-    # views (card section 6; random_tps of ops.warp until the shared Lorenz view op lands)
+    # views (card section 6): warps by `ops.warp.random_tps` with these strengths; their params are `ops.tps` params
     tps_scal: float = 0.05  # thin-plate control point shift (normalised units)
     rot_scal: float = 0.1  # rotation range, radians
     zoom: float = 0.3  # zoom range: crops of side in [1 - zoom, 1]
@@ -208,8 +208,7 @@ class PartBased(Method):
         else:
             rec = self.recon(recon.float(), target)
         # equivariance (card section 5, `c_trans`, `c_precision_trans`): both warps' parts in the original frame
-        stats = [transport_statistics(mu[s], cov[s], lambda p, w=w: tps_points(w, p))
-                 for s, w in zip((slice(0, b), slice(b, 2 * b)), warps)]
+        stats = [transport_statistics(mu[s], cov[s], w) for s, w in zip((slice(0, b), slice(b, 2 * b)), warps)]
         trans, prec = equivariance_losses(*stats[0], *stats[1])
         loss = c.c_l2 * rec + c.c_trans * trans + c.c_precision_trans * prec
         logs = {"rec": rec.detach(), "trans": trans.detach(), "precision_trans": prec.detach()}

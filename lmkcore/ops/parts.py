@@ -16,14 +16,13 @@ is 1 / (1 + Mahalanobis(u, m)^2), which is 0.5 at one standard deviation.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from .coords import full_precision, grid
 from .heatmaps import soft_argmax_cov
+from .tps import sampling_jacobian, unmap_points
 
 
 # statistics of part maps
@@ -121,33 +120,15 @@ def foreground_mask(mu: Tensor, h: int, w: int, radius: float = 0.1, floor: floa
 
 # equivariance: statistics of a warped view expressed in the original frame
 
-def point_jacobian(fn: Callable[[Tensor], Tensor], p: Tensor, eps: float = 1e-3) -> Tensor:
-    """Jacobian of a point map at points, by central differences: `(B, N, 2) -> (B, N, 2, 2)`,
-    J[..., i, j] = d fn(p)_i / d p_j. `fn` maps `(B, M, 2) -> (B, M, 2)`; it is called once on all
-    4 N shifted points. No gradient flows through J (it is a property of the warp, not of `p`).
-
-    TODO(lead): used for `ops.warp.tps_points` until the shared batched TPS view op (branch `pairs`)
-    returns its own Jacobian; then pass that instead (`transport_statistics(..., jacobian=...)`).
-    """
-    p = full_precision(p).detach()
-    n = p.shape[1]
-    e = torch.eye(2, device=p.device, dtype=p.dtype) * eps  # (2, 2): the shifts along x and along y
-    shifted = torch.cat([p + e[0], p + e[1], p - e[0], p - e[1]], 1)  # (B, 4N, 2)
-    with torch.no_grad():
-        q = fn(shifted).reshape(p.shape[0], 4, n, 2)
-    cols = (q[:, :2] - q[:, 2:]) / (2 * eps)  # (B, 2, N, 2): d fn / d p_j for j = x, y
-    return cols.permute(0, 2, 3, 1)  # (B, N, i, j)
-
-
-def transport_statistics(mu: Tensor, cov: Tensor, fn: Callable[[Tensor], Tensor],
-                         jacobian: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def transport_statistics(mu: Tensor, cov: Tensor, warp: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
     """Part statistics of a warped view re-expressed in the original frame, to first order:
     mu' = T(mu), Sigma' = J Sigma J^T with J = dT/du at mu (card section 5's equivariance, with the
     part's moments carried through the warp's local linearisation instead of the card's re-integration
-    of the sampling grid). `fn` = T maps view points to original points (`ops.warp.tps_points` bound to
-    a warp); `jacobian` `(B, K, 2, 2)` if the warp provides it. `(B, K, 2), (B, K, 2, 2) -> same`."""
-    j = point_jacobian(fn, mu) if jacobian is None else jacobian
-    return fn(full_precision(mu)), j @ full_precision(cov) @ j.transpose(-1, -2)
+    of the sampling grid). `warp`: the view's thin-plate-spline params (`ops.tps`: T = `unmap_points`,
+    J = `sampling_jacobian`, analytic). `(B, K, 2), (B, K, 2, 2) -> same`."""
+    mu = full_precision(mu)
+    j = sampling_jacobian(warp, mu.detach())  # a property of the warp at the part, not a path for gradients
+    return unmap_points(warp, mu), j @ full_precision(cov) @ j.transpose(-1, -2)
 
 
 def equivariance_losses(mu1: Tensor, cov1: Tensor, mu2: Tensor, cov2: Tensor) -> tuple[Tensor, Tensor]:
