@@ -17,7 +17,7 @@ and its ICCV-2021 version "On Equivariant and Invariant Learning of Object Landm
    different groups, which is what MoCo's shuffle-BN achieves across GPUs (MoCo's one-GPU demo does the
    same). `sync_batchnorm = False`: under DDP each device keeps its own BN, and keys are gathered.
 2. Hypercolumns (card section 4): conv2_x ... conv(1 + `layer`)_x of the query encoder, bilinearly
-   resized to a common grid (input / 2: 48 at the paper's 96 px) and stacked (`use_hypercol`; otherwise
+   resized to a common grid (`hypercol_size`; the paper's 48 at 96 px) and stacked (`use_hypercol`; otherwise
    conv(1 + `layer`)_x alone). Not L2-normalised (the card does not normalise them). `features()` returns
    them (or their projection, 3.) for the supervised head (`lmkcore.eval.head`, card section 5).
 3. `use_projection` (the ICCV version): a 1x1 convolution maps hypercolumns to `proj_dim` unit
@@ -88,7 +88,7 @@ class ContrastiveConfig:
     jitter: float = 0.4  # ColorJitter strength of brightness, contrast and saturation (paper 0.4)
     lighting: float = 0.1  # AlexNet PCA lighting noise sigma
     tps: float = 0.03  # >0: views also bent by a thin-plate spline, control points moved this much (paper 0)
-    hypercol_size: int = 0  # hypercolumn grid side (0: input / 2, the paper's 48 at 96 px)
+    hypercol_size: int = 16  # hypercolumn grid side (0: input / 2, paper 48 at 96 px; 16: a cheap CPU head)
     # projection (use_projection, ICCV version): a second stage on the frozen backbone
     stage: str = "moco"  # moco | projection: what loss() trains (the recipe switches it)
     proj_dim: int = 64  # descriptor size

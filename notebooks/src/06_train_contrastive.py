@@ -37,7 +37,7 @@ flip: bool = True  # random horizontal flips
 jitter: float = 0.4  # colour jitter strength (paper 0.4)
 lighting: float = 0.1  # AlexNet PCA lighting noise sigma (paper 0.1)
 tps: float = 0.03  # >0: views also bent by a thin-plate spline (paper 0)
-hypercol_size: int = 0  # hypercolumn grid side (0: input / 2, the paper's 48 at 96 px)
+hypercol_size: int = 16  # hypercolumn grid side (0: input / 2, paper 48 at 96 px; 16: a cheap CPU head)
 stage: str = "moco"  # first stage trained (the recipe sets it per stage)
 proj_dim: int = 64  # projected descriptor size (ICCV: 64 / 128 / 256)
 proj_t: float = 0.07  # temperature of the dense InfoNCE
@@ -61,7 +61,7 @@ overwrite: bool = False  # start afresh even if the runs exist
 evaluate: bool = True  # supervised head (full and few-shot) and keypoint protocol at the end
 few_shot: str = "1,5,10,20,50"  # fit-set sizes of the few-shot head curve (comma-separated)
 head_steps: int = 2000  # head optimiser steps at most (early stopping on held-out fit images)
-head_fit: int = 1000  # fit images of the full head (0: all; the protocol holds their features in memory, C x s x s floats each)
+head_fit: int = 1000  # fit images of the full head (0: all; their features are held in memory)
 report_dir: str = "reports"  # figures and metrics go to report_dir/<run>/
 
 # %%

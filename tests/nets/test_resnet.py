@@ -12,7 +12,8 @@ def test_split_batchnorm_normalises_each_group_alone():
     y = bn(x)
     for g in range(2):  # group g: the images b with b % 2 == g
         xg = x[g::2]
-        ref = (xg - xg.mean((0, 2, 3), keepdim=True)) / (xg.var((0, 2, 3), unbiased=False, keepdim=True) + bn.eps).sqrt()
+        var = xg.var((0, 2, 3), unbiased=False, keepdim=True)
+        ref = (xg - xg.mean((0, 2, 3), keepdim=True)) / (var + bn.eps).sqrt()
         assert torch.allclose(y[g::2], ref, atol=1e-5)
     # running mean: 0.9 * 0 + 0.1 * (mean of the two groups' means)
     means = torch.stack([x[g::2].mean((0, 2, 3)) for g in range(2)]).mean(0)
