@@ -52,6 +52,7 @@ def build(name: str, **config) -> Method:
 
 
 from . import autolink  # noqa: E402,F401  (registers itself)
+from . import contrastive  # noqa: E402,F401  (registers itself)
 from . import partbased  # noqa: E402,F401  (registers itself)
 from . import fgbg  # noqa: E402,F401  (registers itself)
 from . import selftrain  # noqa: E402,F401  (registers itself)
