@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from .methods.selftrain import PAPER as SELFTRAIN_PAPER
+
 
 @dataclass(frozen=True)
 class DataPlan:
@@ -160,7 +162,18 @@ CPU = Profile(
         "partbased": MethodPlan(
             datasets={"mtfl": RunPlan(ks=(10,), steps=5000, max_minutes=29.0),
                       "lspet": RunPlan(ks=(16,), steps=4000, max_minutes=25.0)},
-            train=dict(batch_size=8))},
+            train=dict(batch_size=8)),
+        # the methods below have compact recipes as their dataclass defaults; trained by the package
+        "fgbg": MethodPlan(  # still images: warped pairs (use_temporal needs clips); K and size are its own fields
+            config=dict(use_temporal=False, use_warped=True),
+            datasets={"mtfl": RunPlan(config=dict(n_landmarks=10, img_size=64), steps=5000, max_minutes=29.0),
+                      "lspet": RunPlan(config=dict(n_landmarks=16, img_size=64), steps=4000, max_minutes=25.0)},
+            train=dict(batch_size=16)),
+        "selftrain": MethodPlan(datasets={"mtfl": RunPlan(max_minutes=0.0), "lspet": RunPlan(max_minutes=0.0)}),
+        "contrastive": MethodPlan(
+            datasets={"mtfl": RunPlan(ks=(10,), steps=3000, max_minutes=30.0),
+                      "lspet": RunPlan(ks=(16,), steps=3000, max_minutes=30.0)},
+            train=dict(batch_size=32))},
     train=dict(batch_size=32, num_workers=2, seed=0),
 )
 
@@ -181,7 +194,20 @@ PAPER = Profile(
             config=dict(in_dim=128, reconstr_dim=128, map_dim=64, stem=64, channels=256, depth=4, app_depth=1,
                         n_features=64, dropout=0.2, gen_base=64, gen_max=512, bn=16, lr=1e-3),
             datasets={"mtfl": RunPlan(ks=(10,)), "lspet": RunPlan(ks=(16,))},
-            train=dict(batch_size=16))},
+            train=dict(batch_size=16)),
+        "fgbg": MethodPlan(
+            config=dict(use_temporal=False, use_warped=True, img_size=128, stem=64, channels=256, depth=4, n_filters=32,
+                        gen_base=64, gen_max=512, mask_base=32, mask_depth=3, bg_base=32, bg_depth=3, lr=1e-4,
+                        vgg_lambda=5.0, rec_loss="auto"),
+            datasets={"mtfl": RunPlan(config=dict(n_landmarks=10)), "lspet": RunPlan(config=dict(n_landmarks=30))},
+            train=dict(batch_size=16)),
+        "selftrain": MethodPlan(config=SELFTRAIN_PAPER, datasets={"lspet": RunPlan(config=dict(n_clusters=250))}),
+        "contrastive": MethodPlan(
+            config=dict(model="resnet50", image_size=136, image_crop=20, learning_rate=0.03, adam=False, cosine=True,
+                        nce_k=4096, nce_m=0.999, nce_t=0.07, weight_decay=1e-4, tps=0.0, hypercol_size=48,
+                        bn_splits=4),
+            datasets={"mtfl": RunPlan(ks=(10,), config=dict(image_size=96, image_crop=0)), "lspet": RunPlan(ks=(16,))},
+            train=dict(batch_size=256))},
     train=dict(batch_size=64, num_workers=4, seed=0),
 )
 

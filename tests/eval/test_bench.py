@@ -44,7 +44,7 @@ def test_profiles():
     # a machine-dependent value is a function in the profile, resolved by `get`
     assert callable(config["loss"]) and get("paper").method("autolink").config["loss"] == paper_loss()
     assert {name: list(p.methods) for name, p in PROFILES.items()} == {
-        "smoke": ["autolink"], "cpu": ["autolink", "partbased"], "paper": ["autolink", "partbased"]}
+        "smoke": ["autolink"], **{n: ["autolink", "partbased", "fgbg", "selftrain", "contrastive"] for n in ("cpu", "paper")}}
     partbased = cpu.method("partbased")  # a method without a notebook: the package trains it, at its own batch
     assert not partbased.notebook and partbased.train["batch_size"] == 8
     assert {d: partbased.runs(d).ks for d in ("mtfl", "lspet")} == {"mtfl": (10,), "lspet": (16,)}
@@ -209,8 +209,8 @@ def test_ks_runs_only_the_named_k_and_rejects_others(tmp_path, monkeypatch):
         bench_main(["--profile", "cpu", "--method", "autolink", "--ks", "10,7", *dirs])
     assert len(seen) == 3
     assert bench_main(["--profile", "cpu", "--ks", "10", *dirs]) == 0  # --ks applies to every method of the profile
-    assert seen[-1] == [("autolink", "mtfl", (10,)), ("autolink", "lspet", (10,)), ("partbased", "mtfl", (10,)),
-                        ("partbased", "lspet", ())]
+    assert seen[-1][:4] == [("autolink", "mtfl", (10,)), ("autolink", "lspet", (10,)), ("partbased", "mtfl", (10,)),
+                            ("partbased", "lspet", ())]
 
 
 def test_method_selects_and_every_method_of_the_profile_runs_by_default(tmp_path, monkeypatch, registry):
@@ -218,8 +218,9 @@ def test_method_selects_and_every_method_of_the_profile_runs_by_default(tmp_path
     monkeypatch.setattr(Bench, "run", _runs_seen(seen))
     dirs = [f"--{n}={tmp_path / n}" for n in ("reports", "runs", "data-dir")]
     assert bench_main(["--profile", "cpu", *dirs]) == 0  # default: the profile's methods
-    assert seen[-1] == [("autolink", "mtfl", (10, 8, 4)), ("autolink", "lspet", (10, 16)),
-                        ("partbased", "mtfl", (10,)), ("partbased", "lspet", (16,))]
+    assert seen[-1][:4] == [("autolink", "mtfl", (10, 8, 4)), ("autolink", "lspet", (10, 16)),
+                            ("partbased", "mtfl", (10,)), ("partbased", "lspet", (16,))]
+    assert [m for m, _, _ in seen[-1][4:]] == ["fgbg", "fgbg", "selftrain", "selftrain", "contrastive", "contrastive"]
     assert bench_main(["--profile", "cpu", "--method", OUTSIDE, *dirs]) == 0  # only that one
     assert seen[-1] == [("toy", "mtfl", (4,)), ("toy", "lspet", (4,))]  # no plan: its own K
     assert bench_main(["--profile", "smoke", "--method", f"autolink,{OUTSIDE}", *dirs]) == 0
