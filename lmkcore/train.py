@@ -318,6 +318,20 @@ def stage(cfg: TrainConfig, name: str, after: RunResult | None = None, **changes
     return dataclasses.replace(cfg, run_name=name, init_from=init, **changes)
 
 
+def store_weights(method: Method, run_dir: str | os.PathLike) -> list[Path]:
+    """Write `method`'s current weights into a finished run's `last.pt` and newest `model_<step>.pt`, keeping
+    everything else (for a recipe that sets state after its last stage, e.g. keypoint clusters); the files."""
+    run_dir = Path(run_dir)
+    written = []
+    for p in [run_dir / "last.pt"] + sorted(run_dir.glob("model_*.pt"))[-1:]:
+        if p.is_file():
+            ck = load(p)
+            ck["model"] = {k: v.detach().cpu() for k, v in method.state_dict().items()}
+            save_atomic(ck, p)
+            written.append(p)
+    return written
+
+
 def default_run_name(method: Method, data: Dataset, cfg: TrainConfig) -> str:
     """The method's `run_name(dataset, resolution, steps)`, with `_w<world>` under DDP."""
     world = int(os.environ.get("WORLD_SIZE", 1))

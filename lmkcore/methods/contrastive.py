@@ -43,14 +43,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..checkpoint import load, save_atomic
 from ..nets.resnet import STAGE_CHANNELS, embed, hypercolumn, resnet, stages
 from ..ops.colour import ColourJitter, colour_jitter
 from ..ops.contrast import dense_nce, enqueue, info_nce, lighting, momentum_update, random_resized_crop
@@ -347,28 +345,13 @@ class Contrastive(Method):
 
 # the recipe: MoCo, then the projection (use_projection), then the keypoint clusters
 
-def store_in_checkpoints(method: Contrastive, run_dir: str | Path) -> list[Path]:
-    """Write `method`'s current weights (e.g. the clusters set by `fit_keypoints`) into the run's `last.pt`
-    and its newest `model_<step>.pt`, keeping everything else; returns the files written."""
-    run_dir = Path(run_dir)
-    snaps = sorted(run_dir.glob("model_*.pt"))
-    written = []
-    for p in [run_dir / "last.pt"] + snaps[-1:]:
-        if p.is_file():
-            ck = load(p)
-            ck["model"] = {k: v.detach().cpu() for k, v in method.state_dict().items()}
-            save_atomic(ck, p)
-            written.append(p)
-    return written
-
-
 def pretrain(method: Contrastive, data, cfg, *, fit_data=None) -> list:
     """The recipe (`Contrastive.recipe`, run by `lmkcore.train.run_recipe`): stage `moco` (cfg.steps), then
     with `use_projection` stage `projection` (`proj_steps`, the backbone frozen, started from `moco`'s weights),
     each a run of `<out_dir>/<experiment>/<stage>` (`lmkcore.train.stage`); then `fit_keypoints(fit_data or
     data)`, stored into the last stage's checkpoints. Returns the stages' `RunResult`s. Called directly,
     the experiment is `cfg.experiment`, else `cfg.run_name`, else the method's run name."""
-    from ..train import default_run_name, stage, train
+    from ..train import default_run_name, stage, store_weights, train
 
     if not cfg.experiment:
         cfg = dataclasses.replace(cfg, experiment=cfg.run_name or default_run_name(method, data, cfg), run_name="")
@@ -379,5 +362,5 @@ def pretrain(method: Contrastive, data, cfg, *, fit_data=None) -> list:
         results.append(train(method, data, stage(cfg, "projection", after=results[0],
                                                   steps=method.config.proj_steps)))
     method.fit_keypoints(fit_data if fit_data is not None else data, seed=cfg.seed)
-    store_in_checkpoints(method, results[-1].run_dir)
+    store_weights(method, results[-1].run_dir)
     return results

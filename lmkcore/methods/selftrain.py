@@ -6,11 +6,11 @@ Correspondence", NeurIPS 2020 (card: shared/methods/mallis_self_training.md).
 
 0. Bootstrap (card section 3, weight-free per section 11): corners + SIFT descriptors at three zooms,
    clustered into M landmark classes; pseudo-label = (x, y, cluster), each cluster once per image
-   (`selftrain_labels.bootstrap`).
+   (`data.pseudo_labels.bootstrap`).
 1. Step 1 (section 5): a FAN (stem + hourglass, `nets.fan`) with a detector and a descriptor head trained
    on pairs of independently warped views: detector MSE on a one-hot target per view, plus a contrastive
    loss that pulls together the descriptors of one cluster in both views and pushes apart different ones.
-   After each round the labels are re-detected and re-clustered (`selftrain_labels.relabel`).
+   After each round the labels are re-detected and re-clustered (`data.pseudo_labels.relabel`).
 2. Step 2 (section 6): from the last Step-1 weights, one heatmap per surviving cluster trained by masked
    heatmap regression; channels that keep firing at the same place are merged. Keypoints are the
    arg-max per channel, the confidence its peak value (threshold 0.2): a varying number of landmarks.
@@ -36,7 +36,7 @@ from ..ops.clusters import merge_channels
 from ..ops.interest import argmax_points, map_nms, sample_descriptors, stamp_maps
 from . import register
 from .base import Method
-from .selftrain_labels import PseudoLabels
+from ..data.pseudo_labels import PseudoLabels
 
 
 # The paper's values where the workbook's recipe (the defaults below: a compact network and schedule that
@@ -402,7 +402,7 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     label files are reused. Returns the Step-2 method and {"dir", "counts" (labels per cluster, per
     round), "results" (the stages' `RunResult`s)}."""
     from ..train import TrainConfig, stage, train
-    from .selftrain_labels import bootstrap, relabel
+    from ..data.pseudo_labels import bootstrap, relabel
 
     train_cfg = train_cfg or TrainConfig()
     base = dataclasses.replace(train_cfg, experiment=train_cfg.experiment or config.experiment_name,

@@ -85,7 +85,7 @@ from torch.utils.data import Subset
 
 from lmkcore.data import PROCEDURAL, open_dataset
 from lmkcore.methods.selftrain import SelfTrainConfig, run
-from lmkcore.methods.selftrain_labels import PseudoLabels
+from lmkcore.data.pseudo_labels import PseudoLabels
 from lmkcore.train import TrainConfig
 from lmkcore.viz.clusters import cluster_counts, cluster_gallery, labelled_points, landmarks
 from lmkcore.viz.runs import loss_curve

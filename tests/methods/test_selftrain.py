@@ -1,4 +1,4 @@
-"""Self-training correspondence (methods/selftrain.py, methods/selftrain_labels.py): tiny shapes, seconds."""
+"""Self-training correspondence (methods/selftrain.py, data/pseudo_labels.py): tiny shapes, seconds."""
 import dataclasses
 
 import pytest
@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from lmkcore.data import ProceduralFigures
 from lmkcore.methods.selftrain import SelfTrain, SelfTrainConfig, run
-from lmkcore.methods.selftrain_labels import PseudoLabels, bootstrap, relabel
+from lmkcore.data.pseudo_labels import PseudoLabels, bootstrap, relabel
 from lmkcore.ops.coords import grid
 from lmkcore.ops.interest import in_box
 

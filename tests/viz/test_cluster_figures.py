@@ -2,7 +2,7 @@
 import torch
 
 from lmkcore.methods.selftrain import SelfTrain, SelfTrainConfig
-from lmkcore.methods.selftrain_labels import PseudoLabels
+from lmkcore.data.pseudo_labels import PseudoLabels
 from lmkcore.ops.coords import pixels_to_norm
 from lmkcore.viz.clusters import cluster_colours, cluster_counts, cluster_gallery, labelled_points, landmarks, patches
 
