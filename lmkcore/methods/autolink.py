@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..nets import Detector, UNet
 from ..ops import (
+    resize,
     block_mask,
     edge_map,
     pair_index,
@@ -95,13 +96,6 @@ def spread_points(k: int, radius: float = 0.5) -> Tensor:
     return torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
 
 
-def _resize(images: Tensor, size: int, antialias: bool = False) -> Tensor:
-    """Images `(B, 3, H, W)` at `size` x `size` (bilinear); as they are if already that size."""
-    if images.shape[-2:] == (size, size):
-        return images
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=antialias)
-
-
 @register
 class AutoLink(Method):
     name = "autolink"
@@ -129,7 +123,7 @@ class AutoLink(Method):
     # 1. detector -> heatmaps -> keypoints
     def heatmaps(self, images: Tensor) -> Tensor:
         """`(B, 3, H, W)` in [0, 1] -> probability maps `(B, K, h, w)`."""
-        logits = self.detector(_resize(images, self.config.resolution) * 2.0 - 1.0)  # (B, K, h, w)
+        logits = self.detector(resize(images, self.config.resolution) * 2.0 - 1.0)  # (B, K, h, w)
         return spatial_softmax(logits if self.prior is None else logits + self.prior)
 
     def keypoints(self, images: Tensor) -> Tensor:
@@ -161,8 +155,8 @@ class AutoLink(Method):
 
     def inputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """The detector's input (`resolution`) and the repainting target (`resolution * decode_scale`)."""
-        x = _resize(images, self.config.resolution)
-        return x, _resize(x, round(self.config.resolution * self.config.decode_scale), antialias=True)
+        x = resize(images, self.config.resolution)
+        return x, resize(x, round(self.config.resolution * self.config.decode_scale), antialias=True)
 
     # 5. the loss
     def loss(self, batch: dict) -> tuple[Tensor, dict[str, Tensor]]:

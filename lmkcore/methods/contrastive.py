@@ -54,7 +54,7 @@ from ..ops.colour import ColourJitter, colour_jitter
 from ..ops.contrast import dense_nce, enqueue, info_nce, lighting, momentum_update, random_resized_crop
 from ..ops.coords import grid
 from ..ops.heatmaps import soft_argmax, spatial_softmax
-from ..ops.warp import random_tps, tps_points, warp_images_tps
+from ..ops.warp import random_tps, resize, tps_points, warp_images_tps
 from . import register
 from .base import Method, WarmupCosine
 
@@ -123,12 +123,6 @@ class ContrastiveConfig:
         return self.image_size - 2 * self.image_crop
 
 
-def _resize(images: Tensor, size: int) -> Tensor:
-    if images.shape[-2:] == (size, size):
-        return images
-    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-
-
 def _normalise(x: Tensor) -> Tensor:
     """[0, 1] images to roughly zero mean, unit spread (fixed constants: BN follows the first conv)."""
     return (x - 0.45) / 0.25
@@ -178,7 +172,7 @@ class Contrastive(Method):
         inputs, n = `input_size`, views b and B + b of image b. One sampling grid per view composes the
         centre crop, the TPS bend and the resized crop with its flip; then colour jitter and lighting."""
         c, dev = self.config, images.device
-        x = _resize(images, c.image_size).repeat(2, 1, 1, 1)  # (2B, 3, S, S)
+        x = resize(images, c.image_size, antialias=True).repeat(2, 1, 1, 1)  # (2B, 3, S, S)
         b, n = x.shape[0], c.input_size
         g = grid(n, n, device=dev).reshape(1, n * n, 2) * ((n - 1) / (c.image_size - 1))  # the centre crop
         if c.tps > 0:  # view point p shows crop point T(p)
@@ -234,7 +228,7 @@ class Contrastive(Method):
     def hypercolumns(self, images: Tensor) -> Tensor:
         """(B, 3, H, W) in [0, 1] -> (B, C, s, s): the query encoder's stages resized to s and stacked."""
         c = self.config
-        x = _normalise(_resize(images, c.input_size))
+        x = _normalise(resize(images, c.input_size, antialias=True))
         maps = stages(self.encoder_q, x, c.layer)
         return hypercolumn(maps if c.use_hypercol else maps[-1:], c.hypercol_size or c.input_size // 2)
 
@@ -248,7 +242,7 @@ class Contrastive(Method):
         """Dense InfoNCE between an image's view a (recoloured) and view b (TPS-warped, recoloured):
         `proj_points` random positions of b against the corresponding points of a (ICCV version)."""
         c = self.config
-        x = _resize(images, c.input_size)
+        x = resize(images, c.input_size, antialias=True)
         b = x.shape[0]
         warp = random_tps(b, shift=c.proj_tps, device=x.device)  # view b at p shows x at T(p)
         pair = self._jitter(torch.cat([x, warp_images_tps(x, warp)]))  # (2B, 3, n, n): views a and b

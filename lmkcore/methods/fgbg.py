@@ -41,11 +41,10 @@ from ..data import LandmarkStore, ProceduralFigures
 from ..data.pairs import FramePairs
 from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
-from ..ops import COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss
+from ..ops import COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from . import register
 from .base import Method
-from .partbased import _resize
 
 
 @dataclass
@@ -202,7 +201,7 @@ class FgBg(Method):
         """`(B, 3, H, W)` in [0, 1] -> part maps `(B, K, m, m)`, means `(B, K, 2)`, covariances `(B, K, 2, 2)`
         (fixed_covar I with `use_identity_covariance`), appearance `(B, K, n_filters)`."""
         c = self.config
-        maps, feats = self.encoder(_resize(images, c.img_size))
+        maps, feats = self.encoder(resize(images, c.img_size, antialias=True))
         mu, cov = part_statistics(maps)
         if c.use_identity_covariance:
             cov = c.fixed_covar * torch.eye(2, device=mu.device, dtype=mu.dtype).expand_as(cov)
@@ -255,7 +254,7 @@ class FgBg(Method):
         `appearance_images[b]`: `(B, 3, H, W), (B, 3, H, W) -> (B, 3, S, S)`."""
         _, mu, cov, _ = self.encode(pose_images)
         _, mu_b, cov_b, app_b = self.encode(appearance_images)
-        partner = _resize(appearance_images, self.config.img_size)
+        partner = resize(appearance_images, self.config.img_size, antialias=True)
         return self.render(mu, cov, app_b, partner, (mu_b, cov_b))["output"]
 
     def mask(self, images: Tensor) -> Tensor:
@@ -270,12 +269,12 @@ class FgBg(Method):
         """(shape input, target, partner) `(B, 3, S, S)` each: colour-jittered a, clean a, and the partner
         (the other frame and / or a TPS warp)."""
         c = self.config
-        image = _resize(batch["image"], c.img_size)
+        image = resize(batch["image"], c.img_size, antialias=True)
         if c.use_temporal:
             if "image2" not in batch:
                 raise ValueError("use_temporal=True needs items with 'image2' (another frame of the clip: "
                                  "lmkcore.data.pairs.FramePairs); for still images use use_temporal=False, use_warped=True")
-            partner = _resize(batch["image2"], c.img_size)
+            partner = resize(batch["image2"], c.img_size, antialias=True)
         else:
             partner = image
         if c.use_warped:
@@ -321,7 +320,7 @@ class FgBg(Method):
         """Each image rebuilt from its own Gaussians, appearance and background; "transfer": the landmarks of
         image b with the appearance and background of image b - 1."""
         _, mu, cov, app = self.encode(images)
-        own = _resize(images, self.config.img_size)
+        own = resize(images, self.config.img_size, antialias=True)
         out = self.render(mu, cov, app, own, (mu, cov))
         vis = {"gaussians": self.gaussians(mu, cov, self.config.img_size // 2), "covariances": cov,
                "foreground": out["foreground"], "reconstruction": out["output"],
@@ -336,7 +335,7 @@ class FgBg(Method):
         b - 1's landmarks with image b's appearance (near 0: the landmarks carry nothing); `mask_mean`: the
         share of the image the predicted foreground covers (near 0 or 1: the factorisation collapsed)."""
         _, mu, cov, app = self.encode(images)
-        own = _resize(images, self.config.img_size)
+        own = resize(images, self.config.img_size, antialias=True)
         err = [(self.render(m, s, app, own, (mu, cov))["output"] - own).pow(2).mean()
                for m, s in ((mu, cov), (mu.roll(1, 0), cov.roll(1, 0)))]
         out = {"shape_gain": float(100 * (err[1] - err[0]) / err[0].clamp_min(1e-12))}

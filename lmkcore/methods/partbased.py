@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets import PartEncoder, PartGenerator, generator_sizes
-from ..ops import random_colour, random_tps, reconstruction_loss, warp_images_tps
+from ..ops import random_colour, random_tps, reconstruction_loss, resize, warp_images_tps
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
@@ -107,12 +107,6 @@ class PatchDiscriminator(nn.Module):
         return self.linear(self.body(x).mean((2, 3)))[:, 0]
 
 
-def _resize(images: Tensor, size: int) -> Tensor:
-    if images.shape[-2:] == (size, size):
-        return images
-    return F.interpolate(images, size=size, mode="bilinear", align_corners=False, antialias=True)
-
-
 @register
 class PartBased(Method):
     name = "partbased"
@@ -134,7 +128,7 @@ class PartBased(Method):
     def encode(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """`(B, 3, H, W)` in [0, 1] -> part maps `(B, K, m, m)`, means `(B, K, 2)`, covariances `(B, K, 2, 2)`,
         appearance `(B, K, C)`."""
-        maps, feats = self.encoder(_resize(images, self.config.in_dim))
+        maps, feats = self.encoder(resize(images, self.config.in_dim, antialias=True))
         mu, cov = part_statistics(maps)
         return maps, mu, cov, pool_appearance(feats, maps)
 
@@ -189,7 +183,7 @@ class PartBased(Method):
         """Optimiser 0 (the networks): c_l2 rec + c_trans mean-equivariance + c_precision_trans
         covariance-equivariance (+ c_g adversarial); optimiser 1 (with `adversarial`): the discriminator."""
         c = self.config
-        images = _resize(batch["image"], c.in_dim)
+        images = resize(batch["image"], c.in_dim, antialias=True)
         if not c.static and images.shape[0] % 2:
             raise ValueError(f"static=False pairs consecutive batch items; the batch has {images.shape[0]} images")
         b = images.shape[0]
@@ -200,7 +194,7 @@ class PartBased(Method):
         mu, cov = part_statistics(maps)
         appearance = pool_appearance(feats, maps)[self.partner(2 * b, images.device)]  # (2B, K, C) of the partner
         recon = self.decode(mu, cov, appearance)  # (2B, 3, R, R)
-        target = _resize(targets, c.reconstr_dim)
+        target = resize(targets, c.reconstr_dim, antialias=True)
         # reconstruction (card section 5, `c_l2`): the view from its own parts and its partner's appearance
         if self.recon is None:  # card: sum over the masked pixels and channels, batch mean
             err = (recon.float() - target).abs() if c.L1 else (recon.float() - target).pow(2)
@@ -238,7 +232,7 @@ class PartBased(Method):
             maps, feats = self.encoder(inputs)
             mu, cov = part_statistics(maps)
             fake = self.decode(mu, cov, pool_appearance(feats, maps)[self.partner(len(inputs), inputs.device)])
-        real = _resize(targets, self.config.reconstr_dim)
+        real = resize(targets, self.config.reconstr_dim, antialias=True)
         lr, lf = self.discriminator(self._patches(real, mu, cov)), self.discriminator(self._patches(fake, mu, cov))
         d = (F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr))
              + F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
@@ -255,7 +249,7 @@ class PartBased(Method):
         another image's parts (image b - 1's) with the image's own appearance. Near 0, the generator
         ignores the parts and the keypoints carry nothing."""
         _, mu, cov, app = self.encode(images)
-        target = _resize(images, self.config.reconstr_dim)
+        target = resize(images, self.config.reconstr_dim, antialias=True)
         own = (self.decode(mu, cov, app) - target).pow(2).mean()
         other = (self.decode(mu.roll(1, 0), cov.roll(1, 0), app) - target).pow(2).mean()
         return {"shape_gain": float(100 * (other - own) / own.clamp_min(1e-12))}

@@ -8,9 +8,9 @@ from .masking import block_mask
 from .tps import (TPS_PRESETS, TpsPreset, jacobian, map_gaussians, map_points, random_params, random_tps_views,
                   sampling_grid, sampling_jacobian, unmap_points, warp_with)
 from .views import two_views
-from .warp import random_affine, random_tps, tps_points, warp_images, warp_images_tps, warp_points
+from .warp import random_affine, random_tps, resize, tps_points, warp_images, warp_images_tps, warp_points
 
-__all__ = ["full_precision", "grid", "norm_to_pixels", "norm_to_unit", "pixels_to_norm", "unit_to_norm", "edge_map",
+__all__ = ["resize", "full_precision", "grid", "norm_to_pixels", "norm_to_unit", "pixels_to_norm", "unit_to_norm", "edge_map",
            "pair_index", "segment_distance2", "gaussian_maps", "soft_argmax", "soft_argmax_cov",
            "spatial_softmax", "reconstruction_loss", "block_mask", "random_affine", "random_colour",
            "random_tps", "tps_points", "warp_images", "warp_images_tps", "warp_points", "TPS_PRESETS",

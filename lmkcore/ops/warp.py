@@ -15,6 +15,14 @@ from torch import Tensor
 from .coords import full_precision, grid
 
 
+def resize(images: Tensor, size: int, antialias: bool = False) -> Tensor:
+    """Images `(B, C, H, W)` at `size` x `size` (bilinear; `antialias` when shrinking an image to be compared
+    or encoded); the same tensor if already that size."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=antialias)
+
+
 def random_affine(b: int, *, rotate: float = 10.0, zoom: float = 0.3, device=None,
                   generator: torch.Generator | None = None) -> Tensor:
     """Random similarity warps `(B, 2, 3)` that zoom in and stay inside the image.

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .draw import to_hwc, to_pixels
-from .runs import _plt
+from .runs import _plt, save_figure
 
 
 def cluster_colours(m: int) -> np.ndarray:
@@ -33,14 +33,6 @@ def _grid(n: int, cols: int, size: float = 1.8):
     return fig, axes
 
 
-def _save(fig, path, title=None):
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
-
 
 def labelled_points(images: Tensor, labels, rows: Tensor | None = None, path=None, *, cols: int = 8,
                     title: str | None = None):
@@ -54,7 +46,7 @@ def labelled_points(images: Tensor, labels, rows: Tensor | None = None, path=Non
         sel = labels.image == r
         p = to_pixels(labels.points[sel], img.shape[-1])
         ax.scatter(p[:, 0], p[:, 1], s=14, c=colours[labels.cluster[sel].numpy()], edgecolors="black", linewidths=0.4)
-    return _save(fig, path, title or "pseudo-labels, coloured by cluster")
+    return save_figure(fig, path, title or "pseudo-labels, coloured by cluster")
 
 
 def patches(images: Tensor, points: Tensor, size: int = 16, extent: float = 0.25) -> Tensor:
@@ -95,7 +87,7 @@ def cluster_gallery(data, labels, path=None, *, clusters: int = 12, per_cluster:
             ax.plot([size / 2 - 0.5], [size / 2 - 0.5], "+", color=colours[c], ms=6, mew=1.5)
             i += 1
         axes[row, 0].set_title(f"cluster {c} ({int(counts[c])})", fontsize=6, loc="left")
-    return _save(fig, path, title or "clusters: patches around each cluster's labels")
+    return save_figure(fig, path, title or "clusters: patches around each cluster's labels")
 
 
 def cluster_counts(counts: list[Tensor], path=None, *, title: str | None = None):
@@ -113,7 +105,7 @@ def cluster_counts(counts: list[Tensor], path=None, *, title: str | None = None)
     b.set_ylabel("labels in all")
     for ax in (a, b):
         ax.grid(alpha=0.3)
-    return _save(fig, path, title or "cluster sizes per round")
+    return save_figure(fig, path, title or "cluster sizes per round")
 
 
 @torch.no_grad()
@@ -132,4 +124,4 @@ def landmarks(method, images: Tensor, path=None, *, cols: int = 8, title: str | 
                    edgecolors="black", linewidths=0.4)
         ax.scatter(p[~on, 0], p[~on, 1], s=10, marker="x", c=colours[~on], alpha=0.35)
         ax.set_title(f"{int(on.sum())}/{len(on)} confident", fontsize=7)
-    return _save(fig, path, title or f"step 2 landmarks (opacity: confidence; x: below {thr})")
+    return save_figure(fig, path, title or f"step 2 landmarks (opacity: confidence; x: below {thr})")

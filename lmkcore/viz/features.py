@@ -14,7 +14,7 @@ from torch import Tensor
 
 from .draw import show_keypoints, to_hwc
 from .layers import pca_rgb
-from .runs import _plt
+from .runs import _plt, save_figure
 
 
 def pca_maps(features: Tensor, n: int = 3) -> Tensor:
@@ -57,12 +57,7 @@ def feature_pca_grid(images: Tensor, features: Tensor, path=None, *, cols: int =
         if i < n:
             top.imshow(to_hwc(images[i]))
             bottom.imshow(to_hwc(rgb[i]), interpolation="nearest")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
+    return save_figure(fig, path, title)
 
 
 def component_grid(images: Tensor, features: Tensor, path=None, *, n: int = 25, rows: int = 4):
@@ -101,12 +96,7 @@ def landmark_grid(images: Tensor, pred: Tensor, target: Tensor | None = None, pa
         show_keypoints(ax, images[i], pred[i], size=10)
         if target is not None:
             show_keypoints(ax, images[i], target[i], marker="s", size=8)
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
+    return save_figure(fig, path, title)
 
 
 def few_shot_curve(points: list[tuple], path=None, *, metric: str = "nme", label: str | None = None):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import torch
 
 from .draw import draw_keypoints, to_hwc
-from .parts import _save, colour_parts
-from .runs import _plt
+from .parts import colour_parts
+from .runs import _plt, save_figure
 
 COLUMNS = (("input", "input + landmarks"), ("gaussians", "Gaussians"), ("mask", "foreground mask"),
            ("foreground", "foreground"), ("background", "background"), ("reconstruction", "composite"))
@@ -43,7 +43,7 @@ def factorisation(method, images: torch.Tensor, path=None, n: int = 6):
                 ax.imshow(vis[key][i, 0].float().cpu().numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
             else:
                 ax.imshow(to_hwc(vis[key][i].clamp(0, 1)), interpolation="nearest")
-    return _save(fig, path, "pose / appearance / background: what each branch paints")
+    return save_figure(fig, path, "pose / appearance / background: what each branch paints")
 
 
 @torch.no_grad()
@@ -67,4 +67,4 @@ def mask_overlays(method, images: torch.Tensor, reference: torch.Tensor | None =
         ax.imshow(to_hwc(tint), interpolation="nearest")
         if reference is not None:
             ax.contour(reference[i, 0].float().cpu().numpy(), levels=[threshold], colors="lime", linewidths=0.8)
-    return _save(fig, path, "predicted foreground (red)" + (" and reference (green)" if reference is not None else ""))
+    return save_figure(fig, path, "predicted foreground (red)" + (" and reference (green)" if reference is not None else ""))

@@ -11,16 +11,8 @@ import torch
 import torch.nn.functional as F
 
 from .draw import draw_keypoints, keypoint_colours, to_hwc, to_pixels
-from .runs import _plt
+from .runs import _plt, save_figure
 
-
-def _save(fig, path, title: str | None = None):
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
 
 
 def colour_parts(maps: torch.Tensor, size: int) -> np.ndarray:
@@ -45,7 +37,7 @@ def part_maps(method, images: torch.Tensor, path=None, *, cols: int = 8, alpha: 
         ax.imshow((1 - alpha) * to_hwc(img) + alpha * colour_parts(m, size), interpolation="nearest")
     for ax in axes.flat:
         ax.set_axis_off()
-    return _save(fig, path, "part maps (colour = part, brightness = weight)")
+    return save_figure(fig, path, "part maps (colour = part, brightness = weight)")
 
 
 def draw_ellipses(ax, kp: torch.Tensor, cov: torch.Tensor, image_size: int, *, n_std: float = 2.0, colours=None):
@@ -77,7 +69,7 @@ def covariance_ellipses(method, images: torch.Tensor, path=None, *, cols: int = 
         draw_keypoints(ax, k, size, size=10)
     for ax in axes.flat:
         ax.set_axis_off()
-    return _save(fig, path, f"keypoints and part covariances ({n_std:g} sd)")
+    return save_figure(fig, path, f"keypoints and part covariances ({n_std:g} sd)")
 
 
 @torch.no_grad()
@@ -101,4 +93,4 @@ def part_swaps(method, images: torch.Tensor, path=None, n: int = 5):
             axes[i + 1, j + 1].imshow(to_hwc(out[i, j]), interpolation="nearest")
     axes[0, 1].set_title("appearance ->", fontsize=8, loc="left")
     axes[1, 0].set_title("shape", fontsize=8, loc="left")
-    return _save(fig, path, "part swaps: shape of the row's image, appearance of the column's")
+    return save_figure(fig, path, "part swaps: shape of the row's image, appearance of the column's")

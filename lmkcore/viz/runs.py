@@ -20,6 +20,16 @@ def _plt():
     return plt
 
 
+def save_figure(fig, path=None, title: str | None = None, dpi: int = 100):
+    """Title, tight layout and (where `path` is given) the PNG of a run figure; returns the figure."""
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=dpi)
+    return fig
+
+
 def loss_curve(history: list[dict], path=None, keys=("loss",)):
     """Training curves from a run's history (`RunResult.history` or history.jsonl lines)."""
     plt = _plt()
@@ -52,12 +62,7 @@ def keypoint_grid(method, images: torch.Tensor, path=None, *, cols: int = 8, gra
         show_keypoints(ax, img, k, graph=g, max_edges=max_edges or (len(k) - 1 if g is not None else None), size=10)
     for ax in axes.flat[n:]:
         ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    if path:
-        fig.savefig(path, dpi=100)
-    return fig
+    return save_figure(fig, path, title)
 
 
 def graph_matrix(graph: torch.Tensor, path=None, names=None):
