@@ -92,22 +92,33 @@ def score(fit_kp: Tensor, fit: Annotations, test_kp: Tensor, test: Annotations, 
                               folds=folds)
     (n, k), m, j, res = fit_kp.shape[:2], len(test), fit.keypoints.shape[1], test.resolution
     xf, xt = norm_to_unit(fit_kp.double()).reshape(n, 2 * k), norm_to_unit(test_kp.double()).reshape(m, 2 * k)
-    norm = normaliser(test.normalisation, test.keypoints, test.visible, test.boxes, res)  # (M,) pixels
-    # forward: keypoints -> each visible annotated landmark
-    fwd = fit_linear(xf, fit.keypoints, fit.visible, ridge, folds=folds, seed=seed, names=fit.names)
-    pred = fwd.predict(xt)  # (M, J, 2) in [0, 1]
-    forward = summarise(point_errors(pred, test.keypoints, norm, res), test.visible, THRESHOLDS,
-                        pck_thresholds(test.normalisation))
-    # backward: annotations (invisible ones imputed with the fit-set mean) -> each discovered keypoint
-    vis = fit.visible[..., None]
-    mean_gt = torch.where(vis, fit.keypoints, 0.0).sum(0) / vis.sum(0).clamp_min(1)  # (J, 2)
-    gin = lambda a: torch.where(a.visible[..., None], a.keypoints, mean_gt).reshape(len(a), 2 * j)  # noqa: E731
+    norm, fwd, pred, forward = _forward(xf, xt, fit, test, ridge=ridge, seed=seed, folds=folds)
+    gin = _annotation_inputs(fit)  # backward: annotations -> each discovered keypoint
     bwd = fit_linear(gin(fit), xf.view(n, k, 2), None, ridge, folds=folds, seed=seed)
     kp_t = xt.view(m, k, 2)
     all_k = torch.ones(m, k, dtype=torch.bool)
     backward = summarise(point_errors(bwd.predict(gin(test)), kp_t, norm, res), all_k, THRESHOLDS)
     spread = point_errors(xf.view(n, k, 2).mean(0).expand(m, k, 2), kp_t, norm, res).mean()
     return _result(fit, test, test_kp, k, pred, forward, backward, spread, fwd, bwd)
+
+
+def _forward(xf: Tensor, xt: Tensor, fit: Annotations, test: Annotations, *, ridge, seed, folds):
+    """The forward direction: keypoint inputs `(N, 2K)` / `(M, 2K)` in [0, 1] -> each visible annotated
+    landmark; (the test images' normaliser (M,) in pixels, the fit, its predictions (M, J, 2), the summary)."""
+    norm = normaliser(test.normalisation, test.keypoints, test.visible, test.boxes, test.resolution)
+    fwd = fit_linear(xf, fit.keypoints, fit.visible, ridge, folds=folds, seed=seed, names=fit.names)
+    pred = fwd.predict(xt)  # (M, J, 2) in [0, 1]
+    forward = summarise(point_errors(pred, test.keypoints, norm, test.resolution), test.visible, THRESHOLDS,
+                        pck_thresholds(test.normalisation))
+    return norm, fwd, pred, forward
+
+
+def _annotation_inputs(fit: Annotations):
+    """The backward direction's inputs: annotations `(len, 2J)`, invisible ones imputed with the fit set's
+    mean of that landmark (a function of an `Annotations`)."""
+    vis = fit.visible[..., None]
+    mean_gt = torch.where(vis, fit.keypoints, 0.0).sum(0) / vis.sum(0).clamp_min(1)  # (J, 2)
+    return lambda a: torch.where(a.visible[..., None], a.keypoints, mean_gt).reshape(len(a), -1)
 
 
 def _result(fit, test, test_kp, k, pred, forward, backward, spread, fwd, bwd) -> dict:
@@ -161,14 +172,8 @@ def _score_present(fit_kp, fit, test_kp, test, fit_present, test_present, *, rid
     mean_kp = torch.where(fp.any(0), mean_kp, 0.5)
     xf = torch.where(fp, kf, mean_kp).reshape(n, 2 * k)
     xt = torch.where(test_present[..., None], kt, mean_kp).reshape(m, 2 * k)
-    norm = normaliser(test.normalisation, test.keypoints, test.visible, test.boxes, res)  # (M,) pixels
-    fwd = fit_linear(xf, fit.keypoints, fit.visible, ridge, folds=folds, seed=seed, names=fit.names)
-    pred = fwd.predict(xt)  # (M, J, 2) in [0, 1]
-    forward = summarise(point_errors(pred, test.keypoints, norm, res), test.visible, THRESHOLDS,
-                        pck_thresholds(test.normalisation))
-    vis = fit.visible[..., None]
-    mean_gt = torch.where(vis, fit.keypoints, 0.0).sum(0) / vis.sum(0).clamp_min(1)  # (J, 2)
-    gin = lambda a: torch.where(a.visible[..., None], a.keypoints, mean_gt).reshape(len(a), 2 * j)  # noqa: E731
+    norm, fwd, pred, forward = _forward(xf, xt, fit, test, ridge=ridge, seed=seed, folds=folds)
+    gin = _annotation_inputs(fit)
     keep = fit_present.sum(0) >= _min_samples(ridge, 2 * j)  # (K,) keypoints the backward map can be fit for
     scored = test_present & keep[None]  # (M, K)
     backward, bwd = None, None
