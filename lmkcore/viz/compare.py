@@ -22,6 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .draw import draw_keypoints, keypoint_colours, to_hwc
+from .figures import read_metrics
 from .sources import batch, has_annotations, open_images, workbook_path
 
 PANEL = 2.0  # inches per image panel
@@ -100,13 +101,8 @@ def read_reports(report_dir="reports", *, methods=None) -> list[dict]:
     """Every `report_dir/*/metrics.json` as a dict, plus `report` (its folder) and `label`
     (`row_label`). Unreadable files are skipped with a note; `methods` keeps only those methods."""
     out = []
-    for p in sorted(workbook_path(report_dir).glob("*/metrics.json")):
-        try:
-            m = json.loads(p.read_text())
-        except (OSError, ValueError) as e:
-            print(f"compare: skipping {p} ({type(e).__name__}: {e})")
-            continue
-        if not isinstance(m, dict) or (methods and m.get("method") not in methods):
+    for p, m in read_metrics(workbook_path(report_dir), "compare"):
+        if methods and m.get("method") not in methods:
             continue
         out.append({**m, "report": p.parent.name, "label": row_label({**m, "report": p.parent.name})})
     return out

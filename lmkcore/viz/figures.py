@@ -202,6 +202,19 @@ def failure_gallery(method: Method, fit_data: Dataset, test_data: Dataset, path,
 
 # cumulative error curves from reports/*/metrics.json
 
+def read_metrics(report_dir, who: str = "reports"):
+    """(path, dict) of every readable `report_dir/*/metrics.json` holding a mapping, in name order; a file
+    that cannot be read is skipped with a note naming it (and `who` reads it)."""
+    for p in sorted(Path(report_dir).glob("*/metrics.json")):
+        try:
+            m = json.loads(p.read_text())
+        except (OSError, ValueError) as e:
+            print(f"{who}: skipping {p} ({type(e).__name__}: {e})")
+            continue
+        if isinstance(m, dict):
+            yield p, m
+
+
 def read_curves(report_dir) -> list[dict]:
     """Curves found in `report_dir/*/metrics.json`: {dataset, label, x (thresholds, %), y (fraction)}.
 
@@ -209,14 +222,7 @@ def read_curves(report_dir) -> list[dict]:
     curve given as [[x, y], ...], or only per-image errors (their empirical distribution). Files
     that cannot be read are skipped with a note."""
     out = []
-    for p in sorted(Path(report_dir).glob("*/metrics.json")):
-        try:
-            m = json.loads(p.read_text())
-        except (OSError, ValueError) as e:
-            print(f"error_curves: skipping {p} ({type(e).__name__}: {e})")
-            continue
-        if not isinstance(m, dict):
-            continue
+    for p, m in read_metrics(report_dir, "error_curves"):
         dataset = str(m.get("dataset") or m.get("data") or "unknown")
         split = m.get("split")
         label = str(m.get("run") or m.get("method") or p.parent.name)
