@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from .checkpoint import load, save_atomic
+from .checkpoint import load, method_resolution, save_atomic
 from .methods import Method, method_class, method_path
 from .provenance import git_commit
 
@@ -522,7 +522,7 @@ def main(argv=None) -> None:
     except (config_file.ConfigError, FileNotFoundError) as e:
         raise SystemExit(str(e)) from e
     method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
-    data = method.training_data(open_dataset(a.data, split=a.split, resolution=method.config.resolution))
+    data = method.training_data(open_dataset(a.data, split=a.split, resolution=method_resolution(method)))
     if a.in_memory:
         from .data import InMemory
 

@@ -89,6 +89,10 @@ class PartBasedConfig:
         if self.feature_levels < 1:
             raise ValueError(f"feature_levels must be >= 1, got {self.feature_levels}")
 
+    @property
+    def resolution(self) -> int:  # the name the trainer's command line and checkpoints use
+        return self.in_dim
+
 
 class PatchDiscriminator(nn.Module):
     """Real or generated, per patch: `(N, 3 + 1, P, P)` (image and the part's heat) -> logits `(N,)`.

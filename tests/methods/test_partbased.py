@@ -143,3 +143,14 @@ def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads(tmp_path, procedura
     images = torch.stack([procedural32[i]["image"] for i in range(4)])
     m.eval()
     torch.testing.assert_close(loaded.keypoints(images), m.keypoints(images))
+
+
+def test_trains_from_the_command_line_on_the_procedural_figures(tmp_path):
+    """`python -m lmkcore.train --method partbased --data procedural` opens the data at the config's `in_dim`."""
+    from lmkcore.train import main
+
+    fields = [f"{k}={v}" for k, v in TINY.items()]
+    main(["--method", "partbased", "--data", "procedural", "--steps", "2", "--batch_size", "4", "--num_workers", "0",
+          "--out_dir", str(tmp_path), "--progress", "false", *fields])
+    (run,) = [p for p in tmp_path.iterdir() if p.is_dir()]
+    assert (run / "last.pt").exists() and f"-{TINY['in_dim']}_" in run.name
