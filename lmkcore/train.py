@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load, method_resolution, save_atomic
 from .methods import Method, method_class, method_path
+from .progress import Progress
 from .provenance import git_commit
 
 
@@ -57,7 +58,7 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA
     cpu_amp: bool = False  # bf16 autocast on CPU too, where oneDNN has native bf16 (AVX512-BF16 / AMX): faster, less precise (sweep row cpu-tps-0.08-bf16)
     channels_last: bool = True  # NHWC weights and images: faster convolutions on CUDA and on CPU (oneDNN)
-    progress: bool = True  # tqdm bar
+    progress: bool = True  # a bar on a terminal, text lines in logs and headless notebooks (lmkcore.progress)
     tensorboard: bool = True
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time (horizons refitted: refittable); 0 = none
 
@@ -161,9 +162,10 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                             for p in pairs):
         raise TypeError(f"{type(method).__name__}.optimizers() must give an (optimizer, scheduler or None) pair "
                         f"or a list of such pairs, not {pairs!r}")
-    start, history = 0, []
+    start, history, wall_before = 0, [], 0.0
     if resuming:
         ck = load(last, map_location=device)
+        _check_same_run(ck, method, cfg, last)
         method.load_state_dict(ck["model"])
         opts, scheds = ck["optimizer"], ck.get("scheduler")  # one state, or a list of them (several optimisers)
         opts, scheds = (opts, scheds) if isinstance(opts, list) else ([opts], [scheds])
@@ -177,6 +179,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
         start = int(ck["step"])
         _set_rng_state(ck["rng"])
         init = ck.get("init_from")
+        wall_before = float(ck.get("wall_s", 0.0))  # the cap and the summary count every session's time
         history = [h for h in _read_history(run_dir) if h["step"] <= start]
     elif cfg.resume and rank == 0:
         print(f"resume=True but {last} does not exist: starting a new run")
@@ -209,6 +212,11 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
         _write_history(run_dir, history)
 
     def checkpoint(step: int) -> None:
+        bad = [n for n, p in method.named_parameters() if not torch.isfinite(p).all()]
+        if bad:  # an update with a finite loss but non-finite gradients: never let it replace the last good state
+            raise FloatingPointError(
+                f"non-finite weights after step {step} of {name} ({len(bad)} tensors, e.g. {bad[0]}); the last "
+                f"good checkpoint is {last if last.exists() else 'not written yet'} (resume=True continues from it)")
         if rank != 0:
             return
         state = {**meta, "model": method.state_dict(), "step": step}
@@ -216,17 +224,18 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
         opts = [opt.state_dict() for opt, _ in pairs]
         scheds = [sched.state_dict() if sched is not None else None for _, sched in pairs]
         save_atomic({**state, "optimizer": opts if several else opts[0], "scheduler": scheds if several else scheds[0],
-                     "rng": _rng_state(), "train": dataclasses.asdict(cfg)}, last)
+                     "rng": _rng_state(), "train": dataclasses.asdict(cfg),
+                     "wall_s": wall_before + time.time() - t0}, last)
 
     loader = DataLoader(data, batch_sampler=StepSampler(len(data), cfg.batch_size, cfg.seed, start, rank, world),
                         num_workers=cfg.num_workers, pin_memory=device.type == "cuda",
                         prefetch_factor=4 if cfg.num_workers else None,
                         generator=torch.Generator().manual_seed(cfg.seed))  # keeps the global RNG untouched
     writer = _tensorboard(run_dir) if cfg.tensorboard and rank == 0 else None
-    bar = _progress(cfg, start, rank)
+    progress = Progress.auto(name, end, start) if cfg.progress and rank == 0 else None
     method.train()
     t0, seen, step = time.time(), 0, start
-    batches = iter(loader)
+    batches, values, finished = iter(loader), [], False
     try:
         while step < end:
             batch = {k: _to_device(v, device, cfg.channels_last) for k, v in next(batches).items()}
@@ -251,12 +260,15 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
             method.after_step(step)
             seen += batch["image"].shape[0] * world
             if cfg.max_minutes and horizons and (step - start) % 50 == 20:
-                end = fit_horizon(step, start, cfg.steps, time.time() - t0, 60 * cfg.max_minutes * 0.98)
+                end = fit_horizon(step, start, cfg.steps, time.time() - t0,
+                                  60 * cfg.max_minutes * 0.98 - wall_before)
                 for f in horizons:
                     f.steps = end
+                if progress is not None:
+                    progress.steps = end
             if step % cfg.log_every == 0 or step == end:
                 h = {"step": step, **merge_logs(values, parts, [opt.param_groups[0]["lr"] for opt, _ in pairs]),
-                     "time": time.time() - t0}
+                     "time": wall_before + time.time() - t0}
                 history.append(h)
                 if rank == 0:
                     _append_history(run_dir, h)
@@ -264,26 +276,25 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
                         for k, v in h.items():
                             if k not in ("step", "time"):
                                 writer.add_scalar(f"train/{k}", v, step)
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{values[0]:.4f}", refresh=False)
+            if progress is not None:
+                progress.update(step, values[0], seen)
             if writer and cfg.image_every and step % cfg.image_every == 0:
                 _log_images(writer, method, batch["image"], step)
             if step % cfg.ckpt_every == 0 or step == end:
                 checkpoint(step)
-            if cfg.max_minutes and time.time() - t0 > 60 * cfg.max_minutes:
+            if cfg.max_minutes and wall_before + time.time() - t0 > 60 * cfg.max_minutes:
                 checkpoint(step)
                 break
+        finished = True
     finally:
-        if bar is not None:
-            bar.close()
+        if progress is not None:
+            progress.close(step, values[0] if values else None, seen, run_dir, failed=not finished)
     wall = time.time() - t0
     summary = {"steps": step, "schedule_steps": end, "steps_this_session": step - start, "wall_s": round(wall, 2),
                "images_per_s": round(seen / max(wall, 1e-9), 2), "peak_memory_mb": round(peak_memory_mb(device), 1),
                "device": str(device), "world_size": world, "batch_size": cfg.batch_size, "bf16": amp}
     if rank == 0:
-        prev = _read_summary(run_dir) if cfg.resume else {}
-        summary["wall_s_total"] = round(prev.get("wall_s_total", 0.0) + wall, 2)
+        summary["wall_s_total"] = round(wall_before + wall, 2)
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         if writer:
             _log_images(writer, method, batch["image"], step)
@@ -406,14 +417,50 @@ def _cpu_amp_available(rank: int) -> bool:
     return ok
 
 
+def _check_same_run(ck: dict, method: Method, cfg: TrainConfig, last: Path) -> None:
+    """Resuming continues one run: a method config, batch size or seed other than the checkpoint's would train a
+    mix of two runs under the first one's name, so it is an error naming what differs."""
+    from .methods.base import recorded_config
+
+    was = recorded_config(method.config_class, ck.get("config", {}))
+    now = method.config_dict()
+    diff = [f"{k}: {was.get(k)!r} in the checkpoint, {now[k]!r} now" for k in now
+            if json.dumps(was.get(k), default=str) != json.dumps(now[k], default=str)]
+    trained = ck.get("train", {})
+    diff += [f"{k}: {trained[k]!r} in the checkpoint, {getattr(cfg, k)!r} now" for k in ("batch_size", "seed")
+             if k in trained and trained[k] != getattr(cfg, k)]
+    if diff:
+        raise ValueError(f"resume=True but {last} was trained with other settings ({'; '.join(diff)}): resume with "
+                         "its settings, or start afresh (overwrite=True, or another run_name)")
+
+
 def _read_history(run_dir: Path) -> list[dict]:
+    """The history lines; a torn last line (a run killed while appending it) is dropped, any other unreadable
+    line is an error naming the file and line."""
     p = run_dir / "history.jsonl"
-    return [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+    if not p.exists():
+        return []
+    lines = p.read_text().splitlines()
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            if i == len(lines):
+                print(f"{p}: dropping its torn last line {i} (a run stopped while writing it)")
+                break
+            raise ValueError(f"{p}, line {i}: not a JSON history line ({e.msg})") from None
+    return out
 
 
 def _read_summary(run_dir: Path) -> dict:
     f = run_dir / "summary.json"
-    return json.loads(f.read_text()) if f.exists() else {}
+    try:
+        return json.loads(f.read_text()) if f.exists() else {}
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{f}: not a JSON summary ({e.msg} at line {e.lineno}); delete it to rewrite it") from None
 
 
 def _write_history(run_dir: Path, history: list[dict]) -> None:
@@ -441,14 +488,6 @@ def _log_images(writer, method: Method, images: torch.Tensor, step: int) -> None
     for k, v in vis.items():
         if v.dim() == 4 and v.shape[1] in (1, 3):
             writer.add_images(f"visuals/{k}", v.float().clamp(0, 1).cpu(), step)
-
-
-def _progress(cfg: TrainConfig, start: int, rank: int):
-    if not cfg.progress or rank != 0:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=cfg.steps, initial=start, mininterval=2.0, desc="train")
 
 
 def parse_fields(config_class, items: list[str]) -> dict:

@@ -392,3 +392,67 @@ def test_two_optimisers_under_ddp_on_cpu(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     ck = load(tmp_path / "exp" / "stage2" / "last.pt")
     assert ck["step"] == 2 and ck["world_size"] == 2 and len(ck["optimizer"]) == 2
+
+
+# robustness: nothing silently wrong on resume, nothing diverged kept as "good"
+
+def test_resuming_with_other_settings_is_an_error_naming_them(tmp_path, procedural32, tiny_config):
+    train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=6, max_minutes=1e-9))
+    with pytest.raises(ValueError, match=r"other settings \(sklr: 64.0 in the checkpoint, 32.0 now.*batch_size: 4"):
+        train(build("autolink", **{**tiny_config, "sklr": 32.0}), procedural32, _cfg(tmp_path, resume=True,
+                                                                                   batch_size=2))
+    train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, resume=True))  # same settings: fine
+
+
+def test_weights_made_non_finite_by_a_finite_loss_are_never_checkpointed(tmp_path, procedural32, tiny_config):
+    """A finite loss with non-finite gradients (sqrt at 0) poisons the weights at step 4: the checkpoint of
+    step 4 is refused and last.pt stays the good one of step 2."""
+    method = build("autolink", **tiny_config)
+    real_loss, calls = method.loss, {"n": 0}
+
+    def loss(batch):
+        calls["n"] += 1
+        value, logs = real_loss(batch)
+        if calls["n"] == 4:
+            p = next(method.parameters())
+            value = value + torch.sqrt(((p - p.detach()) ** 2).sum())  # 0 forward, NaN gradient
+        return value, logs
+
+    method.loss = loss
+    with pytest.raises(FloatingPointError, match="non-finite weights after step 4"):
+        train(method, procedural32, _cfg(tmp_path, ckpt_every=2))
+    ck = load(tmp_path / "run" / "last.pt")
+    assert ck["step"] == 2 and all(torch.isfinite(v).all() for v in ck["model"].values() if v.is_floating_point())
+
+
+def test_the_wall_clock_cap_and_the_summary_count_every_session(tmp_path, procedural32, tiny_config):
+    train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=6, max_minutes=1e-9))
+    ck = load(tmp_path / "run" / "last.pt")
+    assert ck["step"] == 1 and ck["wall_s"] > 0
+    ck["wall_s"] = 3600.0  # as if the first session had trained for an hour
+    torch.save(ck, tmp_path / "run" / "last.pt")
+    r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, resume=True, max_minutes=30.0))
+    assert r.step == 2  # the 30-minute cap was spent before this session: one step, then stop
+    assert r.summary["wall_s_total"] >= 3600.0 and r.history[-1]["time"] >= 3600.0
+
+
+def test_a_torn_last_history_line_is_dropped_and_a_bad_middle_line_is_named(tmp_path, procedural32, tiny_config):
+    train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=6, max_minutes=1e-9))
+    hist = tmp_path / "run" / "history.jsonl"
+    hist.write_text(hist.read_text() + '{"step": 2, "lo')  # killed while appending
+    r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, resume=True))
+    assert [h["step"] for h in r.history] == [1, 2, 3, 4, 5, 6]
+    hist.write_text("not json\n" + hist.read_text())
+    from lmkcore.train import _read_history
+
+    with pytest.raises(ValueError, match=r"history.jsonl, line 1: not a JSON history line"):
+        _read_history(tmp_path / "run")
+
+
+def test_progress_prints_lines_and_a_closing_line_where_no_bar_is_live(tmp_path, procedural32, tiny_config, capsys):
+    """Under pytest (no terminal, no kernel), as in a log file or a papermill run: text lines, then one closing
+    line with steps, minutes, img/s, final loss and the run directory."""
+    train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=3, progress=True))
+    out = capsys.readouterr().out
+    assert "[run] step 1/3  loss " in out and " img/s " in out and "ETA" in out
+    assert "[run] done: steps 0->3 in " in out and "final loss" in out and str(tmp_path / "run") in out
