@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load, method_resolution, save_atomic
 from .methods import Method, method_class, method_path
+from .params import ParameterError, convert, field_value
 from .progress import Progress
 from .provenance import git_commit
 
@@ -61,6 +62,13 @@ class TrainConfig:
     progress: bool = True  # a bar on a terminal, text lines in logs and headless notebooks (lmkcore.progress)
     tensorboard: bool = True
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time (horizons refitted: refittable); 0 = none
+
+    def __post_init__(self):
+        for name, low in (("steps", 1), ("batch_size", 1), ("num_workers", 0), ("ckpt_every", 1), ("log_every", 1),
+                          ("image_every", 0), ("max_minutes", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+                raise ValueError(f"TrainConfig.{name} must be a number >= {low}, got {value!r}")
 
 
 def _to_device(v, device: torch.device, channels_last: bool):
@@ -491,14 +499,17 @@ def _log_images(writer, method: Method, images: torch.Tensor, step: int) -> None
 
 
 def parse_fields(config_class, items: list[str]) -> dict:
-    """Config fields given as `name=value` on a command line, each parsed as its field's type."""
-    names = {f.name for f in dataclasses.fields(config_class)}
+    """Config fields given as `name=value` on a command line, each parsed as its field's type
+    (`params.field_value`); an unknown name or a value of the wrong type ends the program naming it."""
     conf = {}
     for kv in items:
-        k, _, v = kv.partition("=")
-        if k not in names:
-            raise SystemExit(f"{config_class.__name__} has no field {k!r}; fields: {sorted(names)}")
-        conf[k] = json.loads(v) if v[:1] in "[{" or v in ("true", "false") else type(getattr(config_class(), k))(v)
+        k, eq, v = kv.partition("=")
+        if not eq:
+            raise SystemExit(f"{kv!r}: config fields are given as name=value")
+        try:
+            conf[k] = field_value(config_class, k, v)
+        except ParameterError as e:
+            raise SystemExit(str(e)) from None
     return conf
 
 
@@ -513,10 +524,10 @@ def build_method(name_or_path: str, fields: dict | None = None, seed: int = 0) -
 
 def _parse_bool(text: str) -> bool:
     """A boolean flag's value: true / false (any case), 1 / 0, yes / no; anything else is an error."""
-    value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.lower())
-    if value is None:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return value
+    try:
+        return convert("flag", text, bool)
+    except ParameterError:
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
 def main(argv=None) -> None:
@@ -560,7 +571,10 @@ def main(argv=None) -> None:
                                                           **parse_fields(cls.config_class, a.fields)})
     except (config_file.ConfigError, FileNotFoundError) as e:
         raise SystemExit(str(e)) from e
-    method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
+    try:
+        method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
+    except ValueError as e:  # a field out of its range (the config's __post_init__)
+        raise SystemExit(f"--method {a.method}: {e}") from None
     data = method.training_data(open_dataset(a.data, split=a.split, resolution=method_resolution(method)))
     if a.in_memory:
         from .data import InMemory

@@ -45,7 +45,7 @@ from ..ops import (
 )
 from ..ops.coords import grid
 from . import register
-from .base import Method, WarmupCosine
+from .base import Method, WarmupCosine, require
 
 
 @dataclass
@@ -85,6 +85,10 @@ class AutoLinkConfig:
     flip: bool = True  # random horizontal flips (paper: faces, Taichi, H36M)
 
     def __post_init__(self):
+        require(self, n_parts=1, resolution=16, block=1, det_base=1, det_down=1, dec_base=1, dec_depth=1, thick=1e-9,
+                missing=0)
+        if self.missing >= 1:
+            raise ValueError(f"AutoLinkConfig.missing must be in [0, 1) (a share of blocks), got {self.missing}")
         if not 0 < self.decode_scale <= 1:
             raise ValueError(f"decode_scale must be in (0, 1] (a fraction of resolution), got {self.decode_scale}")
 

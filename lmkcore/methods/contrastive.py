@@ -56,7 +56,7 @@ from ..ops.coords import grid
 from ..ops.heatmaps import soft_argmax, spatial_softmax
 from ..ops.warp import random_tps, resize, tps_points, warp_images_tps
 from . import register
-from .base import Method, WarmupCosine
+from .base import Method, WarmupCosine, require
 
 STAGES = ("moco", "projection")
 
@@ -102,6 +102,7 @@ class ContrastiveConfig:
     kp_points: int = 100_000  # feature positions sampled for k-means
 
     def __post_init__(self):
+        require(self, n_parts=1, nce_k=1, feat_dim=1, image_size=1, image_crop=0, kp_images=1, kp_points=1)
         if self.model not in STAGE_CHANNELS:
             raise ValueError(f"model must be one of {sorted(STAGE_CHANNELS)}, got {self.model!r}")
         if self.layer not in (1, 2, 3, 4):

@@ -44,7 +44,7 @@ from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
 from ..ops import COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from . import register
-from .base import Method
+from .base import Method, require
 
 
 @dataclass
@@ -86,6 +86,7 @@ class FgBgConfig:
     weight_decay: float = 5e-6  # Adam weight decay (card)
 
     def __post_init__(self):
+        require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
         if self.rec_loss not in ("auto", "pyramid", "l1", "vgg16", "vgg19"):
             raise ValueError(f"rec_loss must be auto, pyramid, l1, vgg16 or vgg19, got {self.rec_loss!r}")
         if not (self.use_temporal or self.use_warped):

@@ -41,7 +41,7 @@ from ..ops import random_colour, random_tps, reconstruction_loss, resize, warp_i
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
-from .base import Method
+from .base import Method, require
 
 
 @dataclass
@@ -84,6 +84,8 @@ class PartBasedConfig:
     lr_d: float = 1e-3  # discriminator's Adam learning rate
 
     def __post_init__(self):
+        require(self, n_parts=1, in_dim=16, reconstr_dim=16, map_dim=4, bn=1, n_features=1, stem=1, channels=1,
+                depth=1)
         if self.rec_loss not in ("pixel", "pyramid", "l1", "vgg16", "vgg19"):
             raise ValueError(f"rec_loss must be pixel, pyramid, l1, vgg16 or vgg19, got {self.rec_loss!r}")
         if self.feature_levels < 1:

@@ -35,7 +35,7 @@ from ..ops import random_affine, random_colour, warp_images, warp_points
 from ..ops.clusters import merge_channels
 from ..ops.interest import argmax_points, map_nms, sample_descriptors, stamp_maps
 from . import register
-from .base import Method
+from .base import Method, require
 from ..data.pseudo_labels import PseudoLabels
 
 
@@ -106,6 +106,11 @@ class SelfTrainConfig:
     merge_every: int = 100  # then every this many steps (paper: every second epoch); 0: never
     merge_dist: float = 0.045  # peaks closer than this (normalised; paper 5.7 px at 256) fire together
     merge_ratio: float = 0.7  # merge when together in more than this share of the rarer channel's detections
+
+    def __post_init__(self):
+        require(self, n_clusters=1, max_points=1, resolution=16, stride=1, stem=1, width=1, depth=1, descriptor_dim=1,
+                rounds=0, round1_steps=1, round_steps=1, batch_size=1, step2_steps=1, step2_batch_size=1,
+                bootstrap_size=16)
 
 
 @dataclass

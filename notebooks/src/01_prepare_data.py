@@ -16,6 +16,11 @@ n_images: int = 0  # procedural figures only: number of figures (0: the default 
 report_dir: str = "reports/data"  # where the contact sheet goes
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 from pathlib import Path
 
 from IPython.display import Image, display

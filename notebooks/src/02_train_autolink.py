@@ -55,6 +55,11 @@ evaluate: bool = True  # run the shared evaluation protocol at the end
 report_dir: str = "reports"  # figures and metrics go to report_dir/<run>/
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 import dataclasses
 from pathlib import Path
 

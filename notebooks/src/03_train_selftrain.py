@@ -77,6 +77,11 @@ n_fit: int = 1000  # protocol: fit images (0: all)
 report_dir: str = "reports"  # figures go to report_dir/<experiment_name>/
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 import dataclasses
 from pathlib import Path
 

@@ -65,6 +65,11 @@ head_fit: int = 1000  # fit images of the full head (0: all; their features are 
 report_dir: str = "reports"  # figures and metrics go to report_dir/<run>/
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 import dataclasses
 from pathlib import Path
 

@@ -26,6 +26,11 @@ report_dir: str = "reports"  # reports/<run>/metrics.json and figures go here
 profile: str = ""  # benchmark profile recorded in metrics.json (empty: ad hoc)
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 import json
 
 from IPython.display import Image, Markdown, display

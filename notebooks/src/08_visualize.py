@@ -20,6 +20,11 @@ n_fit: int = 500  # fit-split images the failure gallery's regressor is fit on (
 max_test: int = 200  # test images scored for the failure gallery (0: all)
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 from IPython.display import Image, Markdown, display
 
 from lmkcore.viz.figures import make_all

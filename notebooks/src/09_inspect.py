@@ -19,6 +19,11 @@ split: str = "val"  # split of `data` to browse
 untrained: bool = False  # also show each selected checkpoint's method untrained (same class and config, seeded)
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 from lmkcore.viz.inspector import inspect
 
 inspector = inspect(checkpoints, data=data, split=split, runs_dir=runs_dir, untrained=untrained)

@@ -20,6 +20,11 @@ diagnostics: bool = False  # add the methods' own checks (diag:edge_gain, ...) t
 out_dir: str = ""  # also save the figures as PNGs here ("": show only)
 
 # %%
+from lmkcore.params import checked
+
+globals().update(checked(globals()))  # a misspelled name, a wrong type or a bad boolean: an error naming it
+
+# %%
 import io
 from pathlib import Path
 
