@@ -67,6 +67,11 @@ def load_image(path: Path, problems: Problems) -> np.ndarray | None:
         return None
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I"):  # 16- or 32-bit integer grey: PIL's convert("RGB") clips it to white
+                a = np.asarray(im, dtype=np.float64)
+                full = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
+                grey = np.clip(np.rint(a * (255.0 / full)), 0, 255).astype(np.uint8)
+                return np.repeat(grey[..., None], 3, axis=2)
             return np.asarray(im.convert("RGB"))
     except Exception as e:  # PIL raises several types for corrupt files
         problems(str(path), f"unreadable image ({type(e).__name__}: {e})")
@@ -80,6 +85,26 @@ def check_keypoints(kp: np.ndarray, where: str, problems: Problems) -> bool:
         problems(where, "non-finite keypoint coordinates")
         return False
     kp[~vis, :2] = np.nan_to_num(kp[~vis, :2])
+    return True
+
+
+KEYPOINT_MARGIN = 0.5  # a visible keypoint may lie outside its image by at most this share of the image's size
+
+
+def check_bounds(sample: Sample, problems: Problems) -> bool:
+    """Visible keypoints lie on their image, give or take `KEYPOINT_MARGIN` of its size (annotations far
+    outside, e.g. x = 1e6 on an 80-px face, are errors in the annotation, never stored)."""
+    h, w = sample.image.shape[:2]
+    kp = sample.keypoints
+    vis = kp[:, 2] > 0
+    lo = -KEYPOINT_MARGIN * np.array([w, h])
+    hi = (1 + KEYPOINT_MARGIN) * np.array([w, h])
+    out = vis & ((kp[:, :2] < lo) | (kp[:, :2] > hi)).any(1)
+    if out.any():
+        j = int(np.flatnonzero(out)[0])
+        problems(sample.name, f"visible keypoint {j} at ({kp[j, 0]:g}, {kp[j, 1]:g}) lies outside the {w} x {h} "
+                 f"image by more than {KEYPOINT_MARGIN:.0%} of its size ({int(out.sum())} such keypoint(s))")
+        return False
     return True
 
 

@@ -265,8 +265,9 @@ def test_h36m_units_and_bad_matrix(h36m_layout):
     scipy.io.savemat(mat, {"keypoints_2d": np.full((32, 2), 5.0)})
     s = next(iter(H36M(h36m_layout.root)))
     assert s.name == name and np.allclose(s.keypoints[:, :2], 5.0)  # > 1.5: pixels
+    scipy.io.savemat(mat, {"keypoints_2d": np.full((32, 2), 0.5)})
     s = next(iter(H36M(h36m_layout.root, units="normalised")))
-    assert np.allclose(s.keypoints[:, :2], 5.0 * 23)
+    assert np.allclose(s.keypoints[:, :2], 0.5 * 23)
     assert len(H36M(h36m_layout.root, subjects=["S11"])) == 1
     assert len(H36M(h36m_layout.root, activities=None)) == 4
     scipy.io.savemat(mat, {"keypoints_2d": np.zeros((17, 2))})
@@ -331,3 +332,44 @@ def test_real_lspet():
     assert len(src) == 8000 and src.layout == "lspet" and len(src.info.keypoint_names) == 14
     for s in itertools.islice(src, 3):
         assert s.keypoints.shape == (14, 3) and s.box is not None
+
+
+def test_lsp_a_missing_image_never_shifts_the_joints_of_the_others(lspet_layout):
+    """im00001 missing and a stray image present: matching by sorted order would give every person the joints
+    of the one before. The standard names stand; the missing image is reported."""
+    images = sorted(lspet_layout.images.values())
+    images[0].unlink()
+    (images[0].parent / "im09999.jpg").write_bytes(images[1].read_bytes())
+    src = LSP(lspet_layout.root, on_bad="skip")
+    assert src.names == [f"images/im{i:05d}.jpg" for i in (1, 2, 3)]
+    with pytest.warns(UserWarning, match="im00001.jpg: image file not found"):
+        assert [s.name for s in src] == ["images/im00002.jpg", "images/im00003.jpg"]
+
+
+def test_lsp_a_test_folder_with_a_gap_is_an_error_naming_it(lspet_layout):
+    for i, path in enumerate(sorted(lspet_layout.images.values())):
+        path.rename(path.with_name(f"im{8001 + 2 * i:05d}.jpg"))
+    with pytest.raises(BadInputError, match=r"cannot match the 3 joint columns.*missing numbers, e.g. \[8002, 8004\]"):
+        LSP(lspet_layout.root)
+
+
+def test_a_visible_keypoint_far_outside_its_image_is_bad_input(lspet_layout):
+    j = scipy.io.loadmat(lspet_layout.listing)["joints"]
+    j[0, 0, 1], j[0, 2, 1] = 1e6, 1.0  # a visible joint of sample 2 at x = 1e6
+    scipy.io.savemat(lspet_layout.listing, {"joints": j})
+    with pytest.raises(BadInputError, match=r"im00002.jpg: visible keypoint 0 at \(1e\+06"):
+        list(LSP(lspet_layout.root))
+    with pytest.warns(UserWarning, match="skipped 1"):
+        assert len(list(LSP(lspet_layout.root, on_bad="skip"))) == 2
+
+
+def test_a_16_bit_grey_png_keeps_its_shades(tmp_path):
+    from PIL import Image
+
+    from lmkcore.data.source import Problems, load_image
+
+    a = (np.arange(64, dtype=np.uint16).reshape(8, 8) * 1000)
+    Image.fromarray(a).save(tmp_path / "g16.png")
+    im = load_image(tmp_path / "g16.png", Problems())
+    assert im.shape == (8, 8, 3) and im.dtype == np.uint8
+    np.testing.assert_allclose(im[..., 0], np.rint(a / 257.0), atol=1)  # not all white

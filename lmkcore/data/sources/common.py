@@ -13,7 +13,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-from ..source import BadInputError, Problems, Sample, Source, load_image
+from ..source import BadInputError, Problems, Sample, Source, check_bounds, load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -143,7 +143,7 @@ def iterate(source: Source, records: list, load: Callable[[object], Sample | Non
     try:
         for r in records:
             s = load(r)
-            if s is not None:
+            if s is not None and check_bounds(s, source.problems):
                 yield s
     finally:
         source.problems.report(f"{source.info.dataset} ({getattr(source, 'root', '')})")

@@ -18,6 +18,7 @@ margin=DEFAULT_MARGIN)`.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -53,18 +54,29 @@ def read_joints(path: Path) -> tuple[np.ndarray, str]:
 
 
 def image_names(images: Path, n: int, layout: str) -> list[str]:
-    """Names (relative to root) of the images of the N columns."""
+    """Names (relative to root) of the images of the N columns.
+
+    The standard names (`im%05d` / `im%04d` from 1) when at least half of them exist: a missing one is reported while
+    iterating and never shifts the others. Otherwise (a test folder holding, say, the remaining LSPET images
+    im08001...) images numbered without a gap, N of them, are matched in numeric order; anything else is an
+    error naming the folder, since matching by order would give later people the wrong joints."""
+    files = {p.name for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS} if images.is_dir() else set()
     patterns = ["im%05d", "im%04d"] if layout == "lspet" else ["im%04d", "im%05d"]
     for pat in patterns:
         for ext in (".jpg", ".png"):
-            if (images / ((pat % 1) + ext)).is_file():
-                return [f"images/{pat % (i + 1)}{ext}" for i in range(n)]
-    if images.is_dir():
-        files = sorted(p.name for p in images.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-        if len(files) == n:
-            return [f"images/{f}" for f in files]
-    # nothing matches: use the standard names; the missing images are reported while iterating
-    return [f"images/{patterns[0] % (i + 1)}.jpg" for i in range(n)]
+            standard = [f"{pat % (i + 1)}{ext}" for i in range(n)]
+            if 0 < (found := sum(f in files for f in standard)) and found * 2 >= n:
+                return [f"images/{f}" for f in standard]
+    if not files:  # nothing there: the standard names; every image is reported missing while iterating
+        return [f"images/{patterns[0] % (i + 1)}.jpg" for i in range(n)]
+    numbered = sorted((int(m.group(1)), f) for f in files if (m := re.fullmatch(r"im(\d+)\.\w+", f)))
+    numbers = [k for k, _ in numbered]
+    if len(numbered) == len(files) == n and numbers == list(range(numbers[0], numbers[0] + n)):
+        return [f"images/{f}" for _, f in numbered]
+    gaps = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))[:5] if numbers else []
+    raise BadInputError(f"{images}: cannot match the {n} joint columns to its {len(files)} images: they are neither "
+                        f"the standard im00001... names nor {n} images numbered without a gap"
+                        + (f" (missing numbers, e.g. {gaps})" if gaps else ""))
 
 
 class LSP(ListingSource):
