@@ -74,9 +74,26 @@ def write_store(path: str | os.PathLike, source: Source | Iterable[Sample], reso
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".partial")
+    r = resolution
+    try:
+        _write(tmp, source, info, r, crop, margin, splits)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, (FileNotFoundError, PermissionError)) and e.filename != str(tmp):
+            raise  # a source's own file, already named
+        # a full disk, a lost mount: name the store, leave no partial file behind
+        raise OSError(e.errno, f"{e.strerror or e} while writing {path} (the partial file was removed)") from e
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+    return path
+
+
+def _write(tmp: Path, source, info: SourceInfo, r: int, crop: str, margin: float, splits) -> None:
     n_hint = len(source) if hasattr(source, "__len__") else 0
     k = len(info.keypoint_names)
-    r = resolution
+    path = tmp.with_name(tmp.name[: -len(".partial")])
     with h5py.File(tmp, "w") as f:
         images = f.create_dataset("images", (n_hint, r, r, 3), np.uint8, maxshape=(None, r, r, 3),
                                   chunks=(1, r, r, 3))
@@ -113,12 +130,61 @@ def write_store(path: str | os.PathLike, source: Source | Iterable[Sample], reso
         f.attrs.update(dataset=info.dataset, keypoint_names=json.dumps(info.keypoint_names),
                        skeleton=json.dumps([list(e) for e in info.skeleton]),
                        normalisation=info.normalisation, resolution=r)
-    os.replace(tmp, path)
-    return path
+
+
+class StoreError(ValueError):
+    """A store that is not what `write_store` writes; the message names the file and what is wrong."""
+
+
+ATTRS = ("dataset", "keypoint_names", "skeleton", "normalisation", "resolution")
+
+
+def open_store(path: str | os.PathLike) -> h5py.File:
+    """The store at `path` opened for reading, or an error naming it (missing, truncated, not HDF5)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no store at {path}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise StoreError(f"{path}: not a readable HDF5 store ({e}); write it again with "
+                         "lmkcore.data.prepare (notebook 01_prepare_data)") from None
+
+
+def validate(f: h5py.File, path) -> None:
+    """The layout of the module docstring: datasets, shapes, dtypes, attributes and counts agree (a float store
+    would be divided by 255 twice; a wrong `resolution` would normalise keypoints by the wrong size)."""
+    def bad(what: str):
+        return StoreError(f"{path}: {what}; not a store written by lmkcore.data.write_store")
+
+    missing = [k for k in ("images", "keypoints", "boxes", "names") if k not in f]
+    if missing:
+        raise bad(f"no dataset {missing}")
+    lost = [a for a in ATTRS if a not in f.attrs]
+    if lost:
+        raise bad(f"no attribute {lost}")
+    im, kp, box = f["images"], f["keypoints"], f["boxes"]
+    r = int(f.attrs["resolution"])
+    if im.dtype != np.uint8 or im.ndim != 4 or im.shape[1:] != (r, r, 3):
+        raise bad(f"images are {im.dtype} {im.shape}, expected uint8 (N, {r}, {r}, 3) (attribute resolution = {r})")
+    n = im.shape[0]
+    try:
+        k = len(json.loads(f.attrs["keypoint_names"]))
+        json.loads(f.attrs["skeleton"])
+    except (TypeError, json.JSONDecodeError) as e:
+        raise bad(f"attribute keypoint_names or skeleton is not JSON ({e})") from None
+    if kp.shape != (n, k, 3) or box.shape != (n, 4) or f["names"].shape != (n,):
+        raise bad(f"counts disagree: images {im.shape}, keypoints {kp.shape} (expected ({n}, {k}, 3)), boxes "
+                  f"{box.shape}, names {f['names'].shape}")
+    for name, split in (f["splits"].items() if "splits" in f else []):
+        idx = split[()]
+        if idx.size and (idx.min() < 0 or idx.max() >= n):
+            raise bad(f"split {name!r} indexes rows outside 0..{n - 1}")
 
 
 def store_info(path: str | os.PathLike) -> SourceInfo:
-    with h5py.File(path, "r") as f:
+    with open_store(path) as f:
+        validate(f, path)
         a = f.attrs
         return SourceInfo(str(a["dataset"]), json.loads(a["keypoint_names"]),
                           [tuple(e) for e in json.loads(a["skeleton"])], str(a["normalisation"]))
@@ -133,10 +199,9 @@ class LandmarkStore(Dataset):
 
     def __init__(self, path: str | os.PathLike, split: str | None = None, indices=None):
         self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"no store at {self.path}")
         self._file = None
-        with h5py.File(self.path, "r") as f:
+        with open_store(self.path) as f:
+            validate(f, self.path)
             n = f["images"].shape[0]
             self.resolution = int(f.attrs["resolution"])
             if split is not None:
