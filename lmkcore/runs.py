@@ -69,6 +69,18 @@ def resolve_checkpoints(spec, runs_dir: str | Path = "runs", *,
     return available, selected
 
 
+def existing_runs(near: Path, limit: int = 12) -> str:
+    """The run directories under the nearest existing folder above `near` (for an error about a wrong path)."""
+    root = near
+    while not root.is_dir() and root != root.parent:
+        root = root.parent
+    runs = sorted({str(p.parent) for p in root.rglob("last.pt")}) if root.is_dir() else []
+    if not runs:
+        return f"no run directory under {root}"
+    more = f" and {len(runs) - limit} more" if len(runs) > limit else ""
+    return f"runs under {root}: " + ", ".join(runs[:limit]) + more
+
+
 def _named(spec: str) -> tuple[list[Checkpoint], list[Checkpoint]]:
     """(available, selected) of comma-separated checkpoint files and run directories."""
     available, selected = [], []
@@ -86,7 +98,8 @@ def _named(spec: str) -> tuple[list[Checkpoint], list[Checkpoint]]:
             available.append(ck)
             selected.append(ck)
         else:
-            raise FileNotFoundError(f"checkpoint {part!r} is neither a file nor a run directory")
+            raise FileNotFoundError(f"checkpoint {part!r} is neither a file nor a run directory; "
+                                    f"{existing_runs(p.parent)}")
     seen, unique = set(), []
     for c in available:  # each label once, where it first appears
         if c.label not in seen:

@@ -55,8 +55,8 @@ def test_nothing_found_is_empty_unless_required(tmp_path, runs):
     for spec in ("", "all"):
         with pytest.raises(FileNotFoundError, match="no checkpoint under .*nothing.*train one first"):
             resolve_checkpoints(spec, tmp_path / "nothing", required=True)
-    with pytest.raises(FileNotFoundError, match="neither a file nor a run directory"):
-        resolve_checkpoints(str(runs / "nope"), runs)
+    with pytest.raises(FileNotFoundError, match=r"neither a file nor a run directory; runs under .*runs: .*new, .*old"):
+        resolve_checkpoints(str(runs / "nope" / "last.pt"), runs)  # a mistyped path lists the runs that exist
     (runs / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="no checkpoints .* in"):
         resolve_checkpoints(str(runs / "empty"), runs, required=True)

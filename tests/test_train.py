@@ -456,3 +456,26 @@ def test_progress_prints_lines_and_a_closing_line_where_no_bar_is_live(tmp_path,
     out = capsys.readouterr().out
     assert "[run] step 1/3  loss " in out and " img/s " in out and "ETA" in out
     assert "[run] done: steps 0->3 in " in out and "final loss" in out and str(tmp_path / "run") in out
+
+
+def test_bad_checkpoints_are_errors_naming_the_file(tmp_path, procedural32, tiny_config):
+    from lmkcore.checkpoint import CheckpointError, save_atomic
+
+    r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=1))
+    ck = load(r.run_dir / "last.pt")
+    cases = {"truncated.pt": None, "nomethod.pt": {k: v for k, v in ck.items() if k != "method"},
+             "unknown.pt": {**ck, "method": "flip-points", "method_path": None},
+             "otherk.pt": {**ck, "config": {**ck["config"], "n_parts": 5}}}
+    (tmp_path / "truncated.pt").write_bytes((r.run_dir / "last.pt").read_bytes()[:2000])
+    for name, state in cases.items():
+        if state is not None:
+            torch.save(state, tmp_path / name)
+    for name, message in [("truncated.pt", "not a readable checkpoint"), ("nomethod.pt", r"no \['method'\]"),
+                          ("unknown.pt", "its method 'flip-points' is not available here"),
+                          ("otherk.pt", "its weights do not fit the autolink its config builds")]:
+        with pytest.raises(CheckpointError, match=f"{name}: {message}"):
+            load_method(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match=r"no checkpoint at .*lost\.pt; that folder holds \['last.pt'"):
+        load(r.run_dir / "lost.pt")
+    with pytest.raises(OSError, match=r"could not write .*x\.pt"):  # e.g. a full disk: named, no temporary left
+        save_atomic({"a": 1}, tmp_path / "no-such-folder" / "x.pt")
