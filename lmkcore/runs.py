@@ -3,6 +3,7 @@
 command line gives (`resolve_checkpoints`). Reading a checkpoint is `lmkcore.checkpoint`."""
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,30 @@ class Checkpoint:
     path: Path
     label: str
     step: int | None = None
+
+
+def short_labels(labels: list[str]) -> tuple[str, dict[str, str]]:
+    """(shared, {label: short}) for choosing among checkpoints: what the `run@step` labels' run names share,
+    shown once (`*` where they differ), and what tells each label apart: `…_sklr64@1000` and `…@1250` read
+    `@1000` and `@1250`; `autolink_k6_…@2` and `autolink_k4_…@2` read `k6@2` and `k4@2`. Labels without `@`
+    (an untrained model) are kept whole."""
+    runs = {lb: lb.rpartition("@")[0] for lb in labels if "@" in lb}
+    if not runs:
+        return "", {lb: lb for lb in labels}
+    names = sorted(set(runs.values()))
+    tokens = [n.split("_") for n in names]
+    if len(names) == 1:
+        shared, part = names[0], {names[0]: ""}
+    elif len({len(t) for t in tokens}) == 1:  # same fields: keep the ones that differ
+        differ = [i for i in range(len(tokens[0])) if len({t[i] for t in tokens}) > 1]
+        shared = "_".join("*" if i in differ else tok for i, tok in enumerate(tokens[0]))
+        part = {n: "_".join(t[i] for i in differ) for n, t in zip(names, tokens)}
+    else:  # different shapes of name: drop the shared prefix (cut at a `_`)
+        prefix = os.path.commonprefix(names)
+        shared = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
+        part = {n: n[len(shared):] for n in names}
+    short = {lb: part[runs[lb]] + "@" + lb.rpartition("@")[2] if lb in runs else lb for lb in labels}
+    return shared, short
 
 
 def _snapshot_step(path: Path) -> int | None:

@@ -70,3 +70,15 @@ def test_relative_paths_from_the_notebooks_folder_are_the_workbook_roots(tmp_pat
     assert workbook_path(tmp_path / "x") == tmp_path / "x"
     monkeypatch.chdir(tmp_path)
     assert workbook_path("runs") == Path("runs")  # elsewhere: as given
+
+
+def test_short_labels_show_the_shared_run_name_once():
+    from lmkcore.runs import short_labels
+
+    one = ["autolink_k10_mtfl-80_4500_m0.8_sklr64@1000", "autolink_k10_mtfl-80_4500_m0.8_sklr64@1250"]
+    assert short_labels(one) == ("autolink_k10_mtfl-80_4500_m0.8_sklr64", {one[0]: "@1000", one[1]: "@1250"})
+    two = ["autolink_k10_mtfl_b16@5", "autolink_k16_mtfl_b16@5", "untrained autolink k10"]
+    shared, short = short_labels(two)
+    assert shared == "autolink_*_mtfl_b16" and list(short.values()) == ["k10@5", "k16@5", "untrained autolink k10"]
+    three = ["autolink_k10@5", "autolink_k10_x@5"]  # names of other shapes: the shared prefix goes
+    assert short_labels(three) == ("autolink_", {three[0]: "k10@5", three[1]: "k10_x@5"})

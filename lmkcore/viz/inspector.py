@@ -17,6 +17,7 @@ import ipywidgets as w
 
 from ..checkpoint import load_method
 from ..methods import Method
+from ..runs import short_labels
 from .sources import (Checkpoint, has_annotations, method_label, method_resolution, open_images,
                       resolve_checkpoints, untrained_like)
 from .state import InspectorState
@@ -42,9 +43,14 @@ class Inspector:
         self.search = w.Text(placeholder="index or name", description="find", continuous_update=False,
                              layout=w.Layout(width="240px"))
         self.go = w.Button(description="go", layout=w.Layout(width="48px"))
-        self.checkpoints = w.SelectMultiple(options=list(state.sources), value=tuple(state.selected),
-                                            rows=min(6, max(2, len(state.sources))), description="checkpoints",
-                                            layout=w.Layout(width="460px"))
+        shared, short = short_labels(list(state.sources))  # "@1000", "@1250": the shared run name shown once
+        self.checkpoints = w.SelectMultiple(options=[(short[lb], lb) for lb in state.sources],
+                                            value=tuple(state.selected), rows=min(6, max(2, len(state.sources))),
+                                            description="checkpoints", layout=w.Layout(width="460px"),
+                                            tooltip="\n".join(f"{short[lb]}: {getattr(src, 'path', lb)}"
+                                                              for lb, src in state.sources.items()))
+        self.run_name = w.HTML(f"<span title='{html.escape(shared)}'>run <code>{html.escape(shared)}</code></span>"
+                               if shared else "")
         self.toggles: dict[str, w.Checkbox] = {}  # every layer name seen so far; shown: the available ones
         self.toggle_box = w.HBox()
         self.all_edges = w.Checkbox(value=state.all_edges, description="all edges", indent=False,
@@ -69,6 +75,7 @@ class Inspector:
         self.widget = w.VBox([
             self.message,
             w.HBox([self.prev, self.slider, self.next, self.search, self.go]),
+            self.run_name,
             w.HBox([self.checkpoints, self.keypoint]),
             self.toggle_box,
             self.info,

@@ -14,6 +14,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from ..runs import short_labels
 from .draw import GRAPH_COLOUR, draw_keypoints, keypoint_colours, to_hwc
 from .layers import ELLIPSE_COLOUR, GREY, draw_overlay, draw_pane
 
@@ -33,13 +34,20 @@ KIND_LEGEND = {
 }
 
 
-def _title(p, width: int = 36) -> str:
-    lines = textwrap.wrap(p.label, width) or [""]
+def error_unit(normalisation: str) -> str:
+    """The unit of a normalised error, for labels: '% IOD', '% box', '% image'."""
+    kind = (normalisation or "").split(":")[0]
+    return {"interocular": "% IOD", "bbox": "% box", "image_size": "% image"}.get(kind, "%")
+
+
+def _title(p, label: str, width: int = 36, unit: str = "%") -> str:
+    """A row's title: its (short) label wrapped at `_` boundaries, never mid-token, then its errors with units."""
+    lines = [ln.replace("_ ", "_") for ln in textwrap.wrap(label.replace("_", "_ "), width)] or [""]
     if p.image_error is not None:
-        lines.append(f"regressed error {p.image_error:.1f}%")
+        lines.append(f"regressed error {p.image_error:.1f} {unit}")
     if p.keypoint_error is not None:
         name, err = p.keypoint_error
-        lines.append(f"keypoint -> {name}: {err:.1f}%")
+        lines.append(f"keypoint -> {name}: {err:.1f} {unit}")
     return "\n".join(lines)
 
 
@@ -79,13 +87,17 @@ def legend_items(panels, *, all_edges: bool = False) -> list[tuple[str, dict]]:
 
 
 def draw_grid(image, panels, *, item: dict | None = None, skeleton=None, keypoint: int | None = None,
-              title: str = "", all_edges: bool = False, panel_inches: float = PANEL_INCHES) -> Figure:
+              title: str = "", all_edges: bool = False, panel_inches: float = PANEL_INCHES,
+              unit: str = "%") -> Figure:
     """The grid for one image `(3, H, W)`: a row per panel (checkpoint); columns: the image with the
     overlays, then `pane_columns(panels)`. `item` (annotations: keypoints, visible) and `skeleton`
     draw the ground truth where a panel lists "annotations"; `keypoint` is the chosen one."""
     cols = pane_columns(panels)
     n_rows, n_cols = max(1, len(panels)), 1 + len(cols)
-    titles = [_title(p) for p in panels]
+    shared, short = short_labels([p.label for p in panels])  # the shared run name once, in the figure's title
+    titles = [_title(p, short[p.label], unit=unit) for p in panels]
+    if shared and len(panels) > 1:
+        title = f"{title}\nrun {shared}" if title else f"run {shared}"
     title_in = 0.14 * max((t.count("\n") + 1 for t in titles), default=1) + 0.1  # above each row
     legend = legend_items(panels, all_edges=all_edges)
     per_line = max(4, int(n_cols * panel_inches / 1.1))  # legend entries per line
@@ -144,4 +156,5 @@ def draw_panels(state, panels, *, panel_inches: float = PANEL_INCHES) -> Figure:
     skeleton = state.data.info.skeleton if "keypoints" in item else None
     return draw_grid(item["image"], panels, item=item if "keypoints" in item else None, skeleton=skeleton,
                      keypoint=state.keypoint, title=f"image {state.index}: {state.name()}{chosen}",
-                     all_edges=state.all_edges, panel_inches=panel_inches)
+                     all_edges=state.all_edges, panel_inches=panel_inches,
+                     unit=error_unit(getattr(state.data.info, "normalisation", "")))

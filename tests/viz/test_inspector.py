@@ -23,11 +23,14 @@ def ui(tiny_runs):
 
 
 def labels(ui, k: int) -> list[str]:
-    return [lb for lb in ui.checkpoints.options if f"_k{k}_" in lb]
+    return [lb for _, lb in ui.checkpoints.options if f"_k{k}_" in lb]
 
 
 def test_opens_on_newest_checkpoint_with_every_snapshot_listed(ui, tiny_runs):
     assert len(ui.checkpoints.options) == 4  # 2 runs x snapshots at steps 1, 2
+    shown = [text for text, _ in ui.checkpoints.options]  # short and distinct: the shared prefix shown once
+    assert len(set(shown)) == 4 and all(t.endswith(("@1", "@2")) and len(t) < 20 for t in shown), shown
+    assert "autolink_*_procedural" in ui.run_name.value and "model_0000002.pt" in ui.checkpoints.tooltip
     assert ui.state.selected == [labels(ui, 6)[-1]] and ui.state.selected[0].endswith("@2")
     assert bytes(ui.image.value).startswith(PNG)
     assert ui.state.drawn_layers == ["keypoints", "annotations"]
@@ -113,7 +116,7 @@ def test_checkpoint_selector_shows_panels_side_by_side(ui):
     assert len(ui.keypoint.options) == 1 + 6  # "all" + the largest K
     ui.checkpoints.value = tuple(labels(ui, 4))  # early vs late snapshot of one run
     assert len(ui.state.panels) == 2
-    ui.checkpoints.value = tuple(ui.checkpoints.options)
+    ui.checkpoints.value = tuple(lb for _, lb in ui.checkpoints.options)
     assert len(ui.state.panels) == 4
     ui.checkpoints.value = ()
     assert [p.label for p in ui.state.panels] == ["data"] and ui.state.drawn_layers == ["annotations"]
