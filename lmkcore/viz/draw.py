@@ -40,20 +40,62 @@ def draw_graph(ax, kp, graph, image_size: int, *, max_edges: int | None = None, 
     from matplotlib.collections import LineCollection
 
     p = to_pixels(kp, image_size)  # (K, 2)
-    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph, float)
-    g = np.maximum(g, g.T)  # an edge is drawn once, with its stronger direction
-    i, j = np.triu_indices(len(p), 1)
-    w = g[i, j]
-    n = len(p) - 1 if max_edges is None else max_edges
-    order = np.argsort(-w, kind="stable")[: max(n, 0)]
-    if len(order) == 0:
+    a, b, rel = strongest_edges(graph, max_edges)
+    if len(a) == 0:
         return None
-    rel = np.clip(w[order] / max(float(w.max()), 1e-8), 0.05, 1.0)  # (E,)
-    rgba = np.concatenate([np.broadcast_to(np.asarray(colour, float)[:3], (len(order), 3)), rel[:, None]], 1)
-    segments = np.stack([p[i[order]], p[j[order]]], 1)  # (E, 2, 2)
+    rgba = np.concatenate([np.broadcast_to(np.asarray(colour, float)[:3], (len(a), 3)), rel[:, None]], 1)
+    segments = np.stack([p[a], p[b]], 1)  # (E, 2, 2)
     coll = LineCollection(segments, colors=rgba, linewidths=lw * (0.3 + 0.7 * rel), capstyle="round")
     ax.add_collection(coll)
     return coll
+
+
+def strongest_edges(graph, max_edges: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The workbook's one graph convention: the strongest `max_edges` pairs of the symmetrised `(K, K)` graph
+    (default K - 1, as many as a spanning tree; K * K: all), as (i, j, weight relative to the strongest,
+    clipped to [0.05, 1]), strongest first."""
+    g = graph.detach().float().cpu().numpy() if torch.is_tensor(graph) else np.asarray(graph, float)
+    g = np.maximum(g, g.T)  # an edge is drawn once, with its stronger direction
+    i, j = np.triu_indices(len(g), 1)
+    w = g[i, j]
+    n = len(g) - 1 if max_edges is None else max_edges
+    order = np.argsort(-w, kind="stable")[: max(n, 0)]
+    rel = np.clip(w[order] / max(float(w.max()) if len(w) else 1.0, 1e-8), 0.05, 1.0)
+    return i[order], j[order], rel
+
+
+def annotate(image: np.ndarray, points: np.ndarray, *, visible=None, graph=None, numbers: bool = False,
+             colours=None) -> np.ndarray:
+    """A copy of `image` `(H, W, 3)` uint8 with keypoints `(K, 2)` in its pixels drawn on it (OpenCV: fast at
+    any size, for `lmkcore.detect` and uploaded photos): the graph's strongest K - 1 edges in `GRAPH_COLOUR`
+    (width and opacity by weight), then the keypoints in their colours with a dark rim, numbered on demand."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    h, w = out.shape[:2]
+    k = len(points)
+    vis = np.ones(k, bool) if visible is None else np.asarray(visible, bool)
+    colours = keypoint_colours(k) if colours is None else np.asarray(colours, float)
+    unit = max(1, round(min(h, w) / 160))  # line width and radius grow with the image
+    if graph is not None:
+        a, b, rel = strongest_edges(graph)
+        for i, j, r in zip(a, b, rel):
+            if vis[i] and vis[j]:
+                layer = out.copy()
+                cv2.line(layer, tuple(int(v) for v in np.rint(points[i])), tuple(int(v) for v in np.rint(points[j])),
+                         tuple(int(255 * c) for c in GRAPH_COLOUR), max(1, round(2 * unit * (0.3 + 0.7 * r))),
+                         cv2.LINE_AA)
+                out = cv2.addWeighted(layer, float(r), out, 1 - float(r), 0)
+    for n, (p, c) in enumerate(zip(points, colours)):
+        if not vis[n]:
+            continue
+        centre = tuple(int(v) for v in np.rint(p))
+        cv2.circle(out, centre, 3 * unit + 1, (0, 0, 0), -1, cv2.LINE_AA)
+        cv2.circle(out, centre, 3 * unit, tuple(int(255 * v) for v in c[:3]), -1, cv2.LINE_AA)
+        if numbers:
+            cv2.putText(out, str(n), (centre[0] + 3 * unit + 2, centre[1] - 3 * unit), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.3 * unit + 0.1, (255, 255, 255), max(1, unit // 2), cv2.LINE_AA)
+    return out
 
 
 def overlay_heatmap(ax, heatmap, image_size: int, *, cmap: str = "inferno", alpha: float = 0.55):
