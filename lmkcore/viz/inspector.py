@@ -244,3 +244,64 @@ def inspect(checkpoints="", data: str = "procedural", split: str | None = "val",
     state = InspectorState(images, sources, selected, fit_data=fit_data, n_fit=n_fit, block=block, device=device,
                            message=message)
     return Inspector(state)
+
+
+class Upload:
+    """Your own photos (or a short video) through the checkpoints selected in an `Inspector`: a file-upload
+    widget and a row of annotated images per file and checkpoint (`lmkcore.detect`, as its command line)."""
+
+    def __init__(self, inspector: Inspector, *, every: int = 10, max_frames: int = 8, width: int = 320):
+        self.inspector, self.every, self.max_frames, self.width = inspector, every, max_frames, width
+        self.button = w.FileUpload(accept="image/*,video/*", multiple=True, description="your images")
+        self.numbers = w.Checkbox(value=False, description="numbers", indent=False, layout=w.Layout(width="auto"))
+        self.status = w.HTML("choose photos or a short video: each goes through the checkpoints selected above")
+        self.results = w.VBox()
+        self.button.observe(lambda _: self.run(), "value")
+        self.widget = w.VBox([w.HBox([self.button, self.numbers]), self.status, self.results])
+        self.widget.add_class("lmk-upload")
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def images(self, name: str, content: bytes):
+        """(name, RGB uint8) of an uploaded file: an image, or every `every`-th frame of a video."""
+        import tempfile
+        from pathlib import Path
+
+        from ..detect import read_inputs
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / Path(name).name
+            path.write_bytes(content)
+            yield from read_inputs([str(path)], every=self.every, max_frames=self.max_frames)
+
+    def run(self) -> None:
+        import io
+
+        from PIL import Image
+
+        from ..detect import detect_image
+        from .draw import annotate
+
+        state = self.inspector.state
+        files = list(self.button.value)
+        self.status.value = f"<i>computing… {len(files)} file(s) x {len(state.selected)} checkpoint(s)</i>"
+        rows = []
+        try:
+            for f in files:
+                for name, image in self.images(f["name"], bytes(f["content"])):
+                    cells = []
+                    for label in state.selected:
+                        d = detect_image(state.method(label).cpu(), image)
+                        png = io.BytesIO()
+                        Image.fromarray(annotate(image, d["points"], visible=d["visible"], graph=d["graph"],
+                                                 numbers=self.numbers.value)).save(png, format="png")
+                        cells.append(w.VBox([w.HTML(f"<small>{html.escape(name)} · {html.escape(label)}</small>"),
+                                             w.Image(value=png.getvalue(), format="png",
+                                                     layout=w.Layout(width=f"{self.width}px"))]))
+                    rows.append(w.HBox(cells))
+        except Exception as e:  # a file that is not an image or video: say so, keep the widget
+            self.status.value = f"<span style='color:#b00'>{html.escape(f'{type(e).__name__}: {e}')}</span>"
+            return
+        self.results.children = rows
+        self.status.value = f"{len(rows)} image(s) through {len(state.selected)} checkpoint(s)"

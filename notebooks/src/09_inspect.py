@@ -28,3 +28,13 @@ from lmkcore.viz.inspector import inspect
 
 inspector = inspect(checkpoints, data=data, split=split, runs_dir=runs_dir, untrained=untrained)
 inspector
+
+# %% [markdown]
+# ## Your own images
+# Upload photos or a short video: each goes through the checkpoints selected above, drawn as in the
+# figures (the same as `python -m lmkcore.detect --checkpoint RUN IMAGES...` on the command line).
+
+# %%
+from lmkcore.viz.inspector import Upload
+
+Upload(inspector)

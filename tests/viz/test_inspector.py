@@ -257,3 +257,25 @@ def test_a_store_with_its_saved_splits(tmp_path, tiny_runs):
     assert ui.state.index == 5 and ui.state.name() == "figure_5_000021"
     ui.toggles["regressed"].value = True
     assert ui.state.regressor(ui.state.selected[0]).n_fit == 16 and math.isfinite(ui.state.panels[0].image_error)
+
+
+def test_uploaded_images_go_through_the_selected_checkpoints(ui):
+    import datetime
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from lmkcore.viz.inspector import Upload
+
+    up = Upload(ui)
+    png = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (30, 50, 3), dtype=np.uint8)).save(png, format="png")
+    up.button.value = ({"name": "me.png", "type": "image/png", "size": len(png.getvalue()),
+                        "content": memoryview(png.getvalue()), "last_modified": datetime.datetime.now()},)
+    assert len(up.results.children) == 1 and len(up.results.children[0].children) == len(ui.state.selected)
+    assert bytes(up.results.children[0].children[0].children[1].value).startswith(PNG)
+    assert "1 image(s) through" in up.status.value
+    up.button.value = ({"name": "notes.txt", "type": "text/plain", "size": 3, "content": memoryview(b"abc"),
+                        "last_modified": datetime.datetime.now()},)
+    assert "not a readable image" in up.status.value
