@@ -21,8 +21,11 @@ HEADER = re.compile(r"^# %%(?: \[(markdown)\])?(?: tags=\[(.*)\])?\s*$")
 
 def build(src: Path) -> nbformat.NotebookNode:
     nb = nbformat.v4.new_notebook()
-    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-                   "language_info": {"name": "python"}}
+    # what JupyterLab writes on opening with ipykernel's kernel: the notebooks open unmodified
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"},
+                   "language_info": {"name": "python", "codemirror_mode": {"name": "ipython", "version": 3},
+                                     "file_extension": ".py", "mimetype": "text/x-python",
+                                     "nbconvert_exporter": "python", "pygments_lexer": "ipython3"}}
     cells, kind, tags, lines = [], None, [], []
 
     def flush():
