@@ -54,7 +54,7 @@ class TrainConfig:
     overwrite: bool = False  # start afresh even if the run directory has a checkpoint
     ckpt_every: int = 250  # steps between checkpoints (and model snapshots)
     log_every: int = 10  # steps between history lines / TensorBoard scalars
-    image_every: int = 0  # steps between TensorBoard images (0: only at the end)
+    image_every: int = 500  # steps between TensorBoard images: keypoints over the batch, visual layers (0: only at the end)
     device: str = "auto"  # "auto": cuda if present, else cpu
     amp: bool = True  # bf16 autocast on CUDA
     cpu_amp: bool = False  # bf16 autocast on CPU too, where oneDNN has native bf16 (AVX512-BF16 / AMX): faster, less precise (sweep row cpu-tps-0.08-bf16)
@@ -489,10 +489,23 @@ def _tensorboard(run_dir: Path):
 
 
 def _log_images(writer, method: Method, images: torch.Tensor, step: int) -> None:
+    """TensorBoard images: the keypoints (and the learned graph) over the batch's first images, and the method's
+    image-like visual layers."""
+    import numpy as np
+
+    from .viz.draw import annotate
+
+    x = images[:8].float()
     with torch.no_grad():
         method.eval()
-        vis = method.visuals(images[:8].float())
+        vis = method.visuals(x)
+        kp = method.keypoints(x).float().cpu()  # (B, K, 2) in [-1, 1]
+        graph = method.graph()
         method.train()
+    pics = (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+    r = pics.shape[1]
+    drawn = np.stack([annotate(p, ((k + 1) / 2 * (r - 1)).numpy(), graph=graph) for p, k in zip(pics, kp)])
+    writer.add_images("keypoints", drawn, step, dataformats="NHWC")
     for k, v in vis.items():
         if v.dim() == 4 and v.shape[1] in (1, 3):
             writer.add_images(f"visuals/{k}", v.float().clamp(0, 1).cpu(), step)

@@ -479,3 +479,20 @@ def test_bad_checkpoints_are_errors_naming_the_file(tmp_path, procedural32, tiny
         load(r.run_dir / "lost.pt")
     with pytest.raises(OSError, match=r"could not write .*x\.pt"):  # e.g. a full disk: named, no temporary left
         save_atomic({"a": 1}, tmp_path / "no-such-folder" / "x.pt")
+
+
+def test_tensorboard_gets_keypoint_overlays(tiny_config):
+    from lmkcore.train import _log_images
+
+    class Writer:
+        def __init__(self):
+            self.images = {}
+
+        def add_images(self, tag, data, step, dataformats="NCHW"):
+            self.images[tag] = (data, dataformats)
+
+    writer, method = Writer(), build("autolink", **tiny_config)
+    _log_images(writer, method, torch.rand(3, 3, 32, 32), step=5)
+    drawn, fmt = writer.images["keypoints"]
+    assert fmt == "NHWC" and drawn.shape == (3, 32, 32, 3) and drawn.dtype.name == "uint8"
+    assert method.training  # back in training mode
