@@ -213,3 +213,40 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
     if figs:
         lines += ["## Figures", ""] + [f"![{p.stem}](figures/{p.name})" for p in figs] + [""]
     return "\n".join(lines)
+
+
+def metric_unit(metric: str, normalisation: str) -> str:
+    """What a protocol number means: errors in % of the data set's normaliser, PCK in % of landmarks."""
+    norm = {"interocular": "inter-ocular distance", "bbox": "box size", "image_size": "image size"}.get(
+        (normalisation or "").split(":")[0], normalisation or "the normaliser")
+    if metric.startswith("pck@"):
+        return f"% of landmarks within {metric[4:]} x {norm}"
+    if metric.startswith("diag:"):
+        return "% (the method's own check)"
+    return f"% of {norm}"
+
+
+def metrics_table(results: dict[str, dict]) -> str:
+    """A Markdown table of protocol results side by side (a run beside its floors, say): a row per metric with
+    its unit, a column per result (`{column title: result}`); a metric a result lacks is '-'."""
+    names = list(dict.fromkeys(k for r in results.values() for k in r.get("metrics", {})))
+    norm = next((r.get("normalisation", "") for r in results.values()), "")
+    head = "| metric | unit | " + " | ".join(results) + " |\n|---|---|" + "---|" * len(results)
+    rows = [f"| {m} | {metric_unit(m, norm)} | " + " | ".join(_fmt(r.get("metrics", {}).get(m))
+                                                              for r in results.values()) + " |" for m in names]
+    fit = "| fit images | | " + " | ".join(str(r.get("fit_images", "-")) for r in results.values()) + " |"
+    return "\n".join([head, *rows, fit])
+
+
+def floor_table(result: dict) -> str:
+    """`metrics_table` of a checkpoint's result (`evaluate_checkpoint`) beside the mean-shape floor on the same
+    fit and test images: what a notebook shows after training."""
+    from ..data import open_dataset
+    from .protocol import mean_shape_floor, open_test_set
+
+    fit = open_dataset(result["data"], result["fit_split"], resolution=result["resolution"])
+    test, _ = open_test_set(result["data"], result["split"], result.get("test_data"), result["resolution"])
+    n_fit = result.get("n_fit")
+    floor = mean_shape_floor(fit, test, n_fit=None if n_fit in (None, "all") else int(n_fit), seed=result.get("seed", 0))
+    label = f"{result.get('run') or result.get('method')} ({result.get('evaluation', 'keypoints')})"
+    return metrics_table({label: result, "mean shape (floor)": floor})

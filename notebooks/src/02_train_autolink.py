@@ -115,7 +115,11 @@ if evaluate:
 
     metrics = evaluate_checkpoint(result.run_dir / "last.pt", data, fit_split="fit", test_split=val_split,
                                   report_dir=report_dir)
-    print({k: round(v, 2) for k, v in metrics["metrics"].items()})
+    from IPython.display import Markdown, display
+
+    from lmkcore.eval.report import floor_table
+
+    display(Markdown(floor_table(metrics)))  # every number with its unit, beside the mean-shape floor
 
 # %% [markdown]
 # ## Does the learned graph recover the ground-truth skeleton?

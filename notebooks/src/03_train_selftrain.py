@@ -157,4 +157,8 @@ if evaluate:
 
     fit_data = open_dataset(data, split="fit", resolution=resolution)
     metrics = evaluate_method(method, fit_data, val_data, n_fit=n_fit or None)
-    print(", ".join(f"{k} {v:.2f}" for k, v in metrics["metrics"].items()))
+    from IPython.display import Markdown, display
+
+    from lmkcore.eval.report import floor_table
+
+    display(Markdown(floor_table(metrics)))  # every number with its unit, beside the mean-shape floor

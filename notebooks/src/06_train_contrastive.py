@@ -145,7 +145,11 @@ if evaluate:
     head = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=figs,
                                evaluation="head", n_fit=head_fit or None, few_shot=sizes,
                                head=HeadConfig(max_steps=head_steps))
-    print("head", {k: round(v, 2) for k, v in head["metrics"].items()})
+    from IPython.display import Markdown, display
+
+    from lmkcore.eval.report import floor_table
+
+    display(Markdown(floor_table(head)))  # the supervised head, every number with its unit, beside the floor
     points = [(head["fit_images"], head["metrics"]["nme"])] + [(f["fit_images"], f["metrics"]["nme"])
                                                              for f in head["few_shot"]]
     print("few-shot nme", points)
@@ -156,4 +160,4 @@ if evaluate:
                   title="regressed landmarks (dots) and annotations (squares)");
     kp = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=figs,
                              evaluation="keypoints")
-    print("cluster keypoints", {k: round(v, 2) for k, v in kp["metrics"].items()})
+    display(Markdown(floor_table(kp)))  # the unsupervised cluster keypoints, by the shared regression

@@ -59,3 +59,21 @@ def test_report_names(tmp_path):
     assert out.name == "floor_autolink-untrained_k4_procedural-32"
     assert json.loads((out / "metrics.json").read_text())["profile"] == "smoke"
     assert (out / "curves.png").exists() and (out / "per_landmark.png").exists()
+
+
+def test_a_run_is_shown_beside_the_mean_shape_floor_with_units(tmp_path, procedural32, tiny_config):
+    """What notebooks 02-06 display after training: a Markdown table, a unit on every row, the floor beside."""
+    from lmkcore.eval import evaluate_checkpoint
+    from lmkcore.eval.report import floor_table
+    from lmkcore.methods import build
+    from lmkcore.train import TrainConfig, train
+
+    r = train(build("autolink", **tiny_config), procedural32, TrainConfig(
+        steps=1, batch_size=4, num_workers=0, out_dir=str(tmp_path), run_name="run", progress=False,
+        tensorboard=False))
+    m = evaluate_checkpoint(r.run_dir / "last.pt", "procedural", n_fit=40, max_test=20)
+    table = floor_table(m).splitlines()
+    assert table[0].startswith("| metric | unit | run (keypoints) | mean shape (floor) |")
+    nme = next(line for line in table if line.startswith("| nme |"))
+    assert "% of box size" in nme and nme.count("|") == 5 and "-" not in nme.split("|")[3:5]
+    assert any(line.startswith("| pck@0.2 | % of landmarks within 0.2 x box size") for line in table)
