@@ -44,7 +44,21 @@ def skeleton_recovery(graph: Tensor, joints: Tensor, skeleton, n_edges: int | No
     mapped = [frozenset((int(joints[i[e]]), int(joints[j[e]]))) for e in order]
     hits = [m in truth for m in mapped]
     return {"precision": sum(hits) / len(hits), "recall": len(truth & set(mapped)) / max(len(truth), 1),
-            "edges": [sorted(m) for m in mapped], "keypoint_joints": joints.tolist()}
+            "edges": [sorted(m) for m in mapped], "keypoint_joints": joints.tolist(),
+            "skeleton": [sorted(e) for e in truth]}
+
+
+def skeleton_text(check: dict, names: list[str]) -> str:
+    """A skeleton check (`skeleton_recovery`) in words: precision, recall and each strong edge by joint name,
+    marked right (an edge of the skeleton) or wrong."""
+    truth = {frozenset(e) for e in check.get("skeleton", [])}
+    edges = []
+    for e in check["edges"]:
+        a, b = (names[i] if i < len(names) else str(i) for i in (e + e)[:2])
+        mark = "" if not truth else (" (right)" if frozenset(e) in truth else " (wrong)")
+        edges.append(f"{a}-{b}{mark}" if a != b else f"{a}-{b} (one joint)")
+    return (f"precision {100 * check['precision']:.0f} %, recall {100 * check['recall']:.0f} % of the skeleton's "
+            f"edges; strongest edges: " + ", ".join(edges))
 
 
 def graph_skeleton(method, fit_kp: Tensor, fit: Annotations, skeleton) -> dict:
@@ -53,4 +67,4 @@ def graph_skeleton(method, fit_kp: Tensor, fit: Annotations, skeleton) -> dict:
     return skeleton_recovery(method.graph().detach().cpu(), keypoint_joints(fit_kp, fit), skeleton)
 
 
-__all__ = ["graph_skeleton", "keypoint_joints", "skeleton_recovery"]
+__all__ = ["graph_skeleton", "keypoint_joints", "skeleton_recovery", "skeleton_text"]

@@ -338,3 +338,36 @@ def make_all(runs_dir: str = "runs", checkpoints: str = "", data: str = "procedu
                                                         n_fit=None, max_test=None, label=lb, dpi=dpi))
     made["error_curves"] = error_curves(report_dir, out, dpi=dpi)
     return made
+
+
+def skeleton_check_figure(check: dict, data: Dataset, path, *, dpi: int = DPI) -> Path:
+    """The skeleton check drawn on the data's mean shape: the true skeleton in light grey, the learned graph's
+    strongest edges (mapped to joints) in green where they are skeleton edges and red where not, joints named."""
+    from ..eval import annotations
+
+    ann = annotations(data, torch.arange(min(len(data), 500)))
+    vis = ann.visible[..., None]
+    mean = (torch.where(vis, ann.keypoints, 0.0).sum(0) / vis.sum(0).clamp_min(1)).numpy()  # (J, 2) in [0, 1]
+    names = list(data.info.keypoint_names)
+    truth = {frozenset(e) for e in check.get("skeleton", data.info.skeleton)}
+    fig = Figure(figsize=(4.2, 4.4))
+    ax = fig.subplots()
+    for a, b in (sorted(e) for e in truth if len(e) == 2):
+        ax.plot(mean[[a, b], 0], mean[[a, b], 1], "-", color="0.85", lw=6, solid_capstyle="round", zorder=1)
+    for e in check["edges"]:
+        a, b = (e + e)[:2]
+        right = frozenset(e) in truth
+        ax.plot(mean[[a, b], 0], mean[[a, b], 1], "-", color=(0.1, 0.65, 0.2) if right else (0.85, 0.1, 0.1),
+                lw=2, zorder=2)
+    ax.scatter(mean[:, 0], mean[:, 1], s=14, c="black", zorder=3)
+    for j, (x, y) in enumerate(mean):
+        ax.annotate(names[j], (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6)
+    ax.set_xlim(-0.05, 1.05)
+    ax.set_ylim(1.05, -0.05)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(f"strongest edges on the mean shape: green = skeleton edge, red = not\n"
+                 f"precision {100 * check['precision']:.0f} %, recall {100 * check['recall']:.0f} % "
+                 "(grey: the true skeleton)", fontsize=7)
+    return _save(fig, path, dpi)

@@ -115,11 +115,12 @@ if evaluate:
 
     metrics = evaluate_checkpoint(result.run_dir / "last.pt", data, fit_split="fit", test_split=val_split,
                                   report_dir=report_dir)
-    from IPython.display import Markdown, display
+    from IPython.display import Image, Markdown, display
 
     from lmkcore.eval.report import floor_table
 
     display(Markdown(floor_table(metrics)))  # every number with its unit, beside the mean-shape floor
+    display(Image(str(Path(metrics["report"]) / "curves.png")))  # forward and backward cumulative errors
 
 # %% [markdown]
 # ## Does the learned graph recover the ground-truth skeleton?
@@ -129,5 +130,10 @@ if evaluate:
 
 # %%
 if evaluate and "skeleton" in metrics:
-    sk = metrics["skeleton"]
-    print(f"precision {sk['precision']:.2f}, recall {sk['recall']:.2f}: {sk['edges']}")
+    from IPython.display import Image, display
+
+    from lmkcore.eval.graph import skeleton_text
+    from lmkcore.viz.figures import skeleton_check_figure
+
+    print(skeleton_text(metrics["skeleton"], val_data.info.keypoint_names))
+    display(Image(str(skeleton_check_figure(metrics["skeleton"], val_data, figs / "skeleton_check.png"))))

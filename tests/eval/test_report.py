@@ -77,3 +77,24 @@ def test_a_run_is_shown_beside_the_mean_shape_floor_with_units(tmp_path, procedu
     nme = next(line for line in table if line.startswith("| nme |"))
     assert "% of box size" in nme and nme.count("|") == 5 and "-" not in nme.split("|")[3:5]
     assert any(line.startswith("| pck@0.2 | % of landmarks within 0.2 x box size") for line in table)
+
+
+def test_the_skeleton_check_reads_in_joint_names_and_draws_right_and_wrong(tmp_path):
+    import torch
+
+    from lmkcore.data import open_dataset
+    from lmkcore.eval.graph import skeleton_recovery, skeleton_text
+    from lmkcore.viz.figures import skeleton_check_figure
+
+    data = open_dataset("procedural", "val", resolution=32)
+    names = data.info.keypoint_names
+    a, b = data.info.skeleton[0]
+    graph = torch.zeros(3, 3)
+    graph[0, 1] = graph[1, 0] = 2.0  # keypoints 0-1 strongest: joints a-b, a skeleton edge
+    graph[1, 2] = graph[2, 1] = 1.0  # keypoints 1-2: joints b and another not linked to it
+    other = next(j for j in range(len(names)) if j not in (a, b) and sorted((b, j)) not in
+                 [sorted(e) for e in data.info.skeleton])
+    check = skeleton_recovery(graph, torch.tensor([a, b, other]), data.info.skeleton)
+    text = skeleton_text(check, names)
+    assert f"{names[min(a, b)]}-{names[max(a, b)]} (right)" in text and "(wrong)" in text and "precision 50 %" in text
+    assert skeleton_check_figure(check, data, tmp_path / "sk.png").stat().st_size > 5000
