@@ -216,6 +216,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
             "world_size": world, "commit": git_commit(), "init_from": init}
     if rank == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
+        for stale in run_dir.glob(".*.pt.tmp*"):  # a checkpoint write cut short by a kill: never a checkpoint
+            stale.unlink(missing_ok=True)
         (run_dir / "config.json").write_text(json.dumps({**meta, "train": dataclasses.asdict(cfg)}, indent=2))
         _write_history(run_dir, history)
 

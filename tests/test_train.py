@@ -496,3 +496,48 @@ def test_tensorboard_gets_keypoint_overlays(tiny_config):
     drawn, fmt = writer.images["keypoints"]
     assert fmt == "NHWC" and drawn.shape == (3, 32, 32, 3) and drawn.dtype.name == "uint8"
     assert method.training  # back in training mode
+
+
+@pytest.mark.slow
+def test_runs_killed_at_random_moments_resume_to_the_uninterrupted_curve(tmp_path, tiny_config):
+    """Fault injection: `python -m lmkcore.train` killed (SIGKILL) at seeded random moments, checkpoint writes
+    included (one every step), resumed each time; the finished curve equals an uninterrupted run's exactly."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    fields = [f"{k}={v}" for k, v in tiny_config.items()]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+    def cmd(out, resume):
+        return [sys.executable, "-m", "lmkcore.train", "--method", "autolink", "--data", "procedural", "--split", "val",
+                "--steps", "16", "--batch_size", "4", "--num_workers", "0", "--ckpt_every", "1", "--log_every", "1",
+                "--out_dir", str(out), "--run_name", "run", "--progress", "false", "--tensorboard", "false",
+                "--resume", str(resume).lower(), *fields]
+
+    subprocess.run(cmd(tmp_path / "a", False), check=True, capture_output=True, env=env, timeout=240, cwd=REPO)
+    want = [h["loss"] for h in map(json.loads, (tmp_path / "a" / "run" / "history.jsonl").read_text().splitlines())]
+    rng, kills, mid_run = random.Random(7), 0, 0
+    last = tmp_path / "b" / "run" / "last.pt"
+    for attempt in range(4):  # four runs killed at random moments, then one left to finish
+        p = subprocess.Popen(cmd(tmp_path / "b", attempt > 0), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=env, cwd=REPO)
+        deadline = time.time() + rng.uniform(0.0, 2.0)
+        while p.poll() is None and not last.exists():  # wait for training (the first checkpoint) to begin
+            time.sleep(0.05)
+        while p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        if p.poll() is None:
+            step_before = torch.load(last, weights_only=True)["step"] if last.exists() else -1
+            p.send_signal(signal.SIGKILL)
+            kills += 1
+            mid_run += 0 <= step_before < 16
+        p.wait(timeout=240)
+    r = subprocess.run(cmd(tmp_path / "b", True), capture_output=True, text=True, env=env, timeout=240, cwd=REPO)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = [h["loss"] for h in map(json.loads, (tmp_path / "b" / "run" / "history.jsonl").read_text().splitlines())]
+    assert mid_run >= 2 and got == pytest.approx(want, rel=1e-6, abs=1e-7)
+    assert not list((tmp_path / "b" / "run").glob(".*.tmp*"))  # writes cut short by a kill are cleared on resume
