@@ -12,6 +12,7 @@ PNG shown in an `ipywidgets.Image`, so the same code runs in a kernel, in tests 
 from __future__ import annotations
 
 import html
+import time
 
 import ipywidgets as w
 
@@ -32,7 +33,7 @@ UNTRAINED_NOTE = ("UNTRAINED models ({labels}) are shown beside the checkpoints:
 class Inspector:
     """The widgets around an `InspectorState`; display it in a notebook cell (`.widget`)."""
 
-    def __init__(self, state: InspectorState):
+    def __init__(self, state: InspectorState, save_dir: str = "reports/figures/inspector"):
         self.state = state
         self._quiet = False
         n = len(state.data)
@@ -57,6 +58,17 @@ class Inspector:
                                     tooltip="graph layers: every edge, not only the strongest K-1",
                                     layout=w.Layout(width="auto"))
         self.keypoint = w.Dropdown(description="keypoint", layout=w.Layout(width="200px"))
+        self.size = w.FloatSlider(value=state.panel_inches, min=1.5, max=6.0, step=0.5, description="size",
+                                  continuous_update=False, readout_format=".1f", layout=w.Layout(width="260px"),
+                                  tooltip="inches per panel")
+        self.crop = w.Checkbox(value=state.crop, description="crop to subject", indent=False,
+                               layout=w.Layout(width="auto"))
+        self.numbers = w.Checkbox(value=state.numbers, description="numbers", indent=False,
+                                  tooltip="write each keypoint's number beside it", layout=w.Layout(width="auto"))
+        self.save = w.Button(description="save view", tooltip="the view as PNG and its state as JSON",
+                             layout=w.Layout(width="90px"))
+        self.save_dir = w.Text(value=save_dir, description="to", layout=w.Layout(width="300px"))
+        self.status = w.HTML()  # "computing…" while a view takes long to draw
         self.image = w.Image(format="png", layout=w.Layout(align_self="flex-start", max_width="100%"))  # native size
         self.info = w.HTML()
         self.message = w.HTML()
@@ -72,12 +84,21 @@ class Inspector:
         self.checkpoints.observe(self._on_checkpoints, "value")
         self.all_edges.observe(self._on_all_edges, "value")
         self.keypoint.observe(self._on_keypoint, "value")
+        self.size.observe(lambda ch: self._set("panel_inches", float(ch["new"])), "value")
+        self.crop.observe(lambda ch: self._set("crop", bool(ch["new"])), "value")
+        self.numbers.observe(lambda ch: self._set("numbers", bool(ch["new"])), "value")
+        self.save.on_click(lambda _: self._on_save())
+        for name, widget in (("size", self.size), ("crop", self.crop), ("numbers", self.numbers),
+                             ("save", self.save), ("status", self.status)):
+            widget.add_class(f"lmk-{name}")
+        # controls first and side by side, the (possibly tall) image last: the controls stay in view
         self.widget = w.VBox([
             self.message,
             w.HBox([self.prev, self.slider, self.next, self.search, self.go]),
             self.run_name,
-            w.HBox([self.checkpoints, self.keypoint]),
+            w.HBox([self.checkpoints, w.VBox([self.keypoint, self.size, w.HBox([self.crop, self.numbers])])]),
             self.toggle_box,
+            w.HBox([self.save, self.save_dir, self.status]),
             self.info,
             self.image,
         ])
@@ -91,12 +112,16 @@ class Inspector:
     # handlers
     def _on_index(self, change) -> None:
         self.state.set_index(change["new"])
+        if self.search.value and self.state.find(self.search.value) != self.state.index:
+            self.search.value = ""  # the find box never names another image than the one shown
         self.refresh()
 
     def _step(self, delta: int) -> None:
         self.slider.value = min(self.slider.max, max(self.slider.min, self.slider.value + delta))
 
     def _on_search(self) -> None:
+        if not self.search.value.strip():  # cleared (by hand or after the slider moved on): nothing to find
+            return
         i = self.state.find(self.search.value)
         if i is None:
             self._note(f"nothing matches {self.search.value!r}", error=True)
@@ -126,8 +151,30 @@ class Inspector:
         self.state.all_edges = bool(change["new"])
         self.refresh()
 
+    def _set(self, attribute: str, value) -> None:
+        setattr(self.state, attribute, value)
+        self.refresh()
+
+    def _on_save(self) -> None:
+        try:
+            png, state = self.state.save_view(self.save_dir.value)
+        except Exception as e:  # a folder that cannot be written: say so
+            self._note(f"{type(e).__name__}: {e}", error=True)
+            return
+        self.status.value = f"saved {html.escape(str(png))} and {html.escape(state.name)}"
+
     def _on_keypoint(self, change) -> None:
         self.state.choose_keypoint(change["new"])
+        if self.state.keypoint is not None:  # one keypoint's map is drawn: its heatmaps toggle says so
+            quiet, self._quiet = self._quiet, True
+            try:
+                for lb in self.state.selected:
+                    for name, kind in self.state.method(lb).layers.items():
+                        if kind == "heatmaps" and name in self.toggles:
+                            self.toggles[name].value = True
+                            self.state.toggle(name, True)
+            finally:
+                self._quiet = quiet
         if not self._quiet:
             self.refresh()
 
@@ -169,12 +216,18 @@ class Inspector:
                 f"{html.escape(m)}</div>") if m else ""
 
     def refresh(self) -> None:
-        """Re-render the current view into the image widget (errors show in the message line)."""
+        """Re-render the current view into the image widget (errors show in the message line). The status
+        says "computing…" meanwhile (widget updates reach the page at once, before the drawing ends)."""
+        self.status.value = "<i>computing…</i>"
+        t0 = time.perf_counter()
         try:
             self.image.value = self.state.render()
         except Exception as e:  # keep the widget alive; say what went wrong
+            self.status.value = ""
             self._note(f"{type(e).__name__}: {e}", error=True)
             return
+        took = time.perf_counter() - t0
+        self.status.value = f"<small>drawn in {took:.1f} s</small>" if took > 0.5 else ""
         self._note("")
         s = self.state
         lines = [f"image {s.index} / {len(s.data) - 1}: <b>{html.escape(s.name())}</b> &nbsp; "
@@ -193,7 +246,8 @@ class Inspector:
 
 def inspect(checkpoints="", data: str = "procedural", split: str | None = "val", *, runs_dir: str = "runs",
             fit_split: str | None = "fit", n_fit: int = 500, block: int = 16, device: str = "cpu",
-            resolution: int | None = None, untrained: bool = False, seed: int = 0) -> Inspector:
+            resolution: int | None = None, untrained: bool = False, seed: int = 0,
+            save_dir: str = "reports/figures/inspector") -> Inspector:
     """An inspector for checkpoints on a data set.
 
     checkpoints: "" (the newest under `runs_dir`, every run there selectable), "all", comma-separated
@@ -243,7 +297,7 @@ def inspect(checkpoints="", data: str = "procedural", split: str | None = "val",
             pass
     state = InspectorState(images, sources, selected, fit_data=fit_data, n_fit=n_fit, block=block, device=device,
                            message=message)
-    return Inspector(state)
+    return Inspector(state, save_dir=save_dir)
 
 
 class Upload:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ..runs import short_labels
-from .draw import GRAPH_COLOUR, draw_keypoints, keypoint_colours, to_hwc
+from .draw import GRAPH_COLOUR, draw_keypoints, keypoint_colours, to_hwc, to_pixels
 from .layers import ELLIPSE_COLOUR, GREY, draw_overlay, draw_pane
 
 PANEL_INCHES = 3.0
@@ -88,7 +89,7 @@ def legend_items(panels, *, all_edges: bool = False) -> list[tuple[str, dict]]:
 
 def draw_grid(image, panels, *, item: dict | None = None, skeleton=None, keypoint: int | None = None,
               title: str = "", all_edges: bool = False, panel_inches: float = PANEL_INCHES,
-              unit: str = "%") -> Figure:
+              unit: str = "%", crop: bool = False, numbers: bool = False) -> Figure:
     """The grid for one image `(3, H, W)`: a row per panel (checkpoint); columns: the image with the
     overlays, then `pane_columns(panels)`. `item` (annotations: keypoints, visible) and `skeleton`
     draw the ground truth where a panel lists "annotations"; `keypoint` is the chosen one."""
@@ -124,8 +125,13 @@ def draw_grid(image, panels, *, item: dict | None = None, skeleton=None, keypoin
         if "keypoints" in p.layers and p.keypoints is not None:
             draw_keypoints(ax, p.keypoints, size, colours=keypoint_colours(len(p.keypoints)), size=30,
                            highlight=keypoint)
-        ax.set_xlim(-0.5, size - 0.5)
-        ax.set_ylim(size - 0.5, -0.5)  # overlays may reach outside the image: keep its frame
+            if numbers:
+                for i, (x, y) in enumerate(to_pixels(p.keypoints, size)):
+                    ax.annotate(str(i), (x, y), xytext=(3, 3), textcoords="offset points", fontsize=6, color="white",
+                                path_effects=[patheffects.withStroke(linewidth=1.5, foreground="black")])
+        x0, y0, x1, y1 = subject_box(p, item, size) if crop else (-0.5, -0.5, size - 0.5, size - 0.5)
+        ax.set_xlim(x0, x1)
+        ax.set_ylim(y1, y0)  # overlays may reach outside the image: keep its frame (or the subject's)
         ax.set_title(titles[r], fontsize=7)
         panes = p.panes()
         for c, name in enumerate(cols, start=1):
@@ -149,6 +155,22 @@ def draw_grid(image, panels, *, item: dict | None = None, skeleton=None, keypoin
     return fig
 
 
+def subject_box(panel, item: dict | None, size: int, margin: float = 0.15) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) pixels of a square around the panel's keypoints and the visible annotations, enlarged by
+    `margin` of its side on each side and kept inside the image: the crop-to-subject view."""
+    pts = [to_pixels(panel.keypoints, size)] if panel.keypoints is not None else []
+    if item is not None and "keypoints" in item:
+        vis = np.asarray(item.get("visible", np.ones(len(item["keypoints"]), bool)), bool)
+        pts.append(to_pixels(item["keypoints"], size)[vis])
+    pts = np.concatenate(pts) if pts else np.zeros((0, 2))
+    if len(pts) == 0:
+        return -0.5, -0.5, size - 0.5, size - 0.5
+    lo, hi = pts.min(0), pts.max(0)
+    side = min(max(float((hi - lo).max()) * (1 + 2 * margin), size / 8), size)
+    cx, cy = np.clip((lo + hi) / 2, side / 2 - 0.5, size - 0.5 - side / 2)
+    return cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2
+
+
 def draw_panels(state, panels, *, panel_inches: float = PANEL_INCHES) -> Figure:
     """The inspector's current view (`InspectorState.compose()` panels) as a grid figure."""
     item = state.item(state.index)
@@ -157,4 +179,5 @@ def draw_panels(state, panels, *, panel_inches: float = PANEL_INCHES) -> Figure:
     return draw_grid(item["image"], panels, item=item if "keypoints" in item else None, skeleton=skeleton,
                      keypoint=state.keypoint, title=f"image {state.index}: {state.name()}{chosen}",
                      all_edges=state.all_edges, panel_inches=panel_inches,
-                     unit=error_unit(getattr(state.data.info, "normalisation", "")))
+                     unit=error_unit(getattr(state.data.info, "normalisation", "")),
+                     crop=getattr(state, "crop", False), numbers=getattr(state, "numbers", False))

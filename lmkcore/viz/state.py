@@ -85,6 +85,9 @@ class InspectorState:
         self.enabled: set[str] = {"keypoints", "annotations"}
         self.keypoint: int | None = None  # chosen keypoint (None: all)
         self.all_edges = False  # graph layers: every edge, not only the strongest K - 1
+        self.panel_inches = 3.0  # size of one panel of the grid (the inspector's size control)
+        self.crop = False  # zoom each panel onto the subject (the keypoints and annotations, with a margin)
+        self.numbers = False  # write each keypoint's number beside it
         self.drawn_layers: list[str] = []  # layers drawn by the last compose / render
         self.panels: list[Panel] = []
         self.computed: Counter = Counter()  # (kind, label, block) -> times computed (cache misses)
@@ -149,9 +152,9 @@ class InspectorState:
         return names
 
     def available_layers(self) -> list[str]:
-        """keypoints and annotations always; regressed where there is a fit split; then the union of
+        """keypoints always; annotations where the data has them; regressed where there is a fit split; then the union of
         the layer names the selected methods declare (in their declared order)."""
-        have = ["keypoints", "annotations"]
+        have = ["keypoints"] + (["annotations"] if self.annotated else [])  # no box for what a folder lacks
         if self.annotated and self.fit_data is not None and self.selected:
             have.append("regressed")
         for lb in self.selected:
@@ -278,5 +281,30 @@ class InspectorState:
 
         panels = self.compose()
         buf = io.BytesIO()
-        draw_panels(self, panels).savefig(buf, format="png", dpi=dpi)
+        draw_panels(self, panels, panel_inches=self.panel_inches).savefig(buf, format="png", dpi=dpi)
         return buf.getvalue()
+
+    def view(self) -> dict:
+        """What is shown, as JSON-able data: enough to reproduce the view (`save_view`)."""
+        return {"index": self.index, "name": self.name(), "checkpoints": {
+                    lb: str(getattr(self.sources[lb], "path", lb)) for lb in self.selected},
+                "layers": [ly for ly in self.known_layers() if ly in self.enabled], "drawn": list(self.drawn_layers),
+                "keypoint": self.keypoint, "all_edges": self.all_edges, "panel_inches": self.panel_inches,
+                "crop": self.crop, "numbers": self.numbers}
+
+    def save_view(self, folder, stem: str | None = None) -> tuple:
+        """The current view as `<stem>.png` and its state as `<stem>.json` in `folder` (never overwriting: a
+        number is added to the stem); the two paths."""
+        import json
+        from pathlib import Path
+
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = stem or f"view_image{self.index}"
+        png, n = folder / f"{stem}.png", 1
+        while png.exists() or png.with_suffix(".json").exists():
+            n += 1
+            png = folder / f"{stem}_{n}.png"
+        png.write_bytes(self.render(dpi=150))
+        png.with_suffix(".json").write_text(json.dumps(self.view(), indent=2))
+        return png, png.with_suffix(".json")

@@ -67,8 +67,11 @@ def test_arrows_and_search_box(ui):
     assert ui.state.index == 42 and "nothing matches" in ui.message.value
     ui.search.value = "9"
     ui.slider.value = 3
+    assert ui.search.value == ""  # the slider moved on: the box no longer names the image shown
+    ui.search.value = "9"
+    ui.slider.value = 9
     ui.go.click()  # searches the box's text again
-    assert ui.state.index == 9
+    assert ui.state.index == 9 and ui.search.value == "9"
 
 
 def graph_segments(ui) -> int:
@@ -279,3 +282,32 @@ def test_uploaded_images_go_through_the_selected_checkpoints(ui):
     up.button.value = ({"name": "notes.txt", "type": "text/plain", "size": 3, "content": memoryview(b"abc"),
                         "last_modified": datetime.datetime.now()},)
     assert "not a readable image" in up.status.value
+
+
+def test_size_crop_numbers_and_save_view(ui, tmp_path):
+    import json
+
+    png0 = bytes(ui.image.value)
+    ui.size.value = 2.0
+    assert ui.state.panel_inches == 2.0 and len(bytes(ui.image.value)) < len(png0)  # smaller panels
+    ui.crop.value = True
+    ui.numbers.value = True
+    assert ui.state.crop and ui.state.numbers and bytes(ui.image.value) != png0
+    ui.save_dir.value = str(tmp_path / "views")
+    ui.save.click()
+    png, state = tmp_path / "views" / f"view_image{ui.state.index}.png", tmp_path / "views" / f"view_image{ui.state.index}.json"
+    assert png.read_bytes().startswith(PNG) and "saved" in ui.status.value
+    view = json.loads(state.read_text())
+    assert view["crop"] and view["numbers"] and view["panel_inches"] == 2.0 and view["checkpoints"]
+    ui.save.click()  # never overwritten: a second file
+    assert (tmp_path / "views" / f"view_image{ui.state.index}_2.png").exists()
+
+
+def test_controls_match_the_view(ui):
+    ui.search.value = "3"
+    assert ui.slider.value == 3
+    ui.slider.value = 4
+    assert ui.search.value == ""  # no stale query beside another image
+    heat = [n for n, k in ui.state.method(ui.state.selected[0]).layers.items() if k == "heatmaps"]
+    ui.keypoint.value = 1
+    assert heat and all(ui.toggles[n].value for n in heat) and set(heat) <= ui.state.enabled
