@@ -94,3 +94,24 @@ def test_dump_round_trip(tmp_path):
     p = tmp_path / "opt.yaml"
     dump_yaml(cfg, path=p)
     assert from_yaml(FgBgConfig, p) == cfg
+
+
+def test_the_trainer_takes_method_fields_as_the_seeds_flags(tmp_path):
+    """`python -m lmkcore.train --method fgbg --config FILE --dataset_path STORE --use_warped`: the seed's style,
+    command line > file > defaults, with dataset_path naming the data the run trains on."""
+    import json
+
+    from lmkcore.train import main
+
+    cfg = tmp_path / "fgbg.yaml"
+    cfg.write_text("n_landmarks: 3\nimg_size: 32\nstem: 8\nchannels: 8\ndepth: 2\nn_filters: 4\ngen_base: 4\n"
+                   "gen_max: 8\nfeature_levels: 2\nmask_base: 4\nmask_depth: 1\nbg_base: 4\nbg_depth: 1\n"
+                   "rec_loss: l1\nuse_temporal: true\n")
+    main(["--method", "fgbg", "--config", str(cfg), "--dataset_path", "procedural", "--use_temporal", "false",
+          "--use_warped", "--n_landmarks=4", "--steps", "1", "--batch_size", "2", "--num_workers", "0", "--split", "val",
+          "--out_dir", str(tmp_path / "runs"), "--run_name", "r", "--progress", "false", "--tensorboard", "false"])
+    config = json.loads((tmp_path / "runs" / "r" / "config.json").read_text())["config"]
+    assert (config["n_landmarks"], config["use_temporal"], config["use_warped"], config["img_size"]) == (4, False, True, 32)
+    assert config["dataset_path"] == "procedural"
+    with pytest.raises(SystemExit):
+        main(["--method", "fgbg", "--no_such_field", "1"])
