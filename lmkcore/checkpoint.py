@@ -80,7 +80,7 @@ def load_method(path: str | os.PathLike, map_location="cpu"):
         raise CheckpointError(f"{path}: its weights do not fit the {cls.name} its config builds "
                               f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
     method.eval()
-    method.checkpoint_info = {k: ck.get(k) for k in ("step", "run", "dataset", "resolution", "commit")}
+    method.checkpoint_info = {k: ck.get(k) for k in ("step", "run", "experiment", "dataset", "resolution", "commit")}
     return method
 
 

@@ -457,7 +457,8 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
     results = []
     for kind in kinds:
         r = evaluate(method, fit, test, evaluation=kind, **kwargs)
-        r.update(method=method.name, kind="trained", run=info.get("run"), train_dataset=info.get("dataset"),
+        r.update(method=method.name, kind="trained", run=info.get("run"), experiment=info.get("experiment") or None,
+                 train_dataset=info.get("dataset"),
                  resolution=res, steps=info.get("step"), commit=info.get("commit"), eval_commit=git_commit(),
                  checkpoint=str(path), data=data, fit_split=fit_split, split=split, test_data=test_data or None,
                  config=method.config_dict(), wall_s=summary.get("wall_s_total", summary.get("wall_s")),

@@ -34,7 +34,8 @@ DIAG = "diag:"  # prefix of the rows of a method's diagnostics (`Method.diagnost
 
 
 def report_name(result: dict) -> str:
-    """Directory name of a result: the run name for trained models, `floor_...` for floors; `_head` for
+    """Directory name of a result: the run name for trained models (`<experiment>_<stage>` for a stage of a
+    recipe), `floor_...` for floors; `_head` for
     the supervised-head evaluation (the keypoints evaluation keeps the plain name)."""
     ds = f"{result.get('dataset')}-{result.get('resolution')}"
     if result.get("kind") == "floor":
@@ -43,6 +44,8 @@ def report_name(result: dict) -> str:
         name = f"floor_{result['method']}-untrained_k{result['K']}_{ds}"
     else:
         name = result.get("run") or f"{result.get('method')}_k{result.get('K')}_{ds}"
+        if result.get("experiment") and result.get("run"):  # a stage of a recipe: its run name alone is not unique
+            name = f"{result['experiment']}_{result['run']}"
     if result.get("evaluation", "keypoints") != "keypoints":
         name += f"_{result['evaluation']}"
     if result.get("n_fit", "all") != "all":

@@ -48,6 +48,9 @@ def test_collect_writes_json_rows_and_markdown(tmp_path):
 
 def test_report_names(tmp_path):
     assert report_name({"kind": "trained", "run": "r1", "n_fit": "all", "split": "val"}) == "r1"
+    # a stage of a recipe ("step2", "moco") is named by its experiment too: two data sets never share a report
+    assert report_name({"kind": "trained", "run": "step2", "experiment": "selftrain_m24_mtfl-64", "split": "val"}) \
+        == "selftrain_m24_mtfl-64_step2"
     assert report_name({"kind": "trained", "run": "r1", "n_fit": "1%", "split": "test", "test_data": "x.h5"}) \
         == "r1_fit1pc_on-test"
     assert report_name({"kind": "floor", "method": "mean-shape", "dataset": "mtfl", "resolution": 80,
