@@ -81,6 +81,7 @@ def load_method(path: str | os.PathLike, map_location="cpu"):
                               f"({str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else e})") from None
     method.eval()
     method.checkpoint_info = {k: ck.get(k) for k in ("step", "run", "experiment", "dataset", "resolution", "commit")}
+    method.checkpoint_info["path"] = str(path)
     return method
 
 

@@ -286,8 +286,11 @@ class InspectorState:
 
     def view(self) -> dict:
         """What is shown, as JSON-able data: enough to reproduce the view (`save_view`)."""
+        def path(src) -> str:
+            return str(getattr(src, "path", None) or (getattr(src, "checkpoint_info", None) or {}).get("path") or "")
+
         return {"index": self.index, "name": self.name(), "checkpoints": {
-                    lb: str(getattr(self.sources[lb], "path", lb)) for lb in self.selected},
+                    lb: path(self.sources[lb]) or lb for lb in self.selected},
                 "layers": [ly for ly in self.known_layers() if ly in self.enabled], "drawn": list(self.drawn_layers),
                 "keypoint": self.keypoint, "all_edges": self.all_edges, "panel_inches": self.panel_inches,
                 "crop": self.crop, "numbers": self.numbers}

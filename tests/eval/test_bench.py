@@ -126,8 +126,12 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert json.loads((run / "metrics.json").read_text())["fit_images"] == get("smoke").datasets[0].n_fit
     ran = sorted(p.name[:2] for p in (tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb"))
     assert ran == ["02", "07"] + (["08"] if (REPO / "notebooks" / "08_visualize.ipynb").exists() else [])
-    executed = (tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb")
+    executed = list((tmp_path / "reports" / "runs" / "smoke").glob("*.ipynb"))
     assert not [p.name for p in executed if str(REPO) in p.read_text()]  # repository-relative paths only
+    # headless progress survives in the saved notebook: a line after the first step and a closing line
+    trained = nbformat.read(next(p for p in executed if p.name.startswith("02")), as_version=4)
+    text = "".join(o.get("text", "") for c in trained.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "] step 1/3  loss " in text and "] done: steps 0->3 in " in text, text[-2000:]
     assert (tmp_path / "reports" / "benchmarks.md").read_text().count("| [autolink") == 2  # trained + untrained
 
 
