@@ -22,7 +22,7 @@ import torch
 from matplotlib.figure import Figure
 
 from .draw import draw_keypoints, keypoint_colours, to_hwc
-from .figures import read_metrics
+from .figures import curve_labels, legend_outside, read_metrics
 from .sources import batch, has_annotations, open_images, workbook_path
 
 PANEL = 2.0  # inches per image panel
@@ -132,18 +132,20 @@ def curve_figure(reports: list[dict], dataset: str, *, width: float = 7.0, heigh
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
     colours = _colours(len(cs))
-    for (m, c), colour in zip(cs, colours):
+    shared, labels = curve_labels([m["label"] for m, _ in cs], [(m.get("metrics") or {}).get("nme") for m, _ in cs])
+    for (m, c), colour, label in zip(cs, colours, labels):
         for direction, style in (("forward", "-"), ("backward", "--")):
             if direction in c:
                 x, y = c[direction]
-                ax.step(x, y, where="post", ls=style, color=colour, lw=1.4, label=f"{m['label']} ({direction})")
+                ax.step(x, y, where="post", ls=style, color=colour, lw=1.4,
+                        label=label if direction == "forward" else None)
     norm = str(cs[0][0].get("normalisation") or "normalised").partition(":")[0]
     xmax = max(float(x.max()) for _, c in cs for x, _ in c.values())
     ax.set(xlim=(0, xmax), ylim=(0, 1.02), xlabel=f"error t (% of {norm})",
            ylabel="fraction of test images with error <= t",
            title=f"{dataset}: cumulative error, forward (solid) and backward (dashed)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=5, loc="lower right")
+    legend_outside(ax, title=f"{shared}\n(forward NME)" if shared else "forward NME")
     return fig
 
 
@@ -168,14 +170,15 @@ def few_shot_figure(reports: list[dict], dataset: str, metric: str = "nme", *, w
         return None
     fig = Figure(figsize=(width, height), layout="constrained")
     ax = fig.subplots()
-    for (m, p), colour in zip(pts, _colours(len(pts))):
+    shared, labels = curve_labels([m["label"] for m, _ in pts], [None] * len(pts))
+    for (m, p), colour, label in zip(pts, _colours(len(pts)), labels):
         n, v = zip(*p)
-        ax.plot(n, v, "o-", color=colour, lw=1.4, ms=4, label=m["label"])
+        ax.plot(n, v, "o-", color=colour, lw=1.4, ms=4, label=label)
     norm = str(pts[0][0].get("normalisation") or "normalised").partition(":")[0]
     ax.set(xscale="log", xlabel="fit images (log scale)", ylabel=f"{metric} (% of {norm})",
            title=f"{dataset}: few-shot fits of the linear map")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=5)
+    legend_outside(ax, title=shared)
     return fig
 
 

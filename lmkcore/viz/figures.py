@@ -235,8 +235,25 @@ def read_curves(report_dir) -> list[dict]:
         x, y = _curve(m)
         if x is not None:
             out.append({"dataset": dataset + (f" ({split})" if split else ""), "label": label, "x": x, "y": y,
-                        "report": p.parent.name, "normalisation": m.get("normalisation", "")})
+                        "report": p.parent.name, "normalisation": m.get("normalisation", ""),
+                        "nme": (m.get("metrics") or {}).get("nme")})
     return out
+
+
+def curve_labels(labels: list[str], values: list) -> tuple[str, list[str]]:
+    """Legend labels of curves: what the run names share shown once (the returned title line), each label
+    shortened to what tells it apart (`runs.short_labels`) and carrying its number (NME %)."""
+    from ..runs import short_labels
+
+    shared, short = short_labels(labels)
+    out = [short[lb] + (f"  {v:.2f} %" if isinstance(v, (int, float)) else "") for lb, v in zip(labels, values)]
+    return (f"run {shared}" if shared and len(set(labels)) > 1 else ""), out
+
+
+def legend_outside(ax, fontsize: int = 6, title: str | None = None) -> None:
+    """The legend beside the axes, never over the curves."""
+    ax.legend(fontsize=fontsize, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+              title=title or None, title_fontsize=fontsize)
 
 
 def _numbers(v) -> bool:
@@ -276,8 +293,9 @@ def error_curves(report_dir="reports", out_dir=None, *, dpi: int = DPI, width: f
     paths = []
     for dataset in sorted({c["dataset"] for c in curves}):
         cs = [c for c in curves if c["dataset"] == dataset]
-        df = pd.DataFrame([{"error (%)": x, "fraction of images": y, "checkpoint": c["label"]}
-                           for c in cs for x, y in zip(c["x"], c["y"])])
+        shared, labels = curve_labels([c["label"] for c in cs], [c.get("nme") for c in cs])
+        df = pd.DataFrame([{"error (%)": x, "fraction of images": y, "checkpoint": lb}
+                           for c, lb in zip(cs, labels) for x, y in zip(c["x"], c["y"])])
         fig = Figure(figsize=(width, height), layout="constrained")
         ax = fig.subplots()
         sns.lineplot(df, x="error (%)", y="fraction of images", hue="checkpoint", ax=ax, drawstyle="steps-post",
@@ -287,7 +305,7 @@ def error_curves(report_dir="reports", out_dir=None, *, dpi: int = DPI, width: f
                xlabel=f"error t (% of {norm})", ylabel="fraction of test images with error <= t",
                title=f"cumulative error: {dataset}")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6, loc="lower right")
+        legend_outside(ax, title=f"{shared}\n(NME)" if shared else "NME")
         paths.append(_save(fig, out_dir / f"error_curves_{safe_name(dataset)}.png", dpi))
     return paths
 

@@ -113,3 +113,12 @@ def test_make_all_without_a_checkpoint_draws_only_the_curves(tmp_path, capsys):
     made = figures.make_all(str(tmp_path / "runs"), "", "procedural", "val", str(tmp_path / "reports"), dpi=DPI)
     assert all(paths == [] for paths in made.values())  # no method is picked by name
     assert "no checkpoint" in capsys.readouterr().out
+
+
+def test_curve_labels_are_short_and_carry_their_number():
+    from lmkcore.viz.figures import curve_labels
+
+    shared, labels = curve_labels(["autolink_k10_mtfl-80_b16@3732", "autolink_k8_mtfl-80_b16@3505",
+                                   "mean-shape (floor)"], [7.95, 7.97, 21.5])
+    assert shared == "run autolink_*_mtfl-80_b16"
+    assert labels == ["k10@3732  7.95 %", "k8@3505  7.97 %", "mean-shape (floor)  21.50 %"]
