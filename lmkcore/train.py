@@ -636,7 +636,8 @@ def main(argv=None) -> None:
     if int(os.environ.get("RANK", 0)) == 0:
         for result in results:  # one line per stage; the last is the finished method's
             print(json.dumps({"run_dir": str(result.run_dir), **result.summary}))
-    if dist.is_initialized():
+    if dist.is_initialized():  # every rank done (rank 0's printing too) before any tears its connections down
+        dist.barrier()
         dist.destroy_process_group()
 
 
