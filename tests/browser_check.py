@@ -41,8 +41,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def setup_root(root: Path) -> None:
-    """The notebook and one tiny trained run (2 steps, snapshots at 1 and 2)."""
+def real_run() -> Path | None:
+    """The newest run the main job trained in this clone (`runs/`, notebook 02 on the procedural figures)."""
+    from lmkcore.runs import find_checkpoints
+
+    found = find_checkpoints(REPO / "runs")
+    procedural = [c for c in found if "procedural" in c.path.parent.name]
+    return procedural[0].path.parent if procedural else None
+
+
+def setup_root(root: Path) -> str:
+    """The notebook and a trained run: the main job's real run where this clone has one (its snapshots and
+    last.pt), else a tiny 2-step run (snapshots at 1 and 2). Which one: the returned "real" or "tiny"."""
     from lmkcore.data import open_dataset
     from lmkcore.methods import build
     from lmkcore.train import TrainConfig, train
@@ -50,10 +60,19 @@ def setup_root(root: Path) -> None:
     import torch
 
     shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    run = real_run()
+    if run is not None:
+        dest = root / "runs" / run.name
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in [*run.glob("*.pt"), run / "config.json", run / "summary.json"]:
+            if f.is_file():
+                shutil.copy(f, dest / f.name)
+        return "real"
     torch.manual_seed(0)
     train(build("autolink", **TINY), open_dataset("procedural", "train", 32),
           TrainConfig(steps=2, batch_size=4, num_workers=0, out_dir=str(root / "runs"), progress=False,
                       tensorboard=False, ckpt_every=1))
+    return "tiny"
 
 
 def jupyter_env(root: Path) -> dict:
@@ -154,7 +173,24 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0) -> di
                 arg=before, timeout=ms)
             page.locator(".lmk-info", has_text="heatmaps").wait_for(timeout=ms)
             seen["info"] = page.locator(".lmk-info").first.inner_text(timeout=ms)
-            page.locator(".lmk-inspector").first.scroll_into_view_if_needed(timeout=ms)
+            # checkpoint choices: short and distinct (the shared run name shown once)
+            seen["labels"] = page.locator(".lmk-checkpoints select option").all_inner_texts()
+            # every layer on: the controls stay in the viewport, the image below them
+            before = image.get_attribute("src")
+            for box in page.locator(".lmk-inspector .widget-checkbox input").all():
+                if box.is_visible() and not box.is_checked():
+                    box.check(timeout=ms)
+            page.wait_for_function(
+                "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
+                arg=before, timeout=ms)
+            seen["controls_in_view"] = page.evaluate(
+                "() => { document.querySelector('.lmk-inspector').scrollIntoView({block: 'start'});"
+                " return ['.lmk-slider', '.lmk-checkpoints', '.lmk-save', '.lmk-size'].every(s => {"
+                " const r = document.querySelector(s).getBoundingClientRect();"
+                " return r.top >= 0 && r.bottom <= window.innerHeight && r.left >= 0 && r.right <= window.innerWidth; }); }")
+            page.locator(".lmk-save button, button.lmk-save").first.click(timeout=ms)
+            page.locator(".lmk-status", has_text="saved").wait_for(timeout=ms)
+            seen["status"] = page.locator(".lmk-status").first.inner_text(timeout=ms)
             screenshot.parent.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(screenshot))
             _shrink(screenshot)
@@ -175,14 +211,17 @@ def _shrink(path: Path) -> None:
 def run(screenshot: Path, keep: Path | None = None, timeout_s: float = 60.0) -> dict:
     root = Path(tempfile.mkdtemp(prefix="lmk-browser-")) if keep is None else keep
     root.mkdir(parents=True, exist_ok=True)
-    setup_root(root)
+    kind = setup_root(root)
     port, token = free_port(), secrets.token_hex(16)
     url = f"http://127.0.0.1:{port}"
     with open(root / "jupyter.log", "wb") as log:
         proc = start_server(root, port, token, log)
         try:
             wait_ready(url, token, proc, timeout=timeout_s)
-            return drive(url, token, screenshot, timeout_s)
+            seen = drive(url, token, screenshot, timeout_s)
+            seen["run"] = kind
+            seen["saved"] = sorted(str(p.relative_to(root)) for p in (root / "reports" / "figures" / "inspector").glob("*"))
+            return seen
         except Exception as e:
             tail = (root / "jupyter.log").read_text(errors="replace")[-3000:]
             raise RuntimeError(f"{type(e).__name__}: {e}\n--- jupyter.log (tail) ---\n{tail}") from e

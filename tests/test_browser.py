@@ -23,6 +23,11 @@ def test_inspector_in_jupyterlab(tmp_path):
     assert seen["readout_before"] == "0" and seen["readout_after"] == "1"
     assert seen["image_changed"]
     assert "image 1 / 999" in seen["info"] and "heatmaps" in seen["info"]
-    assert "UNTRAINED" not in seen["message"]  # the tiny trained run was found
+    assert "UNTRAINED" not in seen["message"]  # the trained run was found (the main job's, in CI)
+    labels = seen["labels"]
+    assert len(labels) >= 2 and len(set(labels)) == len(labels) and all(len(lb) <= 24 for lb in labels), labels
+    assert seen["controls_in_view"]  # every layer on, the controls still on screen
+    assert "saved" in seen["status"] and any(p.endswith(".png") for p in seen["saved"]) \
+        and any(p.endswith(".json") for p in seen["saved"])
     assert screenshot.stat().st_size > 10_000
     assert time.monotonic() - t0 < 120
