@@ -498,16 +498,18 @@ def _log_images(writer, method: Method, images: torch.Tensor, step: int) -> None
     from .viz.draw import annotate
 
     x = images[:8].float()
+    ready = method.keypoints_ready()  # a read-out fitted after training (clusters) has no keypoints yet
     with torch.no_grad():
         method.eval()
         vis = method.visuals(x)
-        kp = method.keypoints(x).float().cpu()  # (B, K, 2) in [-1, 1]
+        kp = method.keypoints(x).float().cpu() if ready else None  # (B, K, 2) in [-1, 1]
         graph = method.graph()
         method.train()
-    pics = (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
-    r = pics.shape[1]
-    drawn = np.stack([annotate(p, ((k + 1) / 2 * (r - 1)).numpy(), graph=graph) for p, k in zip(pics, kp)])
-    writer.add_images("keypoints", drawn, step, dataformats="NHWC")
+    if kp is not None:
+        pics = (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (B, H, W, 3)
+        r = pics.shape[1]
+        drawn = np.stack([annotate(p, ((k + 1) / 2 * (r - 1)).numpy(), graph=graph) for p, k in zip(pics, kp)])
+        writer.add_images("keypoints", drawn, step, dataformats="NHWC")
     for k, v in vis.items():
         if v.dim() == 4 and v.shape[1] in (1, 3):
             writer.add_images(f"visuals/{k}", v.float().clamp(0, 1).cpu(), step)

@@ -418,6 +418,8 @@ def untrained_floor(method, fit_data, test_data, n_fit=None, seed: int = 0, *, e
     caller built (e.g. `torch.manual_seed(seed); methods.build(name, **config)`); kwargs go to `evaluate`."""
     if not isinstance(method, torch.nn.Module):
         raise TypeError(f"untrained_floor takes a built Method, not {type(method).__name__} {method!r}")
+    if evaluation == "keypoints" and not method.keypoints_ready():
+        method.fit_readout(fit_data)  # e.g. clusters of the untrained features, as the recipe fits after training
     r = evaluate(method.eval(), fit_data, test_data, n_fit=n_fit, seed=seed, evaluation=evaluation, **kwargs)
     r.update(method=method.name, kind="untrained", steps=0, config=method.config_dict())
     return r

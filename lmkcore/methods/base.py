@@ -18,6 +18,7 @@ Optional capabilities, each with a default that says "not offered":
     features(images)    -> (B, C, h, w) frozen dense features, for the supervised-head evaluation
     after_step(step)    -> called by the trainer after every optimiser step (momentum encoders, queues)
     training_data(data) -> the data set it trains on, made from one of single images (frame pairs); data itself
+    fit_readout(data)   -> fits what the keypoint read-out needs from unlabelled images (clusters); nothing
 
 `evaluations` names how the protocol scores a method: "keypoints" (linear regression without
 intercept from the discovered keypoints) and / or "head" (a supervised head on `features`, trained
@@ -137,6 +138,15 @@ class Method(nn.Module):
         """What the method trains on, made from a data set of single images (e.g. frame pairs); `data` itself by
         default. The trainer's command line and the bench call it."""
         return data
+
+    def fit_readout(self, data) -> None:
+        """Fit what the keypoint read-out needs from unlabelled images of `data` (contrastive: the feature clusters
+        whose peaks are its keypoints); nothing by default. The untrained floor calls it on the fit images, as a
+        method's recipe does after training."""
+
+    def keypoints_ready(self) -> bool:
+        """Whether `keypoints` can be read now (False before `fit_readout` where the read-out needs fitting)."""
+        return True
 
     def after_step(self, step: int) -> None:
         """Called by the trainer after each optimiser step (all optimisers of the step), `step` counted from 1."""

@@ -291,6 +291,12 @@ class Contrastive(Method):
         self.train(was_training)
         return self.centroids
 
+    def fit_readout(self, data) -> None:
+        self.fit_keypoints(data)
+
+    def keypoints_ready(self) -> bool:
+        return bool(self.fitted)
+
     def cluster_maps(self, images: Tensor) -> Tensor:
         """(B, K, s, s) probability maps: softmax over positions of cosine similarity to each centroid
         / kp_temperature (uniform before `fit_keypoints`)."""

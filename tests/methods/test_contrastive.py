@@ -235,3 +235,25 @@ def test_the_inspector_draws_the_recipe_s_checkpoint(procedural32, tmp_path):
     state.toggle("clusters", True)
     assert state.render()[:8] == b"\x89PNG\r\n\x1a\n"
     assert {"keypoints", "hypercolumns", "clusters"} <= set(state.drawn_layers)
+
+
+def test_tensorboard_images_and_the_untrained_floor_before_clusters_are_fitted(tmp_path):
+    """Mid-training (no clusters yet) the trainer's TensorBoard images skip the keypoints; the untrained floor
+    fits the clusters on the fit images first (`fit_readout`), as the recipe does after training."""
+    from lmkcore.data import open_dataset
+    from lmkcore.eval import untrained_floor
+    from lmkcore.train import _log_images
+
+    class Writer:
+        tags = []
+
+        def add_images(self, tag, *a, **k):
+            self.tags.append(tag)
+
+    m = tiny()
+    assert not m.keypoints_ready()
+    _log_images(Writer(), m, torch.rand(2, 3, 36, 36), step=1)
+    assert "keypoints" not in Writer.tags  # no error, no keypoints before the clusters
+    data = open_dataset("procedural", "val", resolution=36)
+    r = untrained_floor(m, torch.utils.data.Subset(data, range(24)), torch.utils.data.Subset(data, range(24, 36)))
+    assert m.keypoints_ready() and r["metrics"]["nme"] > 0
