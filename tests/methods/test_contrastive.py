@@ -254,6 +254,6 @@ def test_tensorboard_images_and_the_untrained_floor_before_clusters_are_fitted(t
     assert not m.keypoints_ready()
     _log_images(Writer(), m, torch.rand(2, 3, 36, 36), step=1)
     assert "keypoints" not in Writer.tags  # no error, no keypoints before the clusters
-    data = open_dataset("procedural", "val", resolution=36)
-    r = untrained_floor(m, torch.utils.data.Subset(data, range(24)), torch.utils.data.Subset(data, range(24, 36)))
+    fit, test = open_dataset("procedural", "fit", resolution=36), open_dataset("procedural", "val", resolution=36)
+    r = untrained_floor(m, fit, test, n_fit=24, max_test=12)
     assert m.keypoints_ready() and r["metrics"]["nme"] > 0
