@@ -69,7 +69,7 @@ def draw_keypoints(ax, kp, image_size: int, *, skeleton=None, visible=None, mark
 def curves(result: dict) -> Figure:
     """Fraction of test images with error <= t, forward (and backward), against t in percent."""
     c = result["curves"]
-    names = [d for d in ("forward", "backward") if d in c]
+    names = [d for d in ("forward", "backward") if c.get(d) is not None]  # no backward where no keypoint counted
     fig = Figure(figsize=(4.2 * len(names), 3.2), layout="constrained")
     for ax, d in zip(fig.subplots(1, len(names), squeeze=False)[0], names):
         ax.plot(c["thresholds"], c[d], lw=1.8)

@@ -101,3 +101,12 @@ def test_the_skeleton_check_reads_in_joint_names_and_draws_right_and_wrong(tmp_p
     text = skeleton_text(check, names)
     assert f"{names[min(a, b)]}-{names[max(a, b)]} (right)" in text and "(wrong)" in text and "precision 50 %" in text
     assert skeleton_check_figure(check, data, tmp_path / "sk.png").stat().st_size > 5000
+
+
+def test_curves_of_a_result_without_a_backward_direction_draw_the_forward_one():
+    """An untrained model with confidences (self-training) counts no keypoint: no backward curve, no error."""
+    from lmkcore.eval import plots
+
+    r = {"curves": {"thresholds": [0.0, 1.0, 2.0], "forward": [0.0, 0.5, 1.0], "backward": None},
+         "normalisation": "interocular:0,1"}
+    assert len(plots.curves(r).axes) == 1
