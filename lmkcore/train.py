@@ -329,7 +329,15 @@ def run_recipe(method: Method, data: Dataset, cfg: TrainConfig) -> list[RunResul
     if recipe is None:
         return [train(method, data, cfg)]
     experiment = cfg.experiment or cfg.run_name or default_run_name(method, data, cfg)
-    return list(recipe(method, data, dataclasses.replace(cfg, experiment=experiment, run_name="")))
+    t0 = time.time()
+    results = list(recipe(method, data, dataclasses.replace(cfg, experiment=experiment, run_name="")))
+    if int(os.environ.get("RANK", 0)) == 0 and results:  # the whole recipe's time: stages and what runs between
+        exp = Path(cfg.out_dir) / experiment
+        before = _read_summary(exp).get("wall_s_total", 0.0) if cfg.resume else 0.0
+        (exp / "summary.json").write_text(json.dumps({
+            "stages": [r.run_dir.name for r in results], "wall_s_total": round(before + time.time() - t0, 2),
+            "steps": [r.step for r in results]}, indent=2))
+    return results
 
 
 def stage(cfg: TrainConfig, name: str, after: RunResult | None = None, **changes) -> TrainConfig:

@@ -456,6 +456,9 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
     test, split = open_test_set(data, test_split, test_data, res)
     run_dir = Path(path).parent
     summary = json.loads((run_dir / "summary.json").read_text()) if (run_dir / "summary.json").exists() else {}
+    recipe = run_dir.parent / "summary.json"  # a stage of a recipe: the train time is the whole recipe's
+    if info.get("experiment") and recipe.is_file():
+        summary = {**summary, "wall_s_total": json.loads(recipe.read_text()).get("wall_s_total")}
     results = []
     for kind in kinds:
         r = evaluate(method, fit, test, evaluation=kind, **kwargs)

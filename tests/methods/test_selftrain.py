@@ -232,5 +232,8 @@ def test_the_trainer_runs_the_recipe_as_stages_of_one_experiment(tmp_path, data)
     assert all(r.run_dir.parent == tmp_path / "e" for r in results)
     import json
 
+    recipe = json.loads((tmp_path / "e" / "summary.json").read_text())  # the whole recipe's time, bootstrap too
+    assert recipe["stages"] == ["step1_round01", "step2"] and recipe["wall_s_total"] >= sum(
+        r.summary["wall_s"] for r in results)
     step2 = json.loads((tmp_path / "e" / "step2" / "config.json").read_text())
     assert step2["init_from"]["path"].endswith("step1.pt") and "net.landmarks.weight" in step2["init_from"]["missing"]
