@@ -100,7 +100,7 @@ def field_value(config_class, name: str, text: str):
     if name not in fields:
         raise unknown_error([name], list(fields), config_class.__name__)
     default = getattr(config_class(), name)
-    kind = type(default) if not isinstance(default, (list, tuple, dict)) else type(default)
+    kind = type(default)
     if isinstance(default, (list, tuple, dict)):
         try:
             value = json.loads(text)
