@@ -232,7 +232,7 @@ def test_a_method_defined_in_tests_trains_its_two_stages_through_the_command_lin
     stage1's weights) under one experiment; the checkpoint names the import path, so load_method rebuilds it."""
     r = _cli(tmp_path, "--method", TOY, "--steps", "3", "--experiment", "exp", "width=4")
     exp = tmp_path / "exp"
-    assert sorted(p.name for p in exp.iterdir()) == ["stage1", "stage2"]
+    assert sorted(p.name for p in exp.iterdir()) == ["stage1", "stage2", "summary.json"]  # + the recipe's time
     lines = [json.loads(line) for line in r.stdout.splitlines() if line.startswith("{")]
     assert [line["run_dir"] for line in lines] == [str(exp / "stage1"), str(exp / "stage2")]
     config = json.loads((exp / "stage2" / "config.json").read_text())

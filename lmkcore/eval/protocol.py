@@ -477,3 +477,17 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
     if len(results) > 1:
         results[0]["other_evaluations"] = results[1:]  # not in its metrics.json: each kind has its own report
     return results[0]
+
+
+def floor_table(result: dict) -> str:
+    """`metrics_table` of a checkpoint's result (`evaluate_checkpoint`) beside the mean-shape floor on the same
+    fit and test images: what a notebook shows after training."""
+    from ..data import open_dataset
+    from .report import metrics_table
+
+    fit = open_dataset(result["data"], result["fit_split"], resolution=result["resolution"])
+    test, _ = open_test_set(result["data"], result["split"], result.get("test_data"), result["resolution"])
+    n_fit = result.get("n_fit")
+    floor = mean_shape_floor(fit, test, n_fit=None if n_fit in (None, "all") else int(n_fit), seed=result.get("seed", 0))
+    label = f"{result.get('run') or result.get('method')} ({result.get('evaluation', 'keypoints')})"
+    return metrics_table({label: result, "mean shape (floor)": floor})

@@ -240,16 +240,3 @@ def metrics_table(results: dict[str, dict]) -> str:
     fit = "| fit images | | " + " | ".join(str(r.get("fit_images", "-")) for r in results.values()) + " |"
     return "\n".join([head, *rows, fit])
 
-
-def floor_table(result: dict) -> str:
-    """`metrics_table` of a checkpoint's result (`evaluate_checkpoint`) beside the mean-shape floor on the same
-    fit and test images: what a notebook shows after training."""
-    from ..data import open_dataset
-    from .protocol import mean_shape_floor, open_test_set
-
-    fit = open_dataset(result["data"], result["fit_split"], resolution=result["resolution"])
-    test, _ = open_test_set(result["data"], result["split"], result.get("test_data"), result["resolution"])
-    n_fit = result.get("n_fit")
-    floor = mean_shape_floor(fit, test, n_fit=None if n_fit in (None, "all") else int(n_fit), seed=result.get("seed", 0))
-    label = f"{result.get('run') or result.get('method')} ({result.get('evaluation', 'keypoints')})"
-    return metrics_table({label: result, "mean shape (floor)": floor})

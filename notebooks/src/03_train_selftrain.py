@@ -159,6 +159,6 @@ if evaluate:
     metrics = evaluate_method(method, fit_data, val_data, n_fit=n_fit or None)
     from IPython.display import Markdown, display
 
-    from lmkcore.eval.report import floor_table
+    from lmkcore.eval import floor_table
 
     display(Markdown(floor_table(metrics)))  # every number with its unit, beside the mean-shape floor

@@ -127,6 +127,6 @@ if evaluate:
                                   report_dir=report_dir)
     from IPython.display import Markdown, display
 
-    from lmkcore.eval.report import floor_table
+    from lmkcore.eval import floor_table
 
     display(Markdown(floor_table(metrics)))  # every number with its unit, beside the mean-shape floor

@@ -147,7 +147,7 @@ if evaluate:
                                head=HeadConfig(max_steps=head_steps))
     from IPython.display import Markdown, display
 
-    from lmkcore.eval.report import floor_table
+    from lmkcore.eval import floor_table
 
     display(Markdown(floor_table(head)))  # the supervised head, every number with its unit, beside the floor
     points = [(head["fit_images"], head["metrics"]["nme"])] + [(f["fit_images"], f["metrics"]["nme"])

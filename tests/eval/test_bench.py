@@ -286,7 +286,7 @@ def test_a_method_without_plan_or_notebook_trains_and_is_scored_by_the_package(t
     assert kinds == {("toy", "trained", 4, "keypoints"), ("toy", "trained", 4, "head"),
                      ("toy", "untrained", 4, "keypoints"), ("mean-shape", "floor", None, "keypoints")}
     experiment = tmp_path / "runs" / "smoke" / "toy_k4_procedural-32_3"
-    assert sorted(p.name for p in experiment.iterdir()) == ["stage1", "stage2"]
+    assert sorted(p.name for p in experiment.iterdir()) == ["stage1", "stage2", "summary.json"]  # + the recipe's time
     saved = json.loads((experiment / "stage2" / "config.json").read_text())
     assert saved["config"] == {**asdict(resolve(OUTSIDE).config_class()), "resolution": 32}
     assert saved["train"]["steps"] == 3 and saved["train"]["batch_size"] == get("smoke").train["batch_size"]

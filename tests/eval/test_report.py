@@ -67,7 +67,7 @@ def test_report_names(tmp_path):
 def test_a_run_is_shown_beside_the_mean_shape_floor_with_units(tmp_path, procedural32, tiny_config):
     """What notebooks 02-06 display after training: a Markdown table, a unit on every row, the floor beside."""
     from lmkcore.eval import evaluate_checkpoint
-    from lmkcore.eval.report import floor_table
+    from lmkcore.eval import floor_table
     from lmkcore.methods import build
     from lmkcore.train import TrainConfig, train
 
