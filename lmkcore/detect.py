@@ -31,13 +31,15 @@ def detect_image(method, image: np.ndarray) -> dict:
 
     h, w = image.shape[:2]
     r = method_resolution(method)
+    dev = next((p.device for p in method.parameters()), torch.device("cpu")) if hasattr(method, "parameters") \
+        else torch.device("cpu")  # the method stays where it is (the inspector's may be on a GPU)
     x = torch.from_numpy(np.array(image, np.uint8)).permute(2, 0, 1)[None].float().div(255.0)  # a writable copy
-    x = resize(x, r, antialias=True)  # (1, 3, r, r): the whole image, as the stores hold it
-    kp = method.keypoints(x)[0].float()  # (K, 2) in [-1, 1] of the r x r image
+    x = resize(x, r, antialias=True).to(dev)  # (1, 3, r, r): the whole image, as the stores hold it
+    kp = method.keypoints(x)[0].float().cpu()  # (K, 2) in [-1, 1] of the r x r image
     u = (kp + 1) / 2 * (r - 1)  # pixels of the r x r image
     points = ((u + 0.5) * torch.tensor([w / r, h / r]) - 0.5).numpy()
     conf = method.confidence(x)
-    visible = (conf[0] >= method.confidence_threshold).numpy() if conf is not None else np.ones(len(points), bool)
+    visible = (conf[0] >= method.confidence_threshold).cpu().numpy() if conf is not None else np.ones(len(points), bool)
     graph = method.graph()
     return {"points": points, "visible": visible, "graph": graph.detach().cpu().numpy() if graph is not None else None}
 

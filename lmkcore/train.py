@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from .checkpoint import load, method_resolution, save_atomic
 from .methods import Method, method_class, method_path
+from .methods.base import require
 from .params import ParameterError, convert, field_value
 from .progress import Progress
 from .provenance import git_commit
@@ -64,11 +65,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time (horizons refitted: refittable); 0 = none
 
     def __post_init__(self):
-        for name, low in (("steps", 1), ("batch_size", 1), ("num_workers", 0), ("ckpt_every", 1), ("log_every", 1),
-                          ("image_every", 0), ("max_minutes", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
-                raise ValueError(f"TrainConfig.{name} must be a number >= {low}, got {value!r}")
+        require(self, steps=1, batch_size=1, num_workers=0, ckpt_every=1, log_every=1, image_every=0, max_minutes=0)
 
 
 def _to_device(v, device: torch.device, channels_last: bool):

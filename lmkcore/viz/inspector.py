@@ -346,7 +346,7 @@ class Upload:
                 for name, image in self.images(f["name"], bytes(f["content"])):
                     cells = []
                     for label in state.selected:
-                        d = detect_image(state.method(label).cpu(), image)
+                        d = detect_image(state.method(label), image)
                         png = io.BytesIO()
                         Image.fromarray(annotate(image, d["points"], visible=d["visible"], graph=d["graph"],
                                                  numbers=self.numbers.value)).save(png, format="png")
