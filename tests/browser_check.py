@@ -1,8 +1,14 @@
 """End-to-end check of notebook 09 as a person uses it: JupyterLab in headless Chromium.
 
     python tests/browser_check.py [--screenshot reports/figures/inspector.png] [--keep DIR]
+                                  [--run RUN_DIR --data STORE.h5 --layer LAYER]
 
-1. A scratch root with `09_inspect.ipynb` and a tiny 2-step AutoLink run in `runs/`.
+The committed reports/figures/inspector.png is the part-based MTFL run of the cpu benchmark:
+    python tests/browser_check.py --run runs/cpu/partbased_k10_mtfl-64_5000_static_cov_r64_bn8_pixel \
+        --data data/mtfl-80.h5 --layer parts --timeout 120
+
+1. A scratch root with `09_inspect.ipynb` and a trained run in `runs/` (`--run`, else the main job's
+   procedural run, else a tiny 2-step AutoLink run).
 2. JupyterLab on 127.0.0.1, a free port, a random token, its config / data / runtime dirs in
    the scratch root (the venv's `python3` kernel stays visible through `sys.prefix`).
 3. Chromium (Debian's `/usr/bin/chromium`, driven by Playwright; nothing is downloaded) opens
@@ -50,17 +56,25 @@ def real_run() -> Path | None:
     return procedural[0].path.parent if procedural else None
 
 
-def setup_root(root: Path) -> str:
-    """The notebook and a trained run: the main job's real run where this clone has one (its snapshots and
-    last.pt), else a tiny 2-step run (snapshots at 1 and 2). Which one: the returned "real" or "tiny"."""
+def setup_root(root: Path, run: Path | None = None, data: str = "") -> str:
+    """The notebook and a trained run: `run` if given, else the main job's real run where this clone has one
+    (its snapshots and last.pt), else a tiny 2-step run (snapshots at 1 and 2). Which one: the returned "real"
+    or "tiny". `data` (a store) is injected as the notebook's `data` parameter, as papermill would."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+    from papermill.parameterize import parameterize_notebook
+
     from lmkcore.data import open_dataset
     from lmkcore.methods import build
     from lmkcore.train import TrainConfig, train
 
     import torch
 
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
-    run = real_run()
+    nb = load_notebook_node(str(NOTEBOOK))
+    if data:
+        nb = parameterize_notebook(nb, {"data": str(Path(data).resolve())})
+    nbformat.write(nb, root / NOTEBOOK.name)
+    run = run or real_run()
     if run is not None:
         dest = root / "runs" / run.name
         dest.mkdir(parents=True, exist_ok=True)
@@ -131,7 +145,7 @@ def stop_server(url: str, token: str, proc: subprocess.Popen) -> None:
             proc.wait(timeout=5)
 
 
-def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0) -> dict:
+def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer: str = "heatmaps") -> dict:
     """Open the notebook, run all cells, move the slider; returns what was seen."""
     from playwright.sync_api import sync_playwright
 
@@ -165,13 +179,13 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0) -> di
                 arg=before, timeout=ms)
             seen["readout_after"] = readout.inner_text(timeout=ms)
             seen["image_changed"] = image.get_attribute("src") != before
-            # a toggle of a layer AutoLink declares ("heatmaps"): it is drawn and the image is redrawn
+            # a toggle of a layer the method declares (AutoLink's "heatmaps"): it is drawn and the image is redrawn
             before = image.get_attribute("src")
-            page.locator(".lmk-inspector .widget-checkbox", has_text="heatmaps").locator("input").check(timeout=ms)
+            page.locator(".lmk-inspector .widget-checkbox", has_text=layer).locator("input").check(timeout=ms)
             page.wait_for_function(
                 "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
                 arg=before, timeout=ms)
-            page.locator(".lmk-info", has_text="heatmaps").wait_for(timeout=ms)
+            page.locator(".lmk-info", has_text=layer).wait_for(timeout=ms)
             seen["info"] = page.locator(".lmk-info").first.inner_text(timeout=ms)
             # checkpoint choices: short and distinct (the shared run name shown once)
             seen["labels"] = page.locator(".lmk-checkpoints select option").all_inner_texts()
@@ -208,17 +222,18 @@ def _shrink(path: Path) -> None:
     small.save(path, optimize=True)
 
 
-def run(screenshot: Path, keep: Path | None = None, timeout_s: float = 60.0) -> dict:
+def run(screenshot: Path, keep: Path | None = None, timeout_s: float = 60.0, run_dir: Path | None = None,
+        data: str = "", layer: str = "heatmaps") -> dict:
     root = Path(tempfile.mkdtemp(prefix="lmk-browser-")) if keep is None else keep
     root.mkdir(parents=True, exist_ok=True)
-    kind = setup_root(root)
+    kind = setup_root(root, run_dir, data)
     port, token = free_port(), secrets.token_hex(16)
     url = f"http://127.0.0.1:{port}"
     with open(root / "jupyter.log", "wb") as log:
         proc = start_server(root, port, token, log)
         try:
             wait_ready(url, token, proc, timeout=timeout_s)
-            seen = drive(url, token, screenshot, timeout_s)
+            seen = drive(url, token, screenshot, timeout_s, layer)
             seen["run"] = kind
             seen["saved"] = sorted(str(p.relative_to(root)) for p in (root / "reports" / "figures" / "inspector").glob("*"))
             return seen
@@ -235,9 +250,19 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--screenshot", default=str(REPO / "reports" / "figures" / "inspector.png"))
     ap.add_argument("--keep", default=None, help="use (and keep) this scratch root")
+    ap.add_argument("--run", default=None, help="a run directory to inspect (default: the newest procedural run"
+                    " under runs/, else a tiny one)")
+    ap.add_argument("--data", default="", help="a store (.h5) to browse (default: the procedural figures)")
+    ap.add_argument("--layer", default="heatmaps", help="a layer of the run's method to toggle (part-based: parts)")
+    ap.add_argument("--timeout", type=float, default=60.0, help="seconds for each wait")
     a = ap.parse_args(argv)
+    if a.run and not Path(a.run).is_dir():
+        ap.error(f"--run {a.run}: not a directory")
+    if a.data and not Path(a.data).is_file():
+        ap.error(f"--data {a.data}: no such file")
     t = time.time()
-    seen = run(Path(a.screenshot), Path(a.keep) if a.keep else None)
+    seen = run(Path(a.screenshot), Path(a.keep) if a.keep else None, a.timeout, Path(a.run) if a.run else None,
+               a.data, a.layer)
     print(json.dumps({**seen, "seconds": round(time.time() - t, 1)}, indent=1))
     return 0
 
