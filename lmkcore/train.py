@@ -552,39 +552,17 @@ def _parse_bool(text: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
-def _split_method_flags(argv: list[str], cls, parser) -> tuple[list[str], list[str]]:
-    """(the trainer's arguments, the method config fields given as flags): `--name value`, `--name=value` or a
-    bare `--name` for a boolean, where `name` is a field of the method's config and not one of the trainer's
-    own options (those win, as `--batch_size`)."""
-    if cls is None:
-        return argv, []
-    own = {o.lstrip("-") for action in parser._actions for o in action.option_strings}
-    fields = {f.name: f for f in dataclasses.fields(cls.config_class)}
-    keep, flags, i = [], [], 0
-    while i < len(argv):
-        tok = argv[i]
-        name = tok[2:].partition("=")[0] if tok.startswith("--") else ""
-        if name in fields and name not in own:
-            flags.append(tok)
-            nxt = argv[i + 1] if i + 1 < len(argv) else None
-            is_bool = isinstance(getattr(cls.config_class(), name), bool)
-            if "=" not in tok and nxt is not None and not nxt.startswith("--") and (
-                    not is_bool or nxt.lower() in ("true", "false", "1", "0", "yes", "no")):
-                flags.append(nxt)
-                i += 1
-        else:
-            keep.append(tok)
-        i += 1
-    return keep, flags
-
-
 def main(argv=None) -> None:
     """Command line: method config fields as key=value after the flags; the method's recipe runs its stages."""
     from . import methods
     from .data import open_dataset
     from .profiles import PROFILES, method_config
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
+        epilog="Method config fields follow in any order, as name=value or in the seeds' style: --name value, "
+               "--name=value, or a bare --flag for a boolean (--n_landmarks 10 --use_DDP). The trainer's own "
+               "options above win where a name is both.")
     p.add_argument("--method", required=True,
                    help=f"a registered method ({', '.join(sorted(methods.METHODS))}) or package.module:ClassName")
     p.add_argument("--data", default=None, help="a store (.h5) or 'procedural' (default: the method config's "
@@ -602,21 +580,16 @@ def main(argv=None) -> None:
     for f in dataclasses.fields(TrainConfig):  # None: not given (so a --config file's value stands)
         p.add_argument(f"--{f.name}", type=_parse_bool if f.type in (bool, "bool") else type(f.default), default=None,
                        help=f"(default: {f.default!r})")
-    p.add_argument("fields", nargs="*", help="method config as name=value")
     import sys
 
     from . import config_file
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--method")
-    known = pre.parse_known_args(argv)[0].method
+    # the trainer's options; everything else is the method's fields (config_file.parse_overrides reads them)
+    a, method_args = p.parse_known_args(list(sys.argv[1:] if argv is None else argv))
     try:
-        cls = method_class(known) if known else None
+        cls = method_class(a.method)
     except (KeyError, ImportError, AttributeError) as e:
-        raise SystemExit(f"--method {known!r}: {e}") from e
-    argv, flags = _split_method_flags(argv, cls, p)  # the seeds' style: --n_landmarks 10 --use_DDP
-    a = p.parse_args(argv)
+        raise SystemExit(f"--method {a.method!r}: {e}") from e
 
     given = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
     base = method_config(a.profile, cls.name, given.get("dataset", TrainConfig.dataset)) if a.profile else {}
@@ -624,11 +597,10 @@ def main(argv=None) -> None:
     try:
         from_file = config_file.load_yaml(a.config) if a.config else {}
         config_file.resolve(classes, a.config or None, {})  # the file's keys and types, errors naming the file
-        fields, cfg = config_file.resolve(classes, None, {**base, **from_file, **given,
-                                                          **parse_fields(cls.config_class, a.fields),
-                                                          **config_file.parse_overrides(flags, [cls.config_class])})
+        cli = config_file.parse_overrides(method_args, [cls.config_class])
+        fields, cfg = config_file.resolve(classes, None, {**base, **from_file, **given, **cli})
     except (config_file.ConfigError, FileNotFoundError) as e:
-        raise SystemExit(str(e)) from e
+        raise SystemExit(f"{e} (the trainer's own options: --help)") from e
     try:
         method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
     except ValueError as e:  # a field out of its range (the config's __post_init__)

@@ -113,5 +113,7 @@ def test_the_trainer_takes_method_fields_as_the_seeds_flags(tmp_path):
     config = json.loads((tmp_path / "runs" / "r" / "config.json").read_text())["config"]
     assert (config["n_landmarks"], config["use_temporal"], config["use_warped"], config["img_size"]) == (4, False, True, 32)
     assert config["dataset_path"] == "procedural"
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="unknown key 'no_such_field'"):
         main(["--method", "fgbg", "--no_such_field", "1"])
+    with pytest.raises(SystemExit, match="n_landmarks"):  # name=value and flags mixed; a wrong type named
+        main(["--method", "fgbg", "img_size=32", "--n_landmarks", "ten"])
