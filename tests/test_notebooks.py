@@ -121,3 +121,62 @@ def test_the_autolink_notebook_takes_every_config_field():
     params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train_autolink.ipynb"))
     missing = {f.name for f in dataclasses.fields(AutoLinkConfig)} - set(params)
     assert not missing, f"02 lacks parameters {sorted(missing)}"
+
+
+@pytest.mark.slow
+def test_notebook_02_killed_at_random_moments_resumes_to_the_uninterrupted_run(tmp_path):
+    """Fault injection through papermill: notebook 02 (kernel and all) killed by SIGKILL at seeded random
+    moments while it trains, checkpoint writes included (one every step), rerun with `-y resume: true` each
+    time; the finished run's curve and weights equal an uninterrupted run's exactly."""
+    import os
+    import random
+    import signal
+    import time
+
+    import torch
+
+    from conftest import TINY_AUTOLINK
+
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+
+    def start(name: str, resume: bool) -> subprocess.Popen:
+        params = dict(TINY_AUTOLINK, steps=40, batch_size=4, num_workers=0, ckpt_every=1, evaluate=False,
+                      out_dir=str(tmp_path / name), run_name="run", report_dir=str(tmp_path / f"{name}-reports"),
+                      resume=resume)
+        return subprocess.Popen(
+            [sys.executable, "-m", "papermill", str(REPO / "notebooks" / "02_train_autolink.ipynb"),
+             str(tmp_path / f"{name}.ipynb"), "-y", json.dumps(params), "--cwd", str(tmp_path)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+
+    def finish(p: subprocess.Popen) -> None:
+        err = p.communicate(timeout=300)[1]
+        assert p.returncode == 0, err.decode(errors="replace")[-3000:]
+
+    def outcome(name: str):
+        run = tmp_path / name / "run"
+        losses = [h["loss"] for h in map(json.loads, (run / "history.jsonl").read_text().splitlines())]
+        return losses, torch.load(run / "last.pt", weights_only=True)
+
+    finish(start("a", False))
+    want_losses, want = outcome("a")
+    rng, mid_run = random.Random(3), 0
+    last = tmp_path / "b" / "run" / "last.pt"
+    for attempt in range(3):  # three runs killed at random moments, then one left to finish
+        p = start("b", attempt > 0)
+        while p.poll() is None and not last.exists():  # training (its first checkpoint) has begun
+            time.sleep(0.05)
+        deadline = time.time() + rng.uniform(0.0, 2.0)
+        while p.poll() is None and time.time() < deadline:
+            time.sleep(0.01)
+        if p.poll() is None:
+            step = torch.load(last, weights_only=True)["step"] if last.exists() else -1
+            os.killpg(p.pid, signal.SIGKILL)  # papermill and its kernel
+            mid_run += 0 <= step < 40
+        p.wait(timeout=60)
+    finish(start("b", True))
+    got_losses, got = outcome("b")
+    assert mid_run >= 2  # the kills landed while training ran
+    assert got["step"] == want["step"] == 40
+    assert got_losses == pytest.approx(want_losses, rel=1e-6, abs=1e-7)
+    for k, v in want["model"].items():
+        assert torch.equal(got["model"][k], v), k

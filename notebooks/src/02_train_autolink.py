@@ -49,6 +49,7 @@ max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minut
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
 run_name: str = ""  # empty: autolink_k{K}_{dataset}-{res}_{steps}_m{missing}_b{block}_t{thick}_sklr{sklr}
+ckpt_every: int = 250  # steps between checkpoints (a resumed run starts from the last) and model snapshots
 resume: bool = False  # continue the run from its last checkpoint
 overwrite: bool = False  # start afresh even if the run exists
 evaluate: bool = True  # run the shared evaluation protocol at the end
@@ -78,7 +79,8 @@ train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDU
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(
     steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,
-    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes, cpu_amp=cpu_amp))
+    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes,
+    ckpt_every=ckpt_every, cpu_amp=cpu_amp))
 print(result.run_dir, result.summary)
 
 # %% [markdown]

@@ -52,6 +52,7 @@ max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minut
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
 run_name: str = ""  # empty: partbased_k{K}_{dataset}-{in_dim}_{steps}_{flags}_r{reconstr_dim}_bn{bn}_{rec_loss}
+ckpt_every: int = 250  # steps between checkpoints (a resumed run starts from the last) and model snapshots
 resume: bool = False  # continue the run from its last checkpoint
 overwrite: bool = False  # start afresh even if the run exists
 evaluate: bool = True  # run the shared evaluation protocol at the end
@@ -82,7 +83,8 @@ train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDU
 val_data = open_dataset(data, split=val_split, resolution=resolution)
 result = train(method, train_data, TrainConfig(
     steps=steps, batch_size=bn, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,
-    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes, cpu_amp=cpu_amp))
+    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes,
+    ckpt_every=ckpt_every, cpu_amp=cpu_amp))
 print(result.run_dir, result.summary)
 
 # %% [markdown]

@@ -55,6 +55,7 @@ cpu_amp: bool = False  # bf16 autocast on a CPU with native bf16 (AVX512-BF16 / 
 max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minutes; 0: no limit
 seed: int = 0  # random seed
 run_name: str = ""  # empty: fgbg_k{K}_{dataset}-{img_size}_{steps}_{flags}_{rec_loss}
+ckpt_every: int = 250  # steps between checkpoints (a resumed run starts from the last) and model snapshots
 resume: bool = False  # continue the run from its last checkpoint
 overwrite: bool = False  # start afresh even if the run exists
 evaluate: bool = True  # run the shared evaluation protocol at the end
@@ -88,7 +89,7 @@ given = {f.name: globals()[f.name] for f in dataclasses.fields(FgBgConfig)}
 given = {k: v for k, v in given.items() if v != getattr(FgBgConfig(), k)}
 train_given = dict(steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=save_path,
                    run_name=run_name, dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes,
-                   cpu_amp=cpu_amp)
+                   ckpt_every=ckpt_every, cpu_amp=cpu_amp)
 config, train_config = resolve([FgBgConfig, TrainConfig], config_file or None, {**train_given, **given})
 method = build_method("fgbg", dataclasses.asdict(config), seed=train_config.seed)  # seeded before it is built
 

@@ -56,6 +56,7 @@ max_minutes: float = 0.0  # cap per stage, the cosine schedule ended to fit; 0: 
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
 run_name: str = ""  # empty: contrastive_k{K}_{dataset}-{input}_{steps}_{model}_nk{nce_k}_t{nce_t}_m{nce_m}_l{layer}...
+ckpt_every: int = 250  # steps between checkpoints (a resumed run starts from the last) and model snapshots
 resume: bool = False  # continue each stage from its last checkpoint
 overwrite: bool = False  # start afresh even if the runs exist
 evaluate: bool = True  # supervised head (full and few-shot) and keypoint protocol at the end
@@ -90,7 +91,7 @@ train_data = open_dataset(data, split=train_split or ("train" if data in PROCEDU
 val_data = open_dataset(data, split=val_split, resolution=config.resolution)
 results = run_recipe(method, train_data, TrainConfig(  # stages moco (, projection) in out_dir/<experiment>/
     steps=steps, batch_size=batch_size, num_workers=num_workers, seed=seed, out_dir=out_dir, run_name=run_name,
-    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes))
+    dataset=dataset, resume=resume, overwrite=overwrite, max_minutes=max_minutes, ckpt_every=ckpt_every))
 for r in results:
     print(r.run_dir, r.summary)
 final = results[-1].run_dir / "last.pt"
