@@ -378,8 +378,13 @@ class SelfTrain(Method):
     @classmethod
     def recipe(cls, method: "SelfTrain", data, cfg) -> list:
         """The trainer's entry (`train.run_recipe`, `python -m lmkcore.train --method selftrain`): both steps
-        with `method`'s config in the experiment `cfg.experiment` (`run`); the stages' `RunResult`s."""
-        return run(method.config, data, cfg)[1]["results"]
+        with `method`'s config in the experiment `cfg.experiment` (`run`); the stages' `RunResult`s. The data
+        set's name is the trainer's `dataset` where one is given (the command line's `--dataset`, the bench),
+        else the config's `dataset_name`."""
+        from ..train import TrainConfig
+
+        name = cfg.dataset if cfg.dataset != TrainConfig.dataset else method.config.dataset_name
+        return run(dataclasses.replace(method.config, dataset_name=name), data, cfg)[1]["results"]
 
 
 # the recipe: bootstrap, Step-1 rounds, Step 2, each a stage (a run) of the shared trainer

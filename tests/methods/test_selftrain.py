@@ -227,8 +227,12 @@ def test_the_trainer_runs_the_recipe_as_stages_of_one_experiment(tmp_path, data)
     m = build("selftrain", **TINY, rounds=1, round1_steps=2, batch_size=4, step2_steps=2, step2_batch_size=4,
               min_cluster_share=0.1, merge_every=0)
     results = run_recipe(m, data, TrainConfig(out_dir=str(tmp_path), experiment="e", num_workers=0, progress=False,
-                                              tensorboard=False))
+                                              tensorboard=False, dataset="mtfl"))
     assert [r.run_dir.name for r in results] == ["step1_round01", "step2"]
+    from lmkcore.checkpoint import load
+
+    assert load(tmp_path / "e" / "step2.pt")["dataset"] == "mtfl"  # the trainer's data set, not the config's default
+    assert load(tmp_path / "e" / "step2" / "last.pt")["dataset"] == "mtfl"
     assert all(r.run_dir.parent == tmp_path / "e" for r in results)
     import json
 
