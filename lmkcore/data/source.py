@@ -108,12 +108,39 @@ def check_bounds(sample: Sample, problems: Problems) -> bool:
     return True
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def parse_floats(fields: list[str], where: str, problems: Problems) -> np.ndarray | None:
+    """The fields as float32, or None after reporting one that is not a number or a number beyond float32's
+    range (the cast would silently make it inf; `inf` and `nan` written as such are kept)."""
     try:
-        return np.asarray([float(f) for f in fields], dtype=np.float32)
+        values = [float(f) for f in fields]
     except ValueError as e:
         problems(where, f"not a number ({e})")
         return None
+    with np.errstate(over="ignore"):
+        out = np.asarray(values, dtype=np.float32)
+    for f, v in zip(fields, out):
+        if np.isinf(v) and f.strip().lower().lstrip("+-") not in ("inf", "infinity"):
+            problems(where, f"{f} is beyond the float32 range (+-{FLOAT32_MAX:.4g})")
+            return None
+    return out
+
+
+def float32_trouble(a: np.ndarray) -> str | None:
+    """Why the array `a` (e.g. read from a .mat file) cannot become float32 unchanged, or None: values that are
+    not real numbers (text, cells, complex: the cast fails or drops the imaginary part) or finite values beyond
+    float32's range (the cast silently makes them inf)."""
+    a = np.asarray(a)
+    if a.dtype.kind not in "biuf":
+        return f"holds {a.dtype} values, expected real numbers"
+    if a.dtype.kind == "f" and a.dtype.itemsize > 4:
+        with np.errstate(over="ignore"):
+            lost = np.isinf(a.astype(np.float32)) & np.isfinite(a)
+        if lost.any():
+            return f"holds {a[lost].flat[0]:g}, beyond the float32 range (+-{FLOAT32_MAX:.4g})"
+    return None
 
 
 class Source:

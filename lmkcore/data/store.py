@@ -151,9 +151,25 @@ def open_store(path: str | os.PathLike) -> h5py.File:
                          "lmkcore.data.prepare (notebook 01_prepare_data)") from None
 
 
+def damaged(path, e: Exception) -> StoreError:
+    """The error for a library error met while reading the store at `path` (h5py raises KeyError, OSError,
+    RuntimeError, ... for a damaged file)."""
+    return StoreError(f"{path}: damaged store ({type(e).__name__}: {e}); write it again with lmkcore.data.prepare "
+                      "(notebook 01_prepare_data)")
+
+
 def validate(f: h5py.File, path) -> None:
     """The layout of the module docstring: datasets, shapes, dtypes, attributes and counts agree (a float store
     would be divided by 255 twice; a wrong `resolution` would normalise keypoints by the wrong size)."""
+    try:
+        _validate(f, path)
+    except StoreError:
+        raise
+    except Exception as e:
+        raise damaged(path, e) from None
+
+
+def _validate(f: h5py.File, path) -> None:
     def bad(what: str):
         return StoreError(f"{path}: {what}; not a store written by lmkcore.data.write_store")
 
@@ -169,14 +185,24 @@ def validate(f: h5py.File, path) -> None:
         raise bad(f"images are {im.dtype} {im.shape}, expected uint8 (N, {r}, {r}, 3) (attribute resolution = {r})")
     n = im.shape[0]
     try:
-        k = len(json.loads(f.attrs["keypoint_names"]))
-        json.loads(f.attrs["skeleton"])
+        names, skeleton = json.loads(f.attrs["keypoint_names"]), json.loads(f.attrs["skeleton"])
     except (TypeError, json.JSONDecodeError) as e:
         raise bad(f"attribute keypoint_names or skeleton is not JSON ({e})") from None
+    if not (isinstance(names, list) and all(isinstance(x, str) for x in names)):
+        raise bad(f"attribute keypoint_names is not a list of names ({str(names)[:60]})")
+    pairs = isinstance(skeleton, list) and all(
+        isinstance(e, list) and len(e) == 2 and all(isinstance(j, int) for j in e) for e in skeleton)
+    if not pairs:
+        raise bad(f"attribute skeleton is not a list of keypoint pairs ({str(skeleton)[:60]})")
+    k = len(names)
+    if kp.dtype.kind != "f" or box.dtype.kind != "f":
+        raise bad(f"keypoints are {kp.dtype}, boxes {box.dtype}, expected float32")
     if kp.shape != (n, k, 3) or box.shape != (n, 4) or f["names"].shape != (n,):
         raise bad(f"counts disagree: images {im.shape}, keypoints {kp.shape} (expected ({n}, {k}, 3)), boxes "
                   f"{box.shape}, names {f['names'].shape}")
     for name, split in (f["splits"].items() if "splits" in f else []):
+        if not isinstance(split, h5py.Dataset) or split.ndim != 1 or split.dtype.kind not in "iu":
+            raise bad(f"split {name!r} is not a list of row numbers ({split})")
         idx = split[()]
         if idx.size and (idx.min() < 0 or idx.max() >= n):
             raise bad(f"split {name!r} indexes rows outside 0..{n - 1}")
@@ -208,7 +234,10 @@ class LandmarkStore(Dataset):
                 if f"splits/{split}" not in f:
                     have = sorted(f["splits"]) if "splits" in f else []
                     raise KeyError(f"{self.path} has no split {split!r} (has {have})")
-                base = f[f"splits/{split}"][()]
+                try:
+                    base = f[f"splits/{split}"][()]
+                except Exception as e:
+                    raise damaged(self.path, e) from None
             else:
                 base = np.arange(n)
         self.indices = base if indices is None else base[np.asarray(indices)]
@@ -231,11 +260,14 @@ class LandmarkStore(Dataset):
 
     def arrays(self, name: str) -> np.ndarray:
         """A whole per-sample array (keypoints, boxes, names) for this split, in item order."""
-        data = self.file[name]
-        if data.size == 0:  # e.g. keypoints of an unlabelled store (K = 0): h5py cannot index those
-            return np.zeros((len(self.indices),) + data.shape[1:], data.dtype)
+        try:
+            data = self.file[name]
+            if data.size == 0:  # e.g. keypoints of an unlabelled store (K = 0): h5py cannot index those
+                return np.zeros((len(self.indices),) + data.shape[1:], data.dtype)
+            out = data[np.sort(self.indices)] if len(self.indices) else data[:0]
+        except Exception as e:
+            raise damaged(self.path, e) from None
         order = np.argsort(self.indices)
-        out = data[np.sort(self.indices)] if len(self.indices) else data[:0]
         inv = np.empty_like(order)
         inv[order] = np.arange(len(order))
         out = out[inv]
@@ -253,9 +285,13 @@ class LandmarkStore(Dataset):
             raise IndexError(f"{self.path}: item {i} of {len(self)}")
         i = i % len(self)
         j = int(self.indices[i])
-        f = self.file
-        img = torch.from_numpy(f["images"][j]).permute(2, 0, 1).float().div_(255.0)
-        kp = torch.from_numpy(f["keypoints"][j])
+        try:
+            f = self.file
+            image, keypoints, box = f["images"][j], f["keypoints"][j], f["boxes"][j]
+        except Exception as e:
+            raise damaged(self.path, e) from None
+        img = torch.from_numpy(image).permute(2, 0, 1).float().div_(255.0)
+        kp = torch.from_numpy(keypoints)
         r = self.resolution
         return {"image": img, "keypoints": kp[:, :2] / (r - 1) * 2.0 - 1.0, "visible": kp[:, 2] > 0,
-                "box": torch.from_numpy(f["boxes"][j]), "index": i, "row": j}
+                "box": torch.from_numpy(box), "index": i, "row": j}

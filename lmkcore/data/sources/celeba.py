@@ -50,18 +50,36 @@ def read_celeba_table(path: Path, n_values: int, problems) -> dict[str, tuple[np
         problems(f"{path}:1", "expected a count line and a header line")
         return out
     count_no, count = lines[0]
+    if not (count.isascii() and count.isdigit()):  # e.g. no count line: the header would be taken for it
+        problems(f"{path}:{count_no}", f"expected the number of entries on the first line, got {count[:40]!r}")
+    header_no, header = lines[1]
+    fields = header.split()
+    if len(fields) == n_values + 1 and all(_is_number(f) for f in fields[1:]):  # a row would be lost as the header
+        problems(f"{path}:{header_no}", "a data row where the header line should be (is the count or the header "
+                                        "line missing?)")
     for no, line in lines[2:]:
         where = f"{path}:{no}"
         fields = line.split()
         if len(fields) != n_values + 1:
             problems(where, f"expected {n_values + 1} fields (name + {n_values} values), got {len(fields)}")
             continue
+        if fields[0] in out:
+            problems(where, f"{fields[0]} is listed again (first at {out[fields[0]][1]})")
+            continue
         values = parse_floats(fields[1:], where, problems)
         if values is not None:
             out[fields[0]] = (values, where)
-    if count.isdigit() and int(count) != len(lines) - 2:
+    if count.isascii() and count.isdigit() and int(count) != len(lines) - 2:
         problems(f"{path}:{count_no}", f"count line says {count} entries, the file has {len(lines) - 2}")
     return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 class CelebA(ListingSource):

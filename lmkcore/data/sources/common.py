@@ -45,26 +45,45 @@ def find_dir(root: Path, candidates: Iterable[str], what: str) -> Path:
 
 def csv_rows(path: Path, problems: Problems) -> tuple[list[str], Iterator[tuple[str, list[str]]]]:
     """(header, iterator of (file:line, row)) of a CSV file; blank rows are skipped and rows with the
-    wrong number of fields are reported to `problems`."""
-    with open(need_file(path), newline="", encoding="utf-8") as f:
-        rows = list(csv.reader(f))
-    header = rows[0] if rows else []
+    wrong number of fields are reported to `problems`. `line` is the row's first line in the file (a quoted
+    field may span lines); bytes that are not UTF-8 become U+FFFD, as in `text_lines`; a row the csv module
+    cannot read (an unclosed or stray quote, a field over its size limit) is reported, and the rest of the file
+    with it."""
+    rows: list[tuple[int, list[str]]] = []
+    broken = None
+    with open(need_file(path), newline="", encoding="utf-8-sig", errors="replace") as f:
+        reader = csv.reader(f, strict=True)  # strict: an unclosed or stray quote is an error, not a guess
+        while True:
+            start = reader.line_num + 1
+            try:
+                row = next(reader)
+            except StopIteration:
+                break
+            except csv.Error as e:
+                broken = (f"{path}:{start}", f"unreadable CSV from this line on ({e})")
+                break
+            rows.append((start, row))
+    header = rows[0][1] if rows else []
+    if broken is not None and not rows:
+        problems(*broken)
 
     def body():
-        for no, row in enumerate(rows[1:], 2):
+        for no, row in rows[1:]:
             if not row:
                 continue
             if len(row) != len(header):
                 problems(f"{path}:{no}", f"expected {len(header)} fields, got {len(row)}")
                 continue
             yield f"{path}:{no}", row
+        if broken is not None and rows:
+            problems(*broken)
 
     return header, body()
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(1-based line number, stripped line) for the non-blank lines of a text file."""
-    with open(need_file(path), encoding="utf-8", errors="replace") as f:
+    with open(need_file(path), encoding="utf-8-sig", errors="replace") as f:  # -sig: a leading BOM is no text
         for no, line in enumerate(f, 1):
             line = line.strip()
             if line:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io
 
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints, load_image
+from ..source import BadInputError, Sample, SourceInfo, check_keypoints, float32_trouble, load_image
 from .common import (
     IMAGE_EXTENSIONS,
     ListingSource,
@@ -50,10 +50,14 @@ SKELETON = [(p, j) for j, p in enumerate(PARENTS) if p >= 0]
 
 def read_keypoints_2d(path: Path, problems) -> np.ndarray | None:
     try:
-        kp = np.asarray(scipy.io.loadmat(str(path))["keypoints_2d"], np.float32)
+        kp = np.asarray(scipy.io.loadmat(str(path))["keypoints_2d"])
     except Exception as e:  # missing key, corrupt file
         problems(str(path), f"cannot read 'keypoints_2d' ({type(e).__name__}: {e})")
         return None
+    if (trouble := float32_trouble(kp)) is not None:
+        problems(str(path), f"'keypoints_2d' {trouble}")
+        return None
+    kp = kp.astype(np.float32)
     if kp.shape == (64,) or kp.shape == (1, 64):
         kp = kp.reshape(32, 2)
     if kp.shape != (32, 2):

@@ -25,7 +25,7 @@ import numpy as np
 import scipy.io
 
 from ..procedural import JOINTS, SKELETON
-from ..source import BadInputError, Sample, SourceInfo, check_keypoints
+from ..source import BadInputError, Sample, SourceInfo, check_keypoints, float32_trouble
 from .common import IMAGE_EXTENSIONS, ListingSource, box_of, need_file, sample_at
 
 DEFAULT_MARGIN = 0.15  # margin of the person-centred square crop, as a fraction of the box side
@@ -43,6 +43,8 @@ def read_joints(path: Path) -> tuple[np.ndarray, str]:
         have = sorted(k for k in mat if not k.startswith("__"))
         raise BadInputError(f"{path}: no matrix 'joints' (has {have})")
     j = np.asarray(mat["joints"])
+    if (trouble := float32_trouble(j)) is not None:
+        raise BadInputError(f"{path}: 'joints' {trouble}")
     if j.ndim == 3 and j.shape[:2] == (14, 3):
         return np.ascontiguousarray(j.transpose(2, 0, 1), dtype=np.float32), "lspet"
     if j.ndim == 3 and j.shape[:2] == (3, 14):

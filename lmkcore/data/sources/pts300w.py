@@ -26,7 +26,7 @@ from ..source import (
     check_keypoints,
     parse_floats,
 )
-from .common import IMAGE_EXTENSIONS, ListingSource, box_of, sample_at, with_visibility
+from .common import IMAGE_EXTENSIONS, ListingSource, box_of, sample_at, text_lines, with_visibility
 
 N_POINTS = 68
 _EXTENSIONS = IMAGE_EXTENSIONS + tuple(e.upper() for e in IMAGE_EXTENSIONS)
@@ -47,17 +47,19 @@ SKELETON = (_chain(0, 16) + _chain(17, 21) + _chain(22, 26) + _chain(27, 30) + _
 
 def read_pts(path: Path, problems, n_points: int = N_POINTS):
     """(n_points, 2) array of a .pts file, or None after reporting what is wrong (file:line)."""
-    lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    rows = [(no, line.strip()) for no, line in enumerate(lines, 1) if line.strip()]
+    rows = list(text_lines(path))  # numbered as an editor does (str.splitlines also breaks at \f, \x1c, ...)
     try:
         open_at = next(i for i, (_, line) in enumerate(rows) if line == "{")
-        close_at = next(i for i, (_, line) in enumerate(rows) if line == "}")
+        close_at = next(i for i in range(open_at + 1, len(rows)) if rows[i][1] == "}")
     except StopIteration:
         problems(f"{path}:1", "no '{' ... '}' block of points")
         return None
     header = dict((part.strip() for part in line.split(":", 1)) for _, line in rows[:open_at] if ":" in line)
     declared = header.get("n_points")
     points = rows[open_at + 1:close_at]
+    if close_at + 1 < len(rows):  # a second block, points after the brace: never silently ignored
+        problems(f"{path}:{rows[close_at + 1][0]}", "text after the closing '}'")
+        return None
     if declared is not None and declared != str(len(points)):
         problems(f"{path}:{rows[open_at][0]}",
                  f"n_points says {declared}, the block has {len(points)} points")
