@@ -17,7 +17,6 @@ of 6/256 of the image size: normalisation "image_size".
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import numpy as np
 from ..source import BadInputError, Sample, SourceInfo, check_keypoints
 from .common import (
     ListingSource,
+    csv_rows,
     find_dir,
     need_file,
     sample_at,
@@ -56,18 +56,11 @@ class DeepFashion(ListingSource):
         for i, e in enumerate(entries if isinstance(entries, list) else []):
             if isinstance(e, dict) and "image_path" in e:
                 by_path[e["image_path"]] = (i, e)
-        with open(table, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f))
-        if not rows or len(rows[0]) < 2:
-            raise BadInputError(f"{table}:1: expected a header `id,filename`")
+        header, rows = csv_rows(table, self.problems)  # rows with a field count other than 2 are reported
+        if len(header) != 2:
+            raise BadInputError(f"{table}:1: expected a header `id,filename`, got {header}")
         self.records = []
-        for no, row in enumerate(rows[1:], 2):
-            where = f"{table}:{no}"
-            if not row:
-                continue
-            if len(row) != 2:
-                self.problems(where, f"expected 2 fields (id, filename), got {len(row)}")
-                continue
+        for where, row in rows:
             name = row[1].strip()
             if name not in by_path:
                 self.problems(where, f"{name} has no entry in {ann.name}")
