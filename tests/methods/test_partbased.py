@@ -7,20 +7,14 @@ from lmkcore.methods import METHODS, build
 from lmkcore.methods.base import LAYER_KINDS
 from lmkcore.methods.partbased import PartBasedConfig
 from lmkcore.train import TrainConfig, train
+from tests.methods.conftest import seeded_build
 
 TINY = dict(n_parts=4, in_dim=32, map_dim=16, stem=8, channels=16, depth=2, n_features=8, reconstr_dim=32,
             gen_base=4, gen_max=16, feature_levels=2, bn=8)
 
 
 def tiny(**kw):
-    torch.manual_seed(0)
-    return build("partbased", **{**TINY, **kw})
-
-
-@pytest.fixture
-def images():
-    torch.manual_seed(1)
-    return torch.rand(4, 3, 32, 32)
+    return seeded_build("partbased", TINY, **kw)
 
 
 def test_registered():
