@@ -17,7 +17,8 @@ from torch.utils.data import Dataset
 from ..ops.coords import grid
 from ..ops.edges import segment_distance2
 
-__all__ = ["evaluate_masks", "mask_iou", "reference_masks", "skeleton_masks", "soft_iou"]
+__all__ = ["evaluate_masks", "foreground_scores", "has_reference", "mask_iou", "reference_masks", "skeleton_masks",
+           "soft_iou"]
 
 
 def mask_iou(pred: Tensor, true: Tensor, threshold: float = 0.5) -> Tensor:
@@ -103,3 +104,23 @@ def evaluate_masks(method, data: Dataset, n: int = 256, batch_size: int = 32, th
             "soft_iou_permuted": float(soft_iou(pred[perm], true).mean()),
             "mask_mean": float((pred > threshold).float().mean()), "reference_mean": float((true > threshold).float().mean()),
             "reference": kind, "n": len(idx)}
+
+
+def has_reference(data: Dataset) -> bool:
+    """Whether `data` gives a foreground reference: its drawn figures (`mask(i)`), or joints of whole bodies
+    (a skeleton, on data normalised by the box: people, figures). Faces' inner landmarks (eyes, nose, mouth)
+    outline no foreground, so face data has none."""
+    if hasattr(data, "mask"):
+        return True
+    info = getattr(data, "info", None)
+    return bool(getattr(info, "skeleton", None)) and (getattr(info, "normalisation", "") or "").startswith("bbox")
+
+
+def foreground_scores(method, data: Dataset, n: int = 256, batch_size: int = 32) -> dict | None:
+    """`evaluate_masks` for a method that predicts a foreground (it declares a "mask" layer and has `mask`),
+    on data with a reference (`has_reference`); None otherwise."""
+    if "mask" not in getattr(method, "layers", {}) or not callable(getattr(method, "mask", None)):
+        return None
+    if not has_reference(data) or len(data) < 2:
+        return None
+    return evaluate_masks(method, data, n=n, batch_size=batch_size)

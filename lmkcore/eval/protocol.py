@@ -35,6 +35,7 @@ from ..ops.coords import norm_to_unit, unit_to_norm
 from .gather import Annotations, annotations, check_keypoints, open_test_set, run_method
 from .graph import GRAPH_FIT, graph_skeleton
 from .head import HeadConfig, fit_head, predict_head
+from .masks import foreground_scores
 from .metrics import masked_mean, normaliser, pck_thresholds, point_errors, summarise
 from .regression import few_shot_indices, fit_linear
 
@@ -242,7 +243,9 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     predictions), fit_images, test_images, K, J, normalisation, resolution, n_fit, seed, few_shot [...];
     skeleton (`eval.graph.graph_skeleton`: precision, recall, edges, keypoint_joints) for a method
     whose `graph()` is not None, on data with a skeleton (keypoints evaluation);
-    per_keypoint_presence / fit_keypoint_presence for a method with `confidence()`.
+    per_keypoint_presence / fit_keypoint_presence for a method with `confidence()`; masks
+    (`eval.masks.evaluate_masks`: IoU and its chance levels) for a method that predicts a foreground, on
+    data with a foreground reference (the first 256 test images).
     """
     if evaluation not in EVALUATIONS:
         raise ValueError(f"evaluation must be one of {EVALUATIONS}, got {evaluation!r}")
@@ -283,6 +286,8 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
             fit_pr = fit_out["conf"] >= method.confidence_threshold
             test_pr = test_out["conf"] >= method.confidence_threshold
         diagnostics = run_diagnostics(method, test_data, test_idx[:batch_size], dev)
+    # a predicted foreground against the data's (true, or from the joints): None without either
+    masks = None if method is None else foreground_scores(method, test_data, n=min(256, len(test_idx)))
     pos = {s: torch.searchsorted(union, idx) for s, idx in subsets.items()}  # subset -> rows of union
     def present(rows: Tensor) -> dict:  # score's presence masks for these fit rows (none without confidence)
         return {} if fit_pr is None else {"fit_present": fit_pr[rows], "test_present": test_pr}
@@ -300,6 +305,8 @@ def evaluate(method_or_keypoints, fit_data, test_data, n_fit=None, seed: int = 0
     if graph is not None:
         g = pos["graph"]
         result["skeleton"] = graph_skeleton(method, fit_kp[g], fit_ann.subset(g), skeleton)
+    if masks is not None:
+        result["masks"] = masks
     return result
 
 

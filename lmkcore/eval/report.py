@@ -109,6 +109,8 @@ def rows_of(m: dict, report: str) -> list[dict]:
     diagnostics = dict(m.get("diagnostics") or {})  # the method's own checks (not percent of a normaliser)
     if m.get("skeleton"):  # a learned graph against the data's skeleton (`eval.graph`), in percent
         diagnostics.update({f"skeleton_{k}": 100 * m["skeleton"][k] for k in ("precision", "recall")})
+    if m.get("masks"):  # a predicted foreground against the reference (`eval.masks`), IoU in percent
+        diagnostics.update({f"mask_{k}": 100 * m["masks"][k] for k in ("iou", "iou_constant", "iou_permuted")})
     for name, value in diagnostics.items():
         out.append({**meta, "metric": DIAG + name, "value": value, "fit_images": m.get("fit_images"),
                     "n_fit": m.get("n_fit", "all"), "few_shot": False, "report": report})
@@ -160,7 +162,10 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              "loss rises when the decoder is given another image's keypoints; near 0 = the edge map is ignored; "
              "`skeleton_precision` / `skeleton_recall`: % of the learned graph's strongest K - 1 edges that link "
              "adjacent joints / % of the skeleton's edges they recover, keypoints mapped to joints by regression, "
-             f"on {GRAPH_FIT:,} fit images; metrics.json `skeleton`).", ""]
+             f"on {GRAPH_FIT:,} fit images; metrics.json `skeleton`; `mask_iou`: % IoU of a predicted foreground "
+             "with the true figure, or on people with capsules along the annotated bones, beside two chance "
+             "levels, an all-foreground mask (`mask_iou_constant`) and the masks of other images "
+             "(`mask_iou_permuted`); metrics.json `masks`).", ""]
     if any(_head(r) for r in rows):
         lines[-2] += (" [head]: a supervised head on the method's frozen features (`lmkcore.eval.head`, early "
                       "stopping on held-out fit images); it has no backward error.")

@@ -80,3 +80,29 @@ def test_evaluate_masks_scores_an_oracle_above_both_chance_levels():
     assert r["soft_iou_constant"] < 0.5 and r["soft_iou_permuted"] < 0.6
     assert r["iou_constant"] < 0.5 and r["iou_permuted"] < 0.6
     assert r["reference"] == "true" and r["n"] == 12
+
+
+def test_the_protocol_scores_a_predicted_foreground_where_the_data_has_a_reference():
+    """`evaluate` adds `masks` for a method that declares a "mask" layer, on data with a reference (drawn
+    figures; joints of bodies), and not on faces; the benchmark rows carry the IoU as a diagnostic."""
+    from lmkcore.eval import evaluate
+    from lmkcore.eval.masks import has_reference
+    from lmkcore.eval.report import rows_of
+    from lmkcore.methods import build
+
+    torch.manual_seed(0)
+    method = build("fgbg", use_temporal=False, use_warped=True, n_landmarks=4, img_size=32, stem=8, channels=16,
+                   depth=2, n_filters=8, gen_base=4, gen_max=16, feature_levels=2, mask_base=4, mask_depth=1,
+                   bg_base=4, bg_depth=1, rec_loss="l1")
+    fit, test = ProceduralFigures(12, 32, seed=2), ProceduralFigures(8, 32, seed=3)
+    r = evaluate(method, fit, test, batch_size=4)
+    assert r["masks"]["reference"] == "true" and r["masks"]["n"] == 8 and 0 <= r["masks"]["iou"] <= 1
+    diag = {row["metric"]: row["value"] for row in rows_of(r, "x") if row["metric"].startswith("diag:mask_")}
+    assert diag["diag:mask_iou"] == pytest.approx(100 * r["masks"]["iou"]) and "diag:mask_iou_permuted" in diag
+
+    class Faces(torch.utils.data.Dataset):  # face landmarks outline no foreground
+        info = type(INFO)("mtfl", ["a", "b"], [(0, 1)], "interocular:0,1")
+
+    assert has_reference(fit) and has_reference(type("People", (), {"info": INFO})()) and not has_reference(Faces())
+    method.layers = {k: v for k, v in method.layers.items() if k != "mask"}  # no foreground predicted
+    assert "masks" not in evaluate(method, fit, test, batch_size=4)
