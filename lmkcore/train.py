@@ -553,7 +553,8 @@ def _parse_bool(text: str) -> bool:
 
 
 def main(argv=None) -> None:
-    """Command line: method config fields as key=value after the flags; the method's recipe runs its stages."""
+    """Command line: the trainer's options, and the method's config fields anywhere among them (name=value or
+    --name value); the method's recipe runs its stages."""
     from . import methods
     from .data import open_dataset
     from .profiles import PROFILES, method_config
