@@ -259,6 +259,30 @@ def test_cub_splits_and_incomplete_parts(cub_layout):
         assert len(list(src)) == 1
 
 
+def test_cub_ids_and_parts_listed_twice_are_named(cub_layout):
+    """A second row for an image id (images.txt, bounding_boxes.txt) or for a part of an image (part_locs.txt)
+    is reported at its line, the first kept: nothing is silently replaced."""
+    from lmkcore.data.sources import CUB
+
+    root = cub_layout.root
+    images = root / "images.txt"
+    images.write_text(images.read_text() + "1 somewhere/else.jpg\n")
+    with pytest.raises(BadInputError, match=re.escape(f"{images}:4: id 1 is listed again (first at {images}:1)")):
+        CUB(root)
+    images.write_text("".join(images.read_text().splitlines(keepends=True)[:3]))
+    boxes = root / "bounding_boxes.txt"
+    boxes.write_text(boxes.read_text() + "3 0.0 0.0 1.0 1.0\n")
+    with pytest.raises(BadInputError, match=re.escape(f"{boxes}:4: id 3 is listed again")):
+        CUB(root)
+    boxes.write_text("".join(boxes.read_text().splitlines(keepends=True)[:3]))
+    locs = cub_layout.listing.read_text().splitlines()
+    cub_layout.listing.write_text("\n".join(locs + [locs[0]]) + "\n")
+    with pytest.raises(BadInputError, match=re.escape(f"{cub_layout.listing}:{len(locs) + 1}: part 1 of image 1")):
+        CUB(root)
+    src = CUB(root, "train", on_bad="skip")
+    assert len(src.records) == 2 and len(src.listing_problems) == 1
+
+
 def test_h36m_units_and_bad_matrix(h36m_layout):
     name = next(iter(h36m_layout.expected))
     mat = h36m_layout.root / "S1" / "Landmarks" / "Directions.54138969" / "000001.mat"

@@ -53,6 +53,18 @@ def _table(path: Path, n_fields: int, problems) -> list[tuple[str, list[str]]]:
     return out
 
 
+def _by_id(rows: list[tuple[str, list[str]]], problems) -> dict[str, tuple[str, list[str]]]:
+    """{id: (where, fields)} of a table's rows keyed by their first field; an id listed again is reported
+    (the first row is kept)."""
+    out: dict[str, tuple[str, list[str]]] = {}
+    for where, fields in rows:
+        if fields[0] in out:
+            problems(where, f"id {fields[0]} is listed again (first at {out[fields[0]][0]})")
+            continue
+        out[fields[0]] = (where, fields)
+    return out
+
+
 class CUB(ListingSource):
     def __init__(self, root, split: str | None = None, *, one_based: bool = True, on_bad: str = "raise"):
         self.root = Path(root)
@@ -66,10 +78,10 @@ class CUB(ListingSource):
             raise BadInputError(f"{self.root / 'parts' / 'parts.txt'}: expected {len(PARTS)} parts, "
                                 f"got {len(names)}")
         self.info = SourceInfo("cub", names, SKELETON, "bbox")
-        images = {f[0]: f[1] for _, f in _table(self.root / "images.txt", 2, p)}
+        images = {i: f[1] for i, (_, f) in _by_id(_table(self.root / "images.txt", 2, p), p).items()}
         shift = 1.0 if one_based else 0.0
         boxes = {}
-        for where, f in _table(self.root / "bounding_boxes.txt", 5, p):
+        for where, f in _by_id(_table(self.root / "bounding_boxes.txt", 5, p), p).values():
             v = parse_floats(f[1:], where, p)
             if v is not None:
                 boxes[f[0]] = xywh_box(*v, offset=shift)
@@ -83,6 +95,9 @@ class CUB(ListingSource):
             k = int(v[0]) - 1
             if not 0 <= k < len(PARTS) or v[0] != k + 1:
                 p(where, f"part id {f[1]} is not in 1..{len(PARTS)}")
+                continue
+            if k in seen[f[0]]:
+                p(where, f"part {k + 1} of image {f[0]} is listed again")
                 continue
             kp = parts.setdefault(f[0], np.zeros((len(PARTS), 3), np.float32))
             first.setdefault(f[0], where)
