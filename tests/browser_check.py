@@ -172,6 +172,8 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
             before = image.get_attribute("src")
             readout = page.locator(".lmk-slider .widget-readout").first
             seen["readout_before"] = readout.inner_text(timeout=ms)
+            seen["legend_before"] = image.get_attribute("title")  # the legend's entries (the image's tooltip)
+            seen["checked_before"] = checked(page)
             handle.focus()
             handle.press("ArrowRight")
             page.wait_for_function(
@@ -187,6 +189,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
                 arg=before, timeout=ms)
             page.locator(".lmk-info", has_text=layer).wait_for(timeout=ms)
             seen["info"] = page.locator(".lmk-info").first.inner_text(timeout=ms)
+            seen["legend_layer"] = image.get_attribute("title")
             # checkpoint choices: short and distinct (the shared run name shown once)
             seen["labels"] = page.locator(".lmk-checkpoints select option").all_inner_texts()
             # every layer on: the controls stay in the viewport, the image below them
@@ -197,6 +200,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
             page.wait_for_function(
                 "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
                 arg=before, timeout=ms)
+            seen["legend_all"], seen["checked_all"] = image.get_attribute("title"), checked(page)
             seen["controls_in_view"] = page.evaluate(
                 "() => { document.querySelector('.lmk-inspector').scrollIntoView({block: 'start'});"
                 " return ['.lmk-slider', '.lmk-checkpoints', '.lmk-save', '.lmk-size'].every(s => {"
@@ -211,6 +215,19 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
         finally:
             browser.close()
     return seen
+
+
+def checked(page) -> list[str]:
+    """The labels of the ticked layer boxes."""
+    return [box.inner_text().strip() for box in page.locator(".lmk-inspector .widget-checkbox").all()
+            if box.locator("input").is_checked()]
+
+
+def legend_layers(title: str | None) -> set[str]:
+    """The layer names in the image's legend tooltip ("legend: kp 0; ...; heatmaps (maps); ..."): keypoint
+    swatches count as "keypoints", an overlay entry by the name before its kind."""
+    entries = (title or "").removeprefix("legend: ").split("; ")
+    return {"keypoints" if e.startswith("kp ") else e.split(" (")[0] for e in entries if e and e != "nothing drawn"}
 
 
 def _shrink(path: Path) -> None:

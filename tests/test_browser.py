@@ -27,6 +27,11 @@ def test_inspector_in_jupyterlab(tmp_path):
     labels = seen["labels"]
     assert len(labels) >= 2 and len(set(labels)) == len(labels) and all(len(lb) <= 24 for lb in labels), labels
     assert seen["controls_in_view"]  # every layer on, the controls still on screen
+    # the legend names only what is drawn: nothing unticked, and the toggled layer once it is on
+    for key in ("before", "all"):
+        assert browser_check.legend_layers(seen[f"legend_{key}"]) <= set(seen[f"checked_{key}"]), seen
+    assert "heatmaps" in browser_check.legend_layers(seen["legend_layer"])
+    assert "heatmaps" not in browser_check.legend_layers(seen["legend_before"])
     assert "saved" in seen["status"] and any(p.endswith(".png") for p in seen["saved"]) \
         and any(p.endswith(".json") for p in seen["saved"])
     assert screenshot.stat().st_size > 10_000

@@ -222,6 +222,7 @@ class Inspector:
         t0 = time.perf_counter()
         try:
             self.image.value = self.state.render()
+            self.image.tooltip = "legend: " + ("; ".join(self.state.legend()) or "nothing drawn")
         except Exception as e:  # keep the widget alive; say what went wrong
             self.status.value = ""
             self._note(f"{type(e).__name__}: {e}", error=True)

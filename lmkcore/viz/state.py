@@ -284,6 +284,12 @@ class InspectorState:
         draw_panels(self, panels, panel_inches=self.panel_inches).savefig(buf, format="png", dpi=dpi)
         return buf.getvalue()
 
+    def legend(self) -> list[str]:
+        """The legend's entries for the panels last composed: what is drawn, and only that."""
+        from .panels import legend_items
+
+        return [text for text, _ in legend_items(self.panels, all_edges=self.all_edges)]
+
     def view(self) -> dict:
         """What is shown, as JSON-able data: enough to reproduce the view (`save_view`)."""
         def path(src) -> str:
@@ -292,6 +298,7 @@ class InspectorState:
         return {"index": self.index, "name": self.name(), "checkpoints": {
                     lb: path(self.sources[lb]) or lb for lb in self.selected},
                 "layers": [ly for ly in self.known_layers() if ly in self.enabled], "drawn": list(self.drawn_layers),
+                "legend": self.legend(),
                 "keypoint": self.keypoint, "all_edges": self.all_edges, "panel_inches": self.panel_inches,
                 "crop": self.crop, "numbers": self.numbers}
 

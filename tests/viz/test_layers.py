@@ -114,6 +114,8 @@ def test_legend_names_only_what_is_drawn(state):
     state.toggle("keypoints", False)
     state.toggle("clusters", False)
     assert [t for t, _ in legend_items(state.compose(), all_edges=True)] == ["links (graph, all edges)"]
+    state.all_edges = True
+    assert state.legend() == ["links (graph, all edges)"] and state.view()["legend"] == state.legend()
 
 
 def test_every_kind_in_the_figures(tmp_path, val32):
