@@ -192,11 +192,13 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     # any other schedule simply stops at the cap (with a checkpoint)
     horizons = [f for _, sched in pairs for f in refittable(sched)]
     end = min([cfg.steps] + [f.steps for f in horizons])
-    if start and start >= end:  # resuming a finished run (e.g. to draw its figures elsewhere): nothing to train
+    capped = bool(cfg.max_minutes) and wall_before >= 60 * cfg.max_minutes  # its cap spent in earlier sessions
+    if start and (start >= end or capped):  # resuming a finished run (e.g. to evaluate it again): nothing to train
         method.eval()
         summary = _read_summary(run_dir) or {"steps": start}
         if rank == 0:
-            print(f"{run_dir} finished at step {start} (schedule end {end}): nothing to train")
+            why = f"its {cfg.max_minutes:g}-minute cap spent" if capped and start < end else f"schedule end {end}"
+            print(f"{run_dir} finished at step {start} ({why}): nothing to train")
         return RunResult(run_dir, start, history, summary)
 
     model = method

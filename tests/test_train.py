@@ -431,8 +431,12 @@ def test_the_wall_clock_cap_and_the_summary_count_every_session(tmp_path, proced
     assert ck["step"] == 1 and ck["wall_s"] > 0
     ck["wall_s"] = 3600.0  # as if the first session had trained for an hour
     torch.save(ck, tmp_path / "run" / "last.pt")
+    before = (tmp_path / "run" / "summary.json").read_text()
     r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, resume=True, max_minutes=30.0))
-    assert r.step == 2  # the 30-minute cap was spent before this session: one step, then stop
+    assert r.step == 1  # the 30-minute cap was spent before this session: nothing trained, nothing rewritten
+    assert load(tmp_path / "run" / "last.pt")["step"] == 1 and (tmp_path / "run" / "summary.json").read_text() == before
+    r = train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, resume=True, max_minutes=90.0))
+    assert r.step == 6  # 30 of 90 minutes left: on to the end
     assert r.summary["wall_s_total"] >= 3600.0 and r.history[-1]["time"] >= 3600.0
 
 
