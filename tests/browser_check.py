@@ -172,7 +172,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
             before = image.get_attribute("src")
             readout = page.locator(".lmk-slider .widget-readout").first
             seen["readout_before"] = readout.inner_text(timeout=ms)
-            seen["legend_before"] = image.get_attribute("title")  # the legend's entries (the image's tooltip)
+            seen["legend_before"] = legend_title(page)  # the legend's entries (the layers line's tooltip)
             seen["checked_before"] = checked(page)
             handle.focus()
             handle.press("ArrowRight")
@@ -189,7 +189,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
                 arg=before, timeout=ms)
             page.locator(".lmk-info", has_text=layer).wait_for(timeout=ms)
             seen["info"] = page.locator(".lmk-info").first.inner_text(timeout=ms)
-            seen["legend_layer"] = image.get_attribute("title")
+            seen["legend_layer"] = legend_title(page)
             # checkpoint choices: short and distinct (the shared run name shown once)
             seen["labels"] = page.locator(".lmk-checkpoints select option").all_inner_texts()
             # every layer on: the controls stay in the viewport, the image below them
@@ -200,7 +200,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
             page.wait_for_function(
                 "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
                 arg=before, timeout=ms)
-            seen["legend_all"], seen["checked_all"] = image.get_attribute("title"), checked(page)
+            seen["legend_all"], seen["checked_all"] = legend_title(page), checked(page)
             seen["controls_in_view"] = page.evaluate(
                 "() => { document.querySelector('.lmk-inspector').scrollIntoView({block: 'start'});"
                 " return ['.lmk-slider', '.lmk-checkpoints', '.lmk-save', '.lmk-size'].every(s => {"
@@ -223,8 +223,15 @@ def checked(page) -> list[str]:
             if box.locator("input").is_checked()]
 
 
+def legend_title(page) -> str | None:
+    """The legend's entries as the inspector gives them in text: the tooltip of its layers line."""
+    legend = page.locator(".lmk-info .lmk-legend").first
+    legend.wait_for(state="attached")
+    return legend.get_attribute("title")
+
+
 def legend_layers(title: str | None) -> set[str]:
-    """The layer names in the image's legend tooltip ("legend: kp 0; ...; heatmaps (maps); ..."): keypoint
+    """The layer names in the legend tooltip ("legend: kp 0; ...; heatmaps (maps); ..."): keypoint
     swatches count as "keypoints", an overlay entry by the name before its kind."""
     entries = (title or "").removeprefix("legend: ").split("; ")
     return {"keypoints" if e.startswith("kp ") else e.split(" (")[0] for e in entries if e and e != "nothing drawn"}

@@ -222,7 +222,6 @@ class Inspector:
         t0 = time.perf_counter()
         try:
             self.image.value = self.state.render()
-            self.image.tooltip = "legend: " + ("; ".join(self.state.legend()) or "nothing drawn")
         except Exception as e:  # keep the widget alive; say what went wrong
             self.status.value = ""
             self._note(f"{type(e).__name__}: {e}", error=True)
@@ -231,8 +230,10 @@ class Inspector:
         self.status.value = f"<small>drawn in {took:.1f} s</small>" if took > 0.5 else ""
         self._note("")
         s = self.state
+        legend = "legend: " + ("; ".join(s.legend()) or "nothing drawn")  # the figure's, as text (hover)
         lines = [f"image {s.index} / {len(s.data) - 1}: <b>{html.escape(s.name())}</b> &nbsp; "
-                 f"layers: {', '.join(s.drawn_layers) or 'none'}"]
+                 f'<span class="lmk-legend" title="{html.escape(legend)}">layers: '
+                 f"{', '.join(s.drawn_layers) or 'none'}</span>"]
         for p in s.panels:
             facts = []
             if p.image_error is not None:
