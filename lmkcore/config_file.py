@@ -21,6 +21,8 @@ from typing import Any, Union
 
 import yaml
 
+from .params import ParameterError, convert
+
 
 class ConfigError(ValueError):
     """A config file or command line that does not fit the config classes (the message says where and why)."""
@@ -135,7 +137,7 @@ def parse_overrides(argv: list[str], classes) -> dict:
             if not eq:
                 nxt = argv[i + 1] if i + 1 < len(argv) else None
                 if types_.get(name) is bool and (nxt is None or nxt.startswith("--") or "=" in nxt
-                                                 or nxt.lower() not in ("true", "false", "1", "0", "yes", "no")):
+                                                 or nxt.lower() not in ("true", "false")):
                     out[name], i = True, i + 1
                     continue
                 if nxt is None:
@@ -147,6 +149,12 @@ def parse_overrides(argv: list[str], classes) -> dict:
             raise ConfigError(f"command line: expected --name value or name=value, got {arg!r}")
         i += 1
         tp = types_.get(name)
+        if tp is bool:  # true or false, any case (YAML would also take yes / no / on / off)
+            try:
+                out[name] = convert(f"--{name}", text, bool)
+            except ParameterError as e:
+                raise ConfigError(f"command line: {e}") from None
+            continue
         out[name] = text if tp is str else (yaml.safe_load(text) if text != "" else "")
     return out
 

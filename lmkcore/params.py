@@ -1,6 +1,6 @@
 """User-facing parameters, checked once: a notebook's parameter cell as papermill fills it, and `name=value` fields
 of the command lines, against the types they declare. Unknown names, values of the wrong type and booleans spelled
-as anything but true / false, yes / no, 1 / 0 (any case) are errors naming the parameter, the value and what is
+as anything but true / false (any case) are errors naming the parameter, the value and what is
 allowed; ranges are checked by the configs' dataclasses (`__post_init__`), which every path goes through.
 
 In a notebook, first thing after the parameters cell (papermill's injected cell runs before it):
@@ -16,7 +16,7 @@ import typing
 
 # names an IPython kernel puts in the user namespace, never parameters
 _KERNEL = {"In", "Out", "get_ipython", "exit", "quit", "open"}
-_TRUE, _FALSE = {"true", "yes", "1"}, {"false", "no", "0"}
+_TRUE, _FALSE = {"true"}, {"false"}  # any case; yes / no / 1 / 0 are not booleans here (a typo as often as not)
 
 
 class ParameterError(ValueError):
@@ -29,10 +29,10 @@ def convert(name: str, value, kind):
     if origin is bool:
         if isinstance(value, bool):
             return value
-        text = str(value).strip().lower() if isinstance(value, (str, int)) else None
+        text = value.strip().lower() if isinstance(value, str) else None
         if text in _TRUE or text in _FALSE:
             return text in _TRUE
-        raise ParameterError(f"parameter {name}={value!r}: expected a boolean (true or false, any case; yes / no; 1 / 0)")
+        raise ParameterError(f"parameter {name}={value!r}: expected a boolean: true or false (any case)")
     if origin is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value

@@ -547,7 +547,7 @@ def build_method(name_or_path: str, fields: dict | None = None, seed: int = 0) -
 
 
 def _parse_bool(text: str) -> bool:
-    """A boolean flag's value: true / false (any case), 1 / 0, yes / no; anything else is an error."""
+    """A boolean flag's value: true or false (any case); anything else is an error."""
     try:
         return convert("flag", text, bool)
     except ParameterError:

@@ -61,6 +61,12 @@ def test_values_are_type_checked(tmp_path):
         from_yaml(FgBgConfig, write(tmp_path, "n_landmarks: ten\n"))
     with pytest.raises(ConfigError, match=r"use_gan must be bool"):
         from_yaml(FgBgConfig, write(tmp_path, "use_gan: 1\n"))  # no silent int -> bool
+    for text in ("yes", "1", "on"):  # on the command line a boolean is true or false, any case
+        with pytest.raises(ConfigError, match=r"--use_gan=.*expected a boolean: true or false"):
+            from_yaml(FgBgConfig, None, [f"--use_gan={text}"])
+    with pytest.raises(ConfigError, match=r"expected --name value or name=value, got 'yes'"):
+        from_yaml(FgBgConfig, None, ["--use_gan", "yes"])  # a bare flag, then a stray word
+    assert from_yaml(FgBgConfig, None, ["--use_gan", "TRUE", "use_warped=False"]).use_gan is True
     with pytest.raises(ConfigError, match=r"n must be int"):
         from_yaml(Toy, None, ["n=2.5"])
     assert from_yaml(Toy, write(tmp_path, "rate: 1e-4\n")).rate == 1e-4  # PyYAML: a string without the dot

@@ -6,8 +6,8 @@ from hypothesis import given, strategies as st
 from lmkcore.methods.autolink import AutoLinkConfig
 from lmkcore.params import ParameterError, checked, convert, field_value
 
-SPELLINGS = {"true": True, "True": True, "TRUE": True, "yes": True, "1": True, 1: True,
-             "false": False, "False": False, "no": False, "0": False, 0: False}
+SPELLINGS = {"true": True, "True": True, "TRUE": True, " tRuE ": True, True: True,
+             "false": False, "False": False, "FALSE": False, False: False}
 
 
 @pytest.mark.parametrize("text,value", SPELLINGS.items())
@@ -15,7 +15,7 @@ def test_booleans_accept_only_the_documented_spellings(text, value):
     assert convert("resume", text, bool) is value
 
 
-@pytest.mark.parametrize("bad", ["flase", "", "2", 2, 0.5, None])
+@pytest.mark.parametrize("bad", ["flase", "", "2", 2, 0.5, None, "yes", "no", "1", "0", 1, 0, "on"])
 def test_any_other_boolean_is_an_error_naming_the_parameter(bad):
     with pytest.raises(ParameterError, match=r"parameter resume=.*expected a boolean"):
         convert("resume", bad, bool)
