@@ -36,14 +36,15 @@ from ..ops import (
     random_colour,
     random_tps,
     reconstruction_loss,
+    separation_loss,
     soft_argmax,
     spatial_softmax,
+    spot_logits,
     tps_points,
     warp_images,
     warp_images_tps,
     warp_points,
 )
-from ..ops.coords import grid
 from . import register
 from .base import Method, WarmupCosine, require
 
@@ -93,13 +94,6 @@ class AutoLinkConfig:
             raise ValueError(f"decode_scale must be in (0, 1] (a fraction of resolution), got {self.decode_scale}")
 
 
-def spread_points(k: int, radius: float = 0.5) -> Tensor:
-    """K points spread evenly over a disc (a sunflower spiral), `(K, 2)` normalised."""
-    i = torch.arange(k, dtype=torch.float32) + 0.5
-    r, a = radius * torch.sqrt(i / k), i * torch.pi * (3.0 - 5.0**0.5)
-    return torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
-
-
 @register
 class AutoLink(Method):
     name = "autolink"
@@ -113,9 +107,7 @@ class AutoLink(Method):
         with torch.no_grad():
             self.detector.head.weight.mul_(c.head_init)
         if c.prior > 0:  # (K, h, w) logits: keypoint k starts at its own spot, the same in every image
-            h = self.detector.out_size(c.resolution)
-            self.prior = nn.Parameter(-((grid(h, h)[None] - spread_points(c.n_parts)[:, None, None]) ** 2).sum(-1)
-                                      / (2 * c.prior**2))
+            self.prior = nn.Parameter(spot_logits(c.n_parts, self.detector.out_size(c.resolution), c.prior))
         else:
             self.prior = None
         self.decoder = UNet(4, 3, base=c.dec_base, depth=c.dec_depth, norm=c.norm)
@@ -181,9 +173,7 @@ class AutoLink(Method):
             loss = loss + self.config.equiv * eq
             logs["equiv"] = eq.detach()
         if self.config.sep > 0:  # compact-config addition: no two keypoints on the same spot
-            i, j = pair_index(kp.shape[1], kp.device)
-            d2 = (kp[:, i] - kp[:, j]).pow(2).sum(-1)  # (B, E)
-            sep = torch.exp(-d2 / (2 * self.config.sep_sigma**2)).mean()
+            sep = separation_loss(kp, self.config.sep_sigma)
             loss = loss + self.config.sep * sep
             logs["sep"] = sep.detach()
         return loss, logs

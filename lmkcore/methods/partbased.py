@@ -31,13 +31,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets import PartEncoder, PartGenerator, generator_sizes
-from ..ops import random_colour, random_tps, reconstruction_loss, resize, warp_images_tps
+from ..ops import random_colour, random_tps, reconstruction_loss, resize, separation_loss, warp_images_tps
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
@@ -82,6 +83,12 @@ class PartBasedConfig:
     patch: float = 0.2  # half side of the adversarial patches (normalised units; paper 49 px at 256 px)
     lr: float = 1e-3  # Adam learning rate (card)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
+    # additions of the compact recipe (not in the paper; AutoLink's, ops.heatmaps.spot_logits, ops.losses.separation_loss)
+    prior: float = 0.0  # >0: learned logits added to the part logits, started as bumps this wide at K spots (0: paper)
+    sep: float = 0.0  # >0: weight of a separation term that keeps part means apart (0: paper)
+    sep_sigma: float = 0.08  # its range, normalised units
+
+    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0)  # what checkpoints from before these fields ran
 
     def __post_init__(self):
         require(self, n_parts=1, in_dim=16, reconstr_dim=16, map_dim=4, bn=1, n_features=1, stem=1, channels=1,
@@ -123,7 +130,8 @@ class PartBased(Method):
         super().__init__(config)
         c = config
         self.encoder = PartEncoder(c.n_parts, in_dim=c.in_dim, map_dim=c.map_dim, stem=c.stem, channels=c.channels,
-                                   depth=c.depth, app_depth=c.app_depth, n_features=c.n_features, dropout=c.dropout)
+                                   depth=c.depth, app_depth=c.app_depth, n_features=c.n_features, dropout=c.dropout,
+                                   prior=c.prior)
         self.sizes = generator_sizes(c.reconstr_dim)
         enc = [c.n_parts + (c.n_features if i < c.feature_levels else 0) for i in range(len(self.sizes))]
         self.generator = PartGenerator(enc, c.reconstr_dim, base=c.gen_base, max_width=c.gen_max)
@@ -212,6 +220,10 @@ class PartBased(Method):
         trans, prec = equivariance_losses(*stats[0], *stats[1])
         loss = c.c_l2 * rec + c.c_trans * trans + c.c_precision_trans * prec
         logs = {"rec": rec.detach(), "trans": trans.detach(), "precision_trans": prec.detach()}
+        if c.sep > 0:  # compact-recipe addition: no two part means on one spot
+            sep = separation_loss(mu, c.sep_sigma)
+            loss = loss + c.sep * sep
+            logs["sep"] = sep.detach()
         if self.discriminator is not None:  # generator's side: patches of reconstructions should look real
             g = F.binary_cross_entropy_with_logits(fake := self.discriminator(self._patches(recon, mu, cov)),
                                                    torch.ones_like(fake))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..ops.heatmaps import spatial_softmax
+from ..ops.heatmaps import spatial_softmax, spot_logits
 
 
 # helpers
@@ -72,7 +72,7 @@ class PartEncoder(nn.Module):
     """
 
     def __init__(self, n_parts: int, *, in_dim: int = 128, map_dim: int = 64, stem: int = 64, channels: int = 256,
-                 depth: int = 4, app_depth: int = 1, n_features: int = 64, dropout: float = 0.2):
+                 depth: int = 4, app_depth: int = 1, n_features: int = 64, dropout: float = 0.2, prior: float = 0.0):
         super().__init__()
         halvings = math.log2(in_dim / map_dim)
         if halvings < 1 or halvings != int(halvings):
@@ -86,6 +86,8 @@ class PartEncoder(nn.Module):
         self.shape = nn.Sequential(Hourglass(depth, channels), _head(channels, channels, n_parts, dropout))
         self.parts_in = nn.Conv2d(n_parts, channels, 1)  # stage 1 sees the part maps
         self.appearance = nn.Sequential(Hourglass(app_depth, channels), _head(channels, channels, n_features, dropout))
+        # prior > 0: learned logits (K, m, m) added before the softmax, started as bumps of that width at K spots
+        self.prior = nn.Parameter(spot_logits(n_parts, map_dim, prior)) if prior > 0 else None
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
                 nn.init.xavier_uniform_(m.weight)
@@ -94,6 +96,7 @@ class PartEncoder(nn.Module):
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         h = self.stem(images * 2.0 - 1.0)  # (B, C, m, m)
         with torch.autocast(images.device.type, enabled=False):  # part maps in fp32: they give the keypoints
-            maps = spatial_softmax(self.shape(h).float())  # (B, K, m, m)
+            logits = self.shape(h).float()  # (B, K, m, m)
+            maps = spatial_softmax(logits if self.prior is None else logits + self.prior)
         feats = self.appearance(h + self.parts_in(maps.to(h.dtype)))  # (B, n_features, m, m)
         return maps, feats

@@ -18,6 +18,20 @@ def spatial_softmax(logits: Tensor, temperature: float = 1.0) -> Tensor:
     return p.reshape(b, k, h, w)
 
 
+def spread_points(k: int, radius: float = 0.5) -> Tensor:
+    """K points spread evenly over a disc (a sunflower spiral), `(K, 2)` normalised."""
+    i = torch.arange(k, dtype=torch.float32) + 0.5
+    r, a = radius * torch.sqrt(i / k), i * torch.pi * (3.0 - 5.0**0.5)
+    return torch.stack([r * torch.cos(a), r * torch.sin(a)], -1)
+
+
+def spot_logits(k: int, size: int, width: float) -> Tensor:
+    """Logits `(K, size, size)` of K Gaussian bumps of std `width` (normalised units) at `spread_points(k)`:
+    added to a detector's logits before the spatial softmax (a learned parameter), they start map k at its
+    own spot, the same in every image, so that K maps do not begin on one feature."""
+    return -((grid(size, size)[None] - spread_points(k)[:, None, None]) ** 2).sum(-1) / (2 * width**2)
+
+
 def soft_argmax(heatmaps: Tensor) -> Tensor:
     """Expected position of each probability map: `(B, K, H, W) -> (B, K, 2)` (x, y) in [-1, 1].
 

@@ -71,6 +71,17 @@ class PyramidLoss(nn.Module):
         return pyr + self.w_ssim * (1.0 - ssim(x, y)).mean() + self.w_grad * grad
 
 
+def separation_loss(kp: Tensor, sigma: float) -> Tensor:
+    """Mean over images and keypoint pairs of exp(-d^2 / (2 sigma^2)), `(B, K, 2) -> ()`: near 1 when two
+    keypoints share a spot, near 0 once every pair is a few sigma apart (Zhang et al. 2018's separation
+    prior; the compact recipes' guard against K keypoints collapsing onto one feature)."""
+    from .edges import pair_index
+
+    i, j = pair_index(kp.shape[1], kp.device)
+    d2 = (kp[:, i] - kp[:, j]).pow(2).sum(-1)  # (B, K(K-1)/2)
+    return torch.exp(-d2 / (2 * sigma**2)).mean()
+
+
 class L1Loss(nn.Module):
     def forward(self, x: Tensor, y: Tensor) -> Tensor:
         return (x - y).abs().mean()

@@ -78,6 +78,27 @@ def test_loss_terms_and_gradients(images):
     assert m.generator.out.weight.grad.abs().sum() > 0
 
 
+def test_prior_and_separation_additions(images):
+    """The compact recipe's additions: parts start at K spread spots, and a separation term joins the loss."""
+    plain, spread = tiny().eval(), tiny(prior=0.1, sep=1.0).eval()
+    kp = spread.keypoints(images)  # (B, K, 2)
+    i, j = torch.triu_indices(4, 4, 1)
+    assert (kp[:, i] - kp[:, j]).norm(dim=-1).mean() > 2 * (lambda p: (p[:, i] - p[:, j]).norm(dim=-1).mean())(
+        plain.keypoints(images))
+    loss, logs = spread.train().loss({"image": images})
+    assert set(logs) == {"rec", "trans", "precision_trans", "sep"} and torch.isfinite(loss)
+    loss.backward()
+    assert spread.encoder.prior.grad.abs().sum() > 0  # the prior is learned
+
+
+def test_checkpoints_from_before_the_additions_run_without_them():
+    from lmkcore.methods.base import recorded_config
+
+    old = {f: v for f, v in PartBasedConfig(**TINY).__dict__.items() if f not in ("prior", "sep")}
+    resolved = PartBasedConfig(**recorded_config(PartBasedConfig, old))
+    assert resolved.prior == 0 and resolved.sep == 0
+
+
 @pytest.mark.parametrize("kind", ["pyramid", "l1"])
 def test_perceptual_reconstruction_choice(images, kind):
     loss, logs = tiny(rec_loss=kind, L1=False).loss({"image": images})

@@ -63,3 +63,14 @@ def test_keypoint_read_out_stays_fp32_under_bf16_autocast():
     assert kp.dtype == mu.dtype == cov.dtype == torch.float32
     assert (mu.double() - exact).abs().max() < 1e-6
     assert (kp.double() - exact).abs().max() < 2e-2  # only the bf16 input's rounding is left
+
+
+def test_spot_logits_peak_at_spread_points():
+    from lmkcore.ops import soft_argmax, spatial_softmax, spot_logits, spread_points
+
+    k, size = 7, 32
+    logits = spot_logits(k, size, 0.1)  # (K, size, size)
+    assert logits.shape == (k, size, size)
+    pts = spread_points(k)
+    assert torch.cdist(pts, pts).add(torch.eye(k) * 9).min() > 0.1  # K distinct spots
+    torch.testing.assert_close(soft_argmax(spatial_softmax(logits[None]))[0], pts, atol=0.03, rtol=0)

@@ -45,3 +45,15 @@ def test_ssim_weight_belongs_to_the_pyramid_loss():
     assert reconstruction_loss("pyramid", ssim=0.0)(x, y) < reconstruction_loss("pyramid")(x, y)
     with pytest.raises(ValueError, match="ssim"):
         reconstruction_loss("l1", ssim=0.0)
+
+
+def test_separation_loss_is_high_for_collapsed_keypoints_and_low_for_spread_ones():
+    from lmkcore.ops import separation_loss, spread_points
+
+    collapsed = torch.zeros(2, 6, 2)
+    spread = spread_points(6, radius=0.8)[None].expand(2, -1, -1)
+    assert separation_loss(collapsed, 0.08) == pytest.approx(1.0)
+    assert separation_loss(spread, 0.08) < 0.01
+    kp = (collapsed + 0.01 * torch.randn(2, 6, 2)).requires_grad_()
+    separation_loss(kp, 0.08).backward()
+    assert kp.grad.abs().sum() > 0  # it pushes the keypoints apart
