@@ -195,7 +195,7 @@ PAPER = Profile(
         # part appearance, batch 16 of two warps each, Adam 1e-3
         "partbased": MethodPlan(
             config=dict(in_dim=128, reconstr_dim=128, map_dim=64, stem=64, channels=256, depth=4, app_depth=1,
-                        n_features=64, dropout=0.2, gen_base=64, gen_max=512, bn=16, lr=1e-3),
+                        n_features=64, dropout=0.2, gen_base=64, gen_max=512, bn=16, lr=1e-3, prior=0.0, sep=0.0),
             datasets={"mtfl": RunPlan(ks=(10,)), "lspet": RunPlan(ks=(16,))},
             train=dict(batch_size=16)),
         "fgbg": MethodPlan(

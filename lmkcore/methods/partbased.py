@@ -83,9 +83,11 @@ class PartBasedConfig:
     patch: float = 0.2  # half side of the adversarial patches (normalised units; paper 49 px at 256 px)
     lr: float = 1e-3  # Adam learning rate (card)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
-    # additions of the compact recipe (not in the paper; AutoLink's, ops.heatmaps.spot_logits, ops.losses.separation_loss)
-    prior: float = 0.0  # >0: learned logits added to the part logits, started as bumps this wide at K spots (0: paper)
-    sep: float = 0.0  # >0: weight of a separation term that keeps part means apart (0: paper)
+    # additions of the compact recipe, not in the paper (AutoLink's: ops.heatmaps.spot_logits, ops.losses.separation_loss);
+    # the `paper` profile turns them off. At CPU budgets without them most parts gather on one feature
+    # (reports/partbased/README.md, "Choices")
+    prior: float = 0.3  # >0: learned logits added to the part logits, started as bumps this wide at K spots (0: paper)
+    sep: float = 1.0  # >0: weight of a separation term that keeps part means apart (0: paper)
     sep_sigma: float = 0.08  # its range, normalised units
 
     ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0)  # what checkpoints from before these fields ran
@@ -284,4 +286,5 @@ class PartBased(Method):
         c = self.config
         flags = "".join(f"_{f}" for f, on in (("static", c.static), ("cov", c.covariance), ("L1", c.L1),
                                               ("adv", c.adversarial)) if on)
-        return f"partbased_k{c.n_parts}_{dataset}-{c.in_dim}_{steps}{flags}_r{c.reconstr_dim}_bn{c.bn}_{c.rec_loss}"
+        extra = (f"_prior{c.prior:g}" if c.prior > 0 else "") + (f"_sep{c.sep:g}" if c.sep > 0 else "")
+        return f"partbased_k{c.n_parts}_{dataset}-{c.in_dim}_{steps}{flags}_r{c.reconstr_dim}_bn{c.bn}_{c.rec_loss}{extra}"
