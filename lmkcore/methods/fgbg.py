@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,7 +42,8 @@ from ..data import LandmarkStore, ProceduralFigures
 from ..data.pairs import FramePairs
 from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
-from ..ops import COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize
+from ..ops import (COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize,
+                   separation_loss)
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from . import register
 from .base import Method, require
@@ -84,6 +86,13 @@ class FgBgConfig:
     lr: float = 1e-3  # Adam learning rate (card default; BBC 1e-4)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
     weight_decay: float = 5e-6  # Adam weight decay (card)
+    # additions of the compact recipe, not in the paper (the part-based method's and AutoLink's:
+    # ops.heatmaps.spot_logits, ops.losses.separation_loss); the `paper` profile turns them off
+    prior: float = 0.3  # >0: learned logits added to the landmark logits, started as bumps this wide at K spots (0: paper)
+    sep: float = 1.0  # >0: weight of a separation term that keeps landmark means apart (0: paper)
+    sep_sigma: float = 0.08  # its range, normalised units
+
+    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0)  # what checkpoints from before these fields ran
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
@@ -175,7 +184,8 @@ class FgBg(Method):
         super().__init__(config)
         c, k = config, config.n_landmarks
         self.encoder = PartEncoder(k, in_dim=c.img_size, map_dim=c.img_size // 2, stem=c.stem, channels=c.channels,
-                                   depth=c.depth, app_depth=c.app_depth, n_features=c.n_filters, dropout=0.0)
+                                   depth=c.depth, app_depth=c.app_depth, n_features=c.n_filters, dropout=0.0,
+                                   prior=c.prior)
         self.sizes = generator_sizes(c.img_size)
         enc = [k + (c.n_filters if i < c.feature_levels else 0) for i in range(len(self.sizes))]
         self.generator = PartGenerator(enc, c.img_size, base=c.gen_base, max_width=c.gen_max)
@@ -297,6 +307,10 @@ class FgBg(Method):
         rec = self.recon(out["output"].float(), target.float())  # card section 5
         loss = self.config.vgg_lambda * rec
         logs = {"rec": rec.detach()}
+        if self.config.sep > 0:  # compact-recipe addition: no two landmarks on one spot
+            sep = separation_loss(mu, self.config.sep_sigma)
+            loss = loss + self.config.sep * sep
+            logs["sep"] = sep.detach()
         if "mask" in out:
             logs["mask"] = out["mask"].detach().mean()
         if self.discriminator is not None:  # LSGAN, generator's side: outputs should score 1
@@ -357,4 +371,5 @@ class FgBg(Method):
         flags = "".join(f"_{f}" for f, on in (("temporal", c.use_temporal), ("warped", c.use_warped),
                                               ("fgbg", c.use_fg_bg_mask), ("gan", c.use_gan)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
-        return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}"
+        extra = (f"_prior{c.prior:g}" if c.prior > 0 else "") + (f"_sep{c.sep:g}" if c.sep > 0 else "")
+        return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

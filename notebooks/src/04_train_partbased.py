@@ -4,7 +4,8 @@
 # appearance vectors; an image is rebuilt from the shape of one view and the appearance of another, and the
 # parts of two warps of one image must agree in the original frame (equivariance). The defaults are a compact
 # recipe for a 2-core CPU at 64 px (the `paper` sizes: in_dim / reconstr_dim 128 or 256, map_dim 64, stem 64,
-# channels 256, depth 4, n_features 64, dropout 0.2, gen_base 64, gen_max 512, bn 16, lr 1e-3).
+# channels 256, depth 4, n_features 64, dropout 0.2, gen_base 64, gen_max 512, bn 16, lr 1e-3; and prior 0,
+# sep 0: the paper has neither addition).
 # Multi-GPU: `torchrun --standalone --nproc_per_node N -m lmkcore.train --method partbased --data STORE ...`.
 
 # %% tags=["parameters"]
@@ -45,13 +46,16 @@ c_g: float = 2e-4  # adversarial weight
 patch: float = 0.2  # half side of the adversarial patches (normalised units)
 lr: float = 1e-3  # Adam learning rate
 lr_d: float = 1e-3  # discriminator's Adam learning rate
+prior: float = 0.3  # compact-recipe addition: parts start at K spread spots (learned logits; 0: the paper)
+sep: float = 1.0  # compact-recipe addition: weight of a term that keeps part means apart (0: the paper)
+sep_sigma: float = 0.08  # its range, normalised units
 steps: int = 5000  # optimiser steps
 num_workers: int = 2  # DataLoader workers
 cpu_amp: bool = False  # bf16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX)
 max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minutes; 0: no limit
 seed: int = 0  # random seed
 out_dir: str = "runs"  # run directories go here
-run_name: str = ""  # empty: partbased_k{K}_{dataset}-{in_dim}_{steps}_{flags}_r{reconstr_dim}_bn{bn}_{rec_loss}
+run_name: str = ""  # empty: partbased_k{K}_{dataset}-{in_dim}_{steps}_{flags}_r{reconstr_dim}_bn{bn}_{rec_loss}[_prior.._sep..]
 ckpt_every: int = 250  # steps between checkpoints (a resumed run starts from the last) and model snapshots
 resume: bool = False  # continue the run from its last checkpoint
 overwrite: bool = False  # start afresh even if the run exists
@@ -94,7 +98,7 @@ print(result.run_dir, result.summary)
 figs = Path(report_dir) / result.run_dir.name
 figs.mkdir(parents=True, exist_ok=True)
 images = torch.stack([val_data[i]["image"] for i in range(16)])
-loss_curve(result.history, figs / "loss.png", keys=("loss", "rec", "trans", "precision_trans"));
+loss_curve(result.history, figs / "loss.png", keys=("loss", "rec", "trans", "precision_trans", "sep"));
 
 # %% [markdown]
 # ## Part maps, keypoints (part means) and part covariances

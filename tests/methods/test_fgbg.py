@@ -106,13 +106,13 @@ def test_temporal_partner_is_the_other_frame(images):
 def test_loss_terms_and_gradients(images):
     m = tiny().train()
     loss, logs = m.loss({"image": images})
-    assert set(logs) == {"rec", "mask"} and torch.isfinite(loss)
+    assert set(logs) == {"rec", "mask", "sep"} and torch.isfinite(loss)
     loss.backward()
     assert m.encoder.shape[1][-1].weight.grad.abs().sum() > 0  # the landmark head learns
     for net in (m.generator, m.mask_net, m.background_net):
         assert net.out.weight.grad.abs().sum() > 0
     loss, logs = tiny(use_fg_bg_mask=False).loss({"image": images})
-    assert set(logs) == {"rec"} and torch.isfinite(loss)
+    assert set(logs) == {"rec", "sep"} and torch.isfinite(loss)
 
 
 def test_gan_has_its_own_optimiser_and_lsgan_targets(images):
@@ -122,7 +122,7 @@ def test_gan_has_its_own_optimiser_and_lsgan_targets(images):
     d_params = {id(p) for p in m.discriminator.parameters()}
     assert not d_params & {id(p) for g in pairs[0][0].param_groups for p in g["params"]}
     _, logs = m.loss({"image": images}, 0)
-    assert set(logs) == {"rec", "mask", "g"}
+    assert set(logs) == {"rec", "mask", "sep", "g"}
     d, logs = m.loss({"image": images}, 1)
     assert set(logs) == {"d"}
     d.backward()
@@ -163,7 +163,8 @@ def test_training_pairs_for_temporal_configs():
 
 def test_run_name_has_the_seed_flags():
     name = tiny(use_gan=True, use_identity_covariance=True, fixed_covar=0.008).run_name("lspet", 32, 100)
-    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid"
+    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1"
+    assert tiny(prior=0.0, sep=0.0).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
 
 
 def test_diagnostics(images):

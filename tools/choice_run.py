@@ -1,0 +1,81 @@
+"""One short run of a method with a named choice, scored without touching the scored split.
+
+    python tools/choice_run.py --data data/mtfl-80.h5 --method partbased --name prior-sep --steps 1200 \
+        prior=0.3 sep=1.0
+
+Choices are compared on the fit set alone: a copy of the store, `<store>-choice.h5` beside it, keeps only
+the fit images, split by a seeded permutation into `train` (trained on, and the protocol's fit set) and
+`hold` (`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method
+starts from the `cpu` profile's plan for `--dataset` (the store's name unless given), then the name=value
+fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--reports/<run>/`, and a line
+`RESULT <name> <steps> {metrics} {diagnostics}` to stdout. A finished run is scored again, not retrained.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lmkcore.eval import evaluate_checkpoint
+from lmkcore.train import main as train_main
+
+
+def choice_store(store: Path, hold: int, seed: int = 0) -> Path:
+    """`<store>-choice.h5`: the store's images with splits train / hold of its fit split only (made once)."""
+    out = store.with_name(f"{store.stem}-choice.h5")
+    if out.exists():
+        with h5py.File(out, "r") as f:
+            if "splits/val" in f or len(f["splits/hold"]) != hold:
+                raise ValueError(f"{out} exists but is not a choice store with {hold} held-out images; delete it")
+        return out
+    tmp = out.with_suffix(".tmp")
+    shutil.copy(store, tmp)
+    with h5py.File(tmp, "a") as f:
+        fit = f["splits/fit"][()]
+        if hold >= len(fit):
+            raise ValueError(f"--hold {hold}: {store} has only {len(fit)} fit images")
+        perm = np.random.default_rng(seed).permutation(fit)
+        for name in list(f["splits"]):
+            del f[f"splits/{name}"]
+        f.create_dataset("splits/train", data=np.sort(perm[hold:]))
+        f.create_dataset("splits/hold", data=np.sort(perm[:hold]))
+    tmp.rename(out)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True, help="a store written by notebook 01")
+    ap.add_argument("--method", required=True)
+    ap.add_argument("--name", required=True, help="the choice's name (run names, the report's profile)")
+    ap.add_argument("--steps", type=int, required=True)
+    ap.add_argument("--dataset", default="", help="the profile's plan to start from (default: the store's data set)")
+    ap.add_argument("--hold", type=int, default=1000, help="fit images held out to score the choice")
+    ap.add_argument("--batch_size", type=int, default=0, help="default: the profile's")
+    ap.add_argument("--runs", default="runs/choices")
+    ap.add_argument("--reports", default="", help="default: reports/<method>_choices")
+    ap.add_argument("fields", nargs="*", help="method config fields as name=value")
+    a = ap.parse_args(argv)
+    store = Path(a.data)
+    with h5py.File(store, "r") as f:
+        dataset = a.dataset or f.attrs["dataset"]
+    data = choice_store(store, a.hold)
+    run = f"{a.method}_{a.name}_{a.steps}"
+    if not (Path(a.runs) / run / "summary.json").exists() or json.loads(
+            (Path(a.runs) / run / "summary.json").read_text()).get("steps", 0) < a.steps:
+        train_main(["--method", a.method, "--data", str(data), "--split", "train", "--profile", "cpu",
+                    "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
+                    "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
+                    *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
+    m = evaluate_checkpoint(Path(a.runs) / run / "last.pt", str(data), fit_split="train", test_split="hold",
+                            report_dir=a.reports or f"reports/{a.method}_choices", profile=f"choice-{a.name}")
+    metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}
+    print("RESULT", a.name, a.steps, metrics, m.get("diagnostics"))
+
+
+if __name__ == "__main__":
+    main()
