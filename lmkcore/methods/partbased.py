@@ -25,7 +25,9 @@ Sigma' = J Sigma J^T) rather than re-integrating the sampling grid weighted by |
 read from the un-warped image, so there is no test-time zoom to undo (card section 12). The
 generator feeds every part's appearance at each of the `feature_levels` coarsest sizes, where the code
 spreads the parts over those sizes (4 at 16 px, 2 at 8, 2 at 4). Additions: `rec_loss` may choose the
-workbook's weight-free perceptual loss instead of the card's pixel loss.
+workbook's weight-free perceptual loss instead of the card's pixel loss; the compact recipe (the defaults)
+starts part k at its own spot (`prior`) and keeps part means apart (`sep`), because under the card's masked
+loss parts that gather on one spot are only asked to rebuild that spot (the `paper` profile turns both off).
 """
 from __future__ import annotations
 
