@@ -27,6 +27,8 @@ part-based U-shaped decoder, not SPADE; the pair's warp and colour jitter are th
 `ops.colour` "dundar" presets (the card's values, made on the batch in the loss); appearance is pooled as a sum under the maps (the code's mean over
 64 x 64 pixels is the same up to 1/4096); the VGG loss is the workbook's (L1 on ImageNet-normalised inputs at
 relu1_2 .. relu4_4), not the card's MSE at relu*_2 on [-1, 1] inputs; no gradient clipping (BBC config: off).
+The compact recipe (the defaults) adds the part-based method's `prior` and `sep` (landmarks start apart and
+stay apart); the `paper` profile turns both off.
 """
 from __future__ import annotations
 
