@@ -6,6 +6,8 @@ Images are `(B, 3, H, W)` in [0, 1]. `reconstruction_loss(kind)` picks one:
 - "pyramid" (default, weight-free): L1 on a Laplacian pyramid + (1 - SSIM) + image-gradient L1,
   a multi-scale, structure-sensitive stand-in that trains well on a CPU.
 - "l1": plain pixel L1 (a baseline for ablations).
+
+Also the separation term of the compact recipes (`separation_loss`: keypoints kept apart).
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .edges import pair_index
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -75,8 +79,6 @@ def separation_loss(kp: Tensor, sigma: float) -> Tensor:
     """Mean over images and keypoint pairs of exp(-d^2 / (2 sigma^2)), `(B, K, 2) -> ()`: near 1 when two
     keypoints share a spot, near 0 once every pair is a few sigma apart (Zhang et al. 2018's separation
     prior; the compact recipes' guard against K keypoints collapsing onto one feature)."""
-    from .edges import pair_index
-
     i, j = pair_index(kp.shape[1], kp.device)
     d2 = (kp[:, i] - kp[:, j]).pow(2).sum(-1)  # (B, K(K-1)/2)
     return torch.exp(-d2 / (2 * sigma**2)).mean()

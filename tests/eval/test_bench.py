@@ -47,7 +47,7 @@ def test_profiles():
         "smoke": ["autolink"], **{n: ["autolink", "partbased", "fgbg", "selftrain", "contrastive"] for n in ("cpu", "paper")}}
     partbased = cpu.method("partbased")  # a method without a notebook: the package trains it, at its own batch
     assert not partbased.notebook and partbased.train["batch_size"] == 8
-    assert {d: partbased.runs(d).ks for d in ("mtfl", "lspet")} == {"mtfl": (10,), "lspet": (16,)}
+    assert {d: partbased.runs(d).ks for d in ("mtfl", "lspet")} == {"mtfl": (10, 16), "lspet": (16,)}
 
 
 def test_a_method_config_is_the_profiles_differences_for_a_data_set():
@@ -223,7 +223,7 @@ def test_method_selects_and_every_method_of_the_profile_runs_by_default(tmp_path
     dirs = [f"--{n}={tmp_path / n}" for n in ("reports", "runs", "data-dir")]
     assert bench_main(["--profile", "cpu", *dirs]) == 0  # default: the profile's methods
     assert seen[-1][:4] == [("autolink", "mtfl", (10, 8, 4)), ("autolink", "lspet", (10, 16)),
-                            ("partbased", "mtfl", (10,)), ("partbased", "lspet", (16,))]
+                            ("partbased", "mtfl", (10, 16)), ("partbased", "lspet", (16,))]
     assert [m for m, _, _ in seen[-1][4:]] == ["fgbg", "fgbg", "selftrain", "selftrain", "contrastive", "contrastive"]
     assert bench_main(["--profile", "cpu", "--method", OUTSIDE, *dirs]) == 0  # only that one
     assert seen[-1] == [("toy", "mtfl", (4,)), ("toy", "lspet", (4,))]  # no plan: its own K
