@@ -29,21 +29,29 @@ def choice_store(store: Path, hold: int, seed: int = 0) -> Path:
     out = store.with_name(f"{store.stem}-choice.h5")
     if out.exists():
         with h5py.File(out, "r") as f:
-            if "splits/val" in f or len(f["splits/hold"]) != hold:
-                raise ValueError(f"{out} exists but is not a choice store with {hold} held-out images; delete it")
+            have = sorted(f["splits"]) if "splits" in f else []
+            if have != ["hold", "train"] or len(f["splits/hold"]) != hold:
+                held = len(f["splits/hold"]) if "hold" in have else 0
+                raise ValueError(f"{out} exists with splits {have} and {held} held-out images, not a choice store "
+                                 f"holding out {hold}; delete it to make it again")
         return out
-    tmp = out.with_suffix(".tmp")
-    shutil.copy(store, tmp)
-    with h5py.File(tmp, "a") as f:
+    with h5py.File(store, "r") as f:
+        if "splits/fit" not in f:
+            raise ValueError(f"{store} has no fit split to study choices on")
         fit = f["splits/fit"][()]
-        if hold >= len(fit):
-            raise ValueError(f"--hold {hold}: {store} has only {len(fit)} fit images")
-        perm = np.random.default_rng(seed).permutation(fit)
-        for name in list(f["splits"]):
-            del f[f"splits/{name}"]
-        f.create_dataset("splits/train", data=np.sort(perm[hold:]))
-        f.create_dataset("splits/hold", data=np.sort(perm[:hold]))
-    tmp.rename(out)
+    if hold >= len(fit):
+        raise ValueError(f"--hold {hold}: {store} has only {len(fit)} fit images")
+    perm = np.random.default_rng(seed).permutation(fit)
+    tmp = out.with_suffix(".tmp")
+    try:
+        shutil.copy(store, tmp)
+        with h5py.File(tmp, "a") as f:
+            del f["splits"]
+            f.create_dataset("splits/train", data=np.sort(perm[hold:]))
+            f.create_dataset("splits/hold", data=np.sort(perm[:hold]))
+        tmp.rename(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out
 
 
