@@ -13,7 +13,6 @@ fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--repo
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 from pathlib import Path
 
@@ -73,12 +72,11 @@ def main(argv=None) -> None:
         dataset = a.dataset or f.attrs["dataset"]
     data = choice_store(store, a.hold)
     run = f"{a.method}_{a.name}_{a.steps}"
-    if not (Path(a.runs) / run / "summary.json").exists() or json.loads(
-            (Path(a.runs) / run / "summary.json").read_text()).get("steps", 0) < a.steps:
-        train_main(["--method", a.method, "--data", str(data), "--split", "train", "--profile", "cpu",
-                    "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
-                    "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
-                    *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
+    # resume: a finished run trains nothing and is only scored again; an interrupted one continues
+    train_main(["--method", a.method, "--data", str(data), "--split", "train", "--profile", "cpu",
+                "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
+                "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
+                *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
     m = evaluate_checkpoint(Path(a.runs) / run / "last.pt", str(data), fit_split="train", test_split="hold",
                             report_dir=a.reports or f"reports/{a.method}_choices", profile=f"choice-{a.name}")
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}
