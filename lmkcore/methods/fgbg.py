@@ -18,7 +18,8 @@ new here is the pair, the Gaussian read-out, the mask and the background.
    m_a * foreground + (1 - m_a) * background.
 5. Losses (section 5): perceptual reconstruction of clean a (`vgg_lambda`; VGG-19 where its ImageNet
    weights are in the torch cache, else the workbook's weight-free pyramid loss), optional multi-scale
-   PatchGAN with LSGAN targets (`use_gan`, its own optimiser). No equivariance term: the pair does it.
+   PatchGAN with LSGAN targets (`use_gan`, its own optimiser). The paper has no equivariance term: the pair
+   does it.
 
 Differences from the public code: the shape/appearance encoder is the part-based hourglass (the card's
 U-Nets add their skips; here the appearance stage sees the stem features plus the part maps, as the card's
@@ -27,8 +28,10 @@ part-based U-shaped decoder, not SPADE; the pair's warp and colour jitter are th
 `ops.colour` "dundar" presets (the card's values, made on the batch in the loss); appearance is pooled as a sum under the maps (the code's mean over
 64 x 64 pixels is the same up to 1/4096); the VGG loss is the workbook's (L1 on ImageNet-normalised inputs at
 relu1_2 .. relu4_4), not the card's MSE at relu*_2 on [-1, 1] inputs; no gradient clipping (BBC config: off).
-The compact recipe (the defaults) adds the part-based method's `prior` and `sep` (landmarks start apart and
-stay apart); the `paper` profile turns both off.
+The compact recipe (the defaults) adds three terms of the part-based method: `prior` and `sep` (landmarks start
+apart and stay apart) and, where the partner is a known warp of a (`use_warped` without `use_temporal`), its
+mean equivariance `c_trans` (a's landmarks and the partner's, carried back through the warp, agree: what ties
+landmarks to places on the object rather than to the warp); the `paper` profile turns all three off.
 """
 from __future__ import annotations
 
@@ -46,7 +49,8 @@ from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
 from ..ops import (COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize,
                    separation_loss)
-from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
+from ..ops.parts import (encode_parts, equivariance_losses, part_statistics, pool_appearance, precision_factor,
+                         render_parts, transport_statistics)
 from . import register
 from .base import Method, require
 
@@ -93,8 +97,10 @@ class FgBgConfig:
     prior: float = 0.3  # >0: learned logits added to the landmark logits, started as bumps this wide at K spots (0: paper)
     sep: float = 1.0  # >0: weight of a separation term that keeps landmark means apart (0: paper)
     sep_sigma: float = 0.08  # its range, normalised units
+    c_trans: float = 5.0  # >0: weight of the part-based mean equivariance between a and its warp (0: paper); only
+    # where the partner IS a warp of a (use_warped, use_temporal off): another frame has no known map to a
 
-    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0)  # what checkpoints from before these fields ran
+    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0, c_trans=0.0)  # what checkpoints from before these fields ran
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
@@ -108,6 +114,8 @@ class FgBgConfig:
             raise ValueError(f"tps_preset must be one of {sorted(TPS_PRESETS)}, got {self.tps_preset!r}")
         if self.fixed_covar <= 0:
             raise ValueError(f"fixed_covar must be > 0, got {self.fixed_covar}")
+        if self.c_trans < 0:
+            raise ValueError(f"c_trans must be >= 0, got {self.c_trans}")
         generator_sizes(self.img_size)  # raises unless img_size / 4 is a power of two >= 2
 
     @property
@@ -278,9 +286,10 @@ class FgBg(Method):
         return self.mask_of(mu, cov)
 
     # 1: the pair
-    def pair(self, batch: dict) -> tuple[Tensor, Tensor, Tensor]:
+    def pair(self, batch: dict) -> tuple[Tensor, Tensor, Tensor, dict | None]:
         """(shape input, target, partner) `(B, 3, S, S)` each: colour-jittered a, clean a, and the partner
-        (the other frame and / or a TPS warp)."""
+        (the other frame and / or a TPS warp); and the warp's params where the partner is a warp of a itself
+        (`use_warped` without `use_temporal`; else None), for `ops.tps.unmap_points`."""
         c = self.config
         image = resize(batch["image"], c.img_size, antialias=True)
         if c.use_temporal:
@@ -290,13 +299,14 @@ class FgBg(Method):
             partner = resize(batch["image2"], c.img_size, antialias=True)
         else:
             partner = image
+        warp = None
         if c.use_warped:
-            partner = random_tps_views(partner, c.tps_preset)[0]  # (B, 3, S, S), border replicated
-        return colour_jitter(image, c.colour_jitter)[0], image, partner
+            partner, _, warp = random_tps_views(partner, c.tps_preset)  # (B, 3, S, S), border replicated
+        return colour_jitter(image, c.colour_jitter)[0], image, partner, None if c.use_temporal else warp
 
     # 5: losses
     def loss(self, batch: dict, opt_index: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
-        shape_in, target, partner = self.pair(batch)
+        shape_in, target, partner, warp = self.pair(batch)
         if opt_index == 1:
             return self._discriminator_loss(shape_in, target, partner)
         b = len(target)
@@ -313,6 +323,11 @@ class FgBg(Method):
             sep = separation_loss(mu, self.config.sep_sigma)
             loss = loss + self.config.sep * sep
             logs["sep"] = sep.detach()
+        if self.config.c_trans > 0 and warp is not None:  # compact-recipe addition: a's landmarks = the warp's, unwarped
+            mu_b, cov_b = transport_statistics(mu[b:], cov[b:], warp)  # the partner's landmarks in a's frame
+            trans, _ = equivariance_losses(mu[:b], cov[:b], mu_b, cov_b)
+            loss = loss + self.config.c_trans * trans
+            logs["trans"] = trans.detach()
         if "mask" in out:
             logs["mask"] = out["mask"].detach().mean()
         if self.discriminator is not None:  # LSGAN, generator's side: outputs should score 1
@@ -374,4 +389,5 @@ class FgBg(Method):
                                               ("fgbg", c.use_fg_bg_mask), ("gan", c.use_gan)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
         extra = (f"_prior{c.prior:g}" if c.prior > 0 else "") + (f"_sep{c.sep:g}" if c.sep > 0 else "")
+        extra += f"_trans{c.c_trans:g}" if c.c_trans > 0 and c.use_warped and not c.use_temporal else ""
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

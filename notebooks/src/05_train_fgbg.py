@@ -7,8 +7,8 @@
 # background. The defaults are a compact recipe for a 2-core CPU at 64 px on the procedural figures, with
 # temporal pairs (`data.procedural.ProceduralPairs`: the same figure in two poses over a still background) — the
 # video setting in which the mask has something to find (the `paper` sizes: img_size 128, K 30, SPADE generator
-# of width 64 (here the part-based U-shaped decoder), batch 16, lr 1e-4, vgg_lambda 5; prior 0 and sep 0, the
-# compact recipe's additions, which the paper does not have).
+# of width 64 (here the part-based U-shaped decoder), batch 16, lr 1e-4, vgg_lambda 5; prior, sep and c_trans 0,
+# the compact recipe's additions, which the paper does not have).
 # Stores of still images (LSPET) train with `use_temporal=False, use_warped=True`; stores of video frames with
 # `use_temporal=True` (`data.pairs.FramePairs`). Multi-GPU (`use_DDP`):
 # `torchrun --standalone --nproc_per_node N -m lmkcore.train --method fgbg --config FILE ...`.
@@ -52,13 +52,14 @@ weight_decay: float = 5e-6  # Adam weight decay
 prior: float = 0.3  # compact-recipe addition: landmarks start at K spread spots (learned logits; 0: the paper)
 sep: float = 1.0  # compact-recipe addition: weight of a term that keeps landmark means apart (0: the paper)
 sep_sigma: float = 0.08  # its range, normalised units
+c_trans: float = 5.0  # compact-recipe addition: the part-based mean equivariance between a and its warp (warped pairs only; 0: the paper)
 steps: int = 3000  # optimiser steps
 batch_size: int = 16  # images per step (paper 16 per GPU)
 num_workers: int = 2  # DataLoader workers
 cpu_amp: bool = False  # bf16 autocast on a CPU with native bf16 (AVX512-BF16 / AMX)
 max_minutes: float = 0.0  # stop early (with a checkpoint) after this many minutes; 0: no limit
 seed: int = 0  # random seed
-run_name: str = ""  # empty: fgbg_k{K}_{dataset}-{img_size}_{steps}_{flags}_{rec_loss}[_prior.._sep..]
+run_name: str = ""  # empty: fgbg_k{K}_{dataset}-{img_size}_{steps}_{flags}_{rec_loss}[_prior.._sep.._trans..]
 ckpt_every: int = 250  # steps between checkpoints (a resumed run starts from the last) and model snapshots
 resume: bool = False  # continue the run from its last checkpoint
 overwrite: bool = False  # start afresh even if the run exists
@@ -112,7 +113,7 @@ print(result.run_dir, result.summary)
 figs = Path(report_dir) / result.run_dir.name
 figs.mkdir(parents=True, exist_ok=True)
 images = torch.stack([val_data[i]["image"] for i in range(16)])
-loss_curve(result.history, figs / "loss.png", keys=("loss", "rec", "mask", "sep"));
+loss_curve(result.history, figs / "loss.png", keys=("loss", "rec", "mask", "sep", "trans"));
 
 # %% [markdown]
 # ## Landmarks (Gaussian means) with their covariance ellipses

@@ -83,36 +83,86 @@ def test_visuals_match_the_declared_layers(images):
 
 def test_pair_jitters_the_shape_input_and_warps_the_partner(images):
     m = tiny(colour_jitter="none")
-    shape_in, target, partner = m.pair({"image": images})
+    shape_in, target, partner, warp = m.pair({"image": images})
     torch.testing.assert_close(shape_in, target)
     torch.testing.assert_close(target, images)
     assert not torch.allclose(partner, images)  # warped
     m = tiny(colour_jitter="dundar")
-    shape_in, target, _ = m.pair({"image": images})
+    shape_in, target, _, _ = m.pair({"image": images})
     assert (shape_in - target).abs().amax((1, 2, 3)).min() > 0
+
+
+def test_the_warped_partner_s_params_carry_its_points_back_to_the_image():
+    """The equivariance term's premise: a bright dot at q in image a shows at p in the partner, and the pair's
+    warp params map p back to q (`ops.tps.unmap_points`)."""
+    from lmkcore.ops.coords import grid
+    from lmkcore.ops.tps import map_points
+
+    torch.manual_seed(0)
+    q = torch.tensor([[[0.2, -0.1]]]).expand(2, 1, 2)  # (B, 1, 2)
+    g = grid(32, 32)  # (32, 32, 2)
+    dot = torch.exp(-((g[None, None] - q[:, :, None, None]) ** 2).sum(-1) / (2 * 0.06**2))  # (B, 1, 32, 32)
+    _, _, partner, warp = tiny(colour_jitter="none").pair({"image": dot.expand(-1, 3, -1, -1)})
+    p = (partner[:, :1] / partner[:, :1].sum((2, 3), keepdim=True))[..., None] * g  # (B, 1, 32, 32, 2)
+    p = p.sum((2, 3))  # the dot's centre of mass in the partner, (B, 1, 2)
+    torch.testing.assert_close(p, map_points(warp, q), atol=0.03, rtol=0)
+    assert tiny(use_temporal=True).pair({"image": dot.expand(-1, 3, -1, -1), "image2": dot.expand(-1, 3, -1, -1)})[3] is None
 
 
 def test_temporal_partner_is_the_other_frame(images):
     other = images.flip(-1)
-    _, target, partner = tiny(use_temporal=True, use_warped=False).pair({"image": images, "image2": other})
+    _, target, partner, _ = tiny(use_temporal=True, use_warped=False).pair({"image": images, "image2": other})
     torch.testing.assert_close(partner, other)
     torch.testing.assert_close(target, images)
     with pytest.raises(ValueError, match="image2"):
         tiny(use_temporal=True).pair({"image": images})
-    loss, _ = tiny(use_temporal=True, use_warped=True).loss({"image": images, "image2": other})
-    assert torch.isfinite(loss)
+    loss, logs = tiny(use_temporal=True, use_warped=True).loss({"image": images, "image2": other})
+    assert torch.isfinite(loss) and "trans" not in logs  # another frame: no known map back to a
 
 
 def test_loss_terms_and_gradients(images):
     m = tiny().train()
     loss, logs = m.loss({"image": images})
-    assert set(logs) == {"rec", "mask", "sep"} and torch.isfinite(loss)
+    assert set(logs) == {"rec", "mask", "sep", "trans"} and torch.isfinite(loss)
     loss.backward()
     assert m.encoder.shape[1][-1].weight.grad.abs().sum() > 0  # the landmark head learns
     for net in (m.generator, m.mask_net, m.background_net):
         assert net.out.weight.grad.abs().sum() > 0
     loss, logs = tiny(use_fg_bg_mask=False).loss({"image": images})
-    assert set(logs) == {"rec", "sep"} and torch.isfinite(loss)
+    assert set(logs) == {"rec", "sep", "trans"} and torch.isfinite(loss)
+    _, logs = tiny(sep=0.0, c_trans=0.0).loss({"image": images})
+    assert set(logs) == {"rec", "mask"}
+
+
+def test_equivariance_term_is_zero_when_the_landmarks_follow_the_warp(images, monkeypatch):
+    """With every landmark pinned to one place on the object (the partner's means = map_points of a's), the
+    term vanishes; with the partner's means left where a's are, it does not."""
+    from lmkcore.methods import fgbg
+    from lmkcore.ops.tps import map_points
+
+    m = tiny(sep=0.0, use_fg_bg_mask=False)
+    real_stats, seen = fgbg.part_statistics, {}
+
+    def pinned(maps):
+        mu, cov = real_stats(maps)
+        b = len(mu) // 2
+        mu_a = torch.full_like(mu[:b], 0.1)
+        follow = map_points(seen["warp"], mu_a) if seen.get("follow") else mu_a
+        return torch.cat([mu_a, follow]), cov
+
+    real_pair = m.pair
+
+    def pair(batch):
+        out = real_pair(batch)
+        seen["warp"] = out[3]
+        return out
+
+    monkeypatch.setattr(fgbg, "part_statistics", pinned)
+    monkeypatch.setattr(m, "pair", pair)
+    seen["follow"] = True
+    assert m.loss({"image": images})[1]["trans"] < 1e-8
+    seen["follow"] = False
+    assert m.loss({"image": images})[1]["trans"] > 1e-4
 
 
 def test_gan_has_its_own_optimiser_and_lsgan_targets(images):
@@ -122,7 +172,7 @@ def test_gan_has_its_own_optimiser_and_lsgan_targets(images):
     d_params = {id(p) for p in m.discriminator.parameters()}
     assert not d_params & {id(p) for g in pairs[0][0].param_groups for p in g["params"]}
     _, logs = m.loss({"image": images}, 0)
-    assert set(logs) == {"rec", "mask", "sep", "g"}
+    assert set(logs) == {"rec", "mask", "sep", "trans", "g"}
     d, logs = m.loss({"image": images}, 1)
     assert set(logs) == {"d"}
     d.backward()
@@ -143,6 +193,8 @@ def test_config_is_checked_and_rec_loss_resolves():
         FgBgConfig(colour_jitter="strong")
     with pytest.raises(ValueError, match="out_dim"):
         FgBgConfig(img_size=48)
+    with pytest.raises(ValueError, match="c_trans"):
+        FgBgConfig(c_trans=-1.0)
     assert rec_loss_kind("auto") in ("vgg19", "pyramid") and rec_loss_kind("l1") == "l1"
 
 
@@ -163,8 +215,10 @@ def test_training_pairs_for_temporal_configs():
 
 def test_run_name_has_the_seed_flags():
     name = tiny(use_gan=True, use_identity_covariance=True, fixed_covar=0.008).run_name("lspet", 32, 100)
-    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1"
-    assert tiny(prior=0.0, sep=0.0).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
+    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5"
+    assert tiny(prior=0.0, sep=0.0, c_trans=0.0).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
+    # temporal pairs: no equivariance term, none in the name
+    assert tiny(use_temporal=True).run_name("bbc", 32, 1) == "fgbg_k4_bbc-32_1_temporal_warped_fgbg_pyramid_prior0.3_sep1"
 
 
 def test_diagnostics(images):
