@@ -34,7 +34,7 @@ from torch import Tensor
 from ..ops.coords import norm_to_unit, unit_to_norm
 from .gather import Annotations, annotations, check_keypoints, open_test_set, run_method
 from .graph import GRAPH_FIT, graph_skeleton
-from .head import HeadConfig, fit_head, predict_head
+from .head import HeadConfig, fit_head, predict_head, tps_copies
 from .masks import foreground_scores
 from .metrics import masked_mean, normaliser, pck_thresholds, point_errors, summarise
 from .regression import few_shot_indices, fit_linear
@@ -330,11 +330,18 @@ def _evaluate_head(method, fit_data, test_data, subsets: dict, test_idx: Tensor,
     def one(size) -> dict:
         rows = torch.searchsorted(union, subsets[str(size)])  # rows of union: this size's fit images
         fit = fit_ann.subset(rows)
-        hf = fit_head(fit_out["features"][rows], unit_to_norm(fit.keypoints), fit.visible, config, seed=seed,
-                      device=dev)
+        targets = unit_to_norm(fit.keypoints)  # (n, J, 2)
+
+        def augment(train: Tensor, warps: int):  # few-shot tiling: warps of the training images only
+            images = torch.stack([fit_data[int(i)]["image"] for i in subsets[str(size)][train]])
+            return tps_copies(method.features, images, targets[train], fit.visible[train], warps,
+                              generator=torch.Generator().manual_seed(seed), batch_size=batch_size, device=dev)
+
+        hf = fit_head(fit_out["features"][rows], targets, fit.visible, config, seed=seed, device=dev,
+                      augment=augment)
         pred = predict_head(hf.head, test_out["features"], batch_size=batch_size, device=dev)  # (M, J, 2)
         r = _score_predictions(pred, test_ann, fit_images=len(fit))
-        r["head"] = {"train_images": len(hf.train_rows), "val_images": len(hf.val_rows),
+        r["head"] = {"train_images": len(hf.train_rows), "warped_copies": hf.augmented, "val_images": len(hf.val_rows),
                      "val_items": fit.indices[hf.val_rows].tolist(), "best_step": hf.best_step, "steps": hf.steps,
                      "val_error": None if hf.val_error is None else _pct(hf.val_error / 2),  # % of the image side
                      "history": hf.history}

@@ -67,6 +67,12 @@ def require(config, **lows) -> None:
             raise ValueError(f"{type(config).__name__}.{name} must be a number >= {low}, got {value!r}")
 
 
+def additions_suffix(**weights: float) -> str:
+    """Run-name suffix of the compact recipe's additions that are on: `_{name}{weight:g}` for each weight > 0,
+    in the order given (`additions_suffix(prior=0.3, sep=1.0, trans=0.0)` -> "_prior0.3_sep1")."""
+    return "".join(f"_{name}{w:g}" for name, w in weights.items() if w > 0)
+
+
 @dataclasses.dataclass
 class WarmupCosine:
     """Learning-rate factor for `LambdaLR`: linear warm-up over `warm` steps, then a cosine to 0 at `steps`.

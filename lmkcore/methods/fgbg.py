@@ -52,7 +52,7 @@ from ..ops import (COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views,
 from ..ops.parts import (encode_parts, equivariance_losses, part_statistics, pool_appearance, precision_factor,
                          render_parts, transport_statistics)
 from . import register
-from .base import Method, require
+from .base import Method, additions_suffix, require
 
 
 @dataclass
@@ -388,6 +388,6 @@ class FgBg(Method):
         flags = "".join(f"_{f}" for f, on in (("temporal", c.use_temporal), ("warped", c.use_warped),
                                               ("fgbg", c.use_fg_bg_mask), ("gan", c.use_gan)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
-        extra = (f"_prior{c.prior:g}" if c.prior > 0 else "") + (f"_sep{c.sep:g}" if c.sep > 0 else "")
-        extra += f"_trans{c.c_trans:g}" if c.c_trans > 0 and c.use_warped and not c.use_temporal else ""
+        warped_only = c.use_warped and not c.use_temporal  # the equivariance term's premise (`pair`)
+        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=c.c_trans if warped_only else 0.0)
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

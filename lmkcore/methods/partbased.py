@@ -44,7 +44,7 @@ from ..ops import random_colour, random_tps, reconstruction_loss, resize, separa
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
-from .base import Method, require
+from .base import Method, additions_suffix, require
 
 
 @dataclass
@@ -288,5 +288,5 @@ class PartBased(Method):
         c = self.config
         flags = "".join(f"_{f}" for f, on in (("static", c.static), ("cov", c.covariance), ("L1", c.L1),
                                               ("adv", c.adversarial)) if on)
-        extra = (f"_prior{c.prior:g}" if c.prior > 0 else "") + (f"_sep{c.sep:g}" if c.sep > 0 else "")
+        extra = additions_suffix(prior=c.prior, sep=c.sep)
         return f"partbased_k{c.n_parts}_{dataset}-{c.in_dim}_{steps}{flags}_r{c.reconstr_dim}_bn{c.bn}_{c.rec_loss}{extra}"

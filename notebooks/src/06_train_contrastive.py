@@ -63,6 +63,8 @@ evaluate: bool = True  # supervised head (full and few-shot) and keypoint protoc
 few_shot: str = "1,5,10,20,50"  # fit-set sizes of the few-shot head curve (comma-separated)
 head_steps: int = 2000  # head optimiser steps at most (early stopping on held-out fit images)
 head_fit: int = 1000  # fit images of the full head (0: all; their features are held in memory)
+TPS_aug: bool = True  # few-shot heads train on thin-plate-spline warps of their images too (the seed's --TPS_aug)
+repeat: int = 1000  # a few-shot set is tiled to about this many samples (the seed's --repeat: ~1,000 per epoch)
 report_dir: str = "reports"  # figures and metrics go to report_dir/<run>/
 
 # %%
@@ -134,7 +136,8 @@ keypoint_grid(method, images, figs / "cluster_keypoints.png", title="k-means clu
 # %% [markdown]
 # ## Landmark regression: the supervised head on frozen features (full fit set and few-shot)
 # The head of card section 5 (`lmkcore.eval.head`): 50 virtual soft-argmax points per landmark and a linear
-# map each, early stopping on held-out fit images (never on the test split). Then the discovered-keypoint
+# map each, early stopping on held-out fit images (never on the test split); few-shot sets also train on warps
+# of their images (`TPS_aug`, `repeat`) with the card's few-shot optimiser settings. Then the discovered-keypoint
 # protocol on the cluster keypoints, for comparison with the other methods.
 
 # %%
@@ -145,7 +148,7 @@ if evaluate:
     sizes = [int(s) for s in few_shot.split(",") if s.strip()]
     head = evaluate_checkpoint(final, data, fit_split="fit", test_split=val_split, report_dir=figs,
                                evaluation="head", n_fit=head_fit or None, few_shot=sizes,
-                               head=HeadConfig(max_steps=head_steps))
+                               head=HeadConfig(max_steps=head_steps, TPS_aug=TPS_aug, repeat=repeat))
     from IPython.display import Markdown, display
 
     from lmkcore.eval import floor_table

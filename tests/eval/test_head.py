@@ -9,13 +9,13 @@ import torch
 
 from lmkcore.eval import evaluate, few_shot_indices, mean_shape_floor
 from lmkcore.eval import head as head_mod
-from lmkcore.eval.head import HeadConfig, fit_head, predict_head, split_holdout
+from lmkcore.eval.head import HeadConfig, fit_head, predict_head, split_holdout, tps_copies
 from lmkcore.eval.report import collect, write_report
 from lmkcore.methods.base import Method
 from lmkcore.ops.heatmaps import gaussian_maps
 
 RES = 16
-FAST = HeadConfig(virtual=8, lr=1e-2, weight_decay=0.0, max_steps=200, eval_every=20, patience=4)
+FAST = HeadConfig(virtual=8, lr=1e-2, weight_decay=0.0, max_steps=200, eval_every=20, patience=4, TPS_aug=False)
 
 
 class Table(torch.utils.data.Dataset):
@@ -162,6 +162,46 @@ def test_fit_head_recovers_positions_and_masks_invisible_targets():
     assert torch.equal(a, b)
     with pytest.raises(ValueError, match="fit_head expects"):
         fit_head(feats[:4, 0], gt[:4], visible[:4])
+
+
+def test_tps_copies_move_the_landmarks_with_their_image():
+    """A dot drawn at each landmark is found, in every warped copy, where the copy's targets say."""
+    from lmkcore.ops.coords import grid
+
+    g = torch.Generator().manual_seed(0)
+    gt = torch.tensor([[[-0.4, -0.3], [0.35, 0.3]]]).repeat(3, 1, 1)  # (N, J, 2)
+    u = grid(48, 48)  # (48, 48, 2)
+    dots = torch.exp(-((u[None, None] - gt[:, :, None, None]) ** 2).sum(-1) / (2 * 0.05**2))  # (N, J, 48, 48)
+    images = torch.cat([dots, torch.zeros(3, 1, 48, 48)], 1)  # (N, 3, 48, 48): dot j in channel j
+    visible = torch.ones(3, 2, dtype=torch.bool)
+    feats, moved, seen = tps_copies(lambda x: x, images, gt, visible, 4, generator=g)
+    assert feats.shape == (12, 3, 48, 48) and moved.shape == (12, 2, 2) and seen.all()
+    mass = feats[:, :2] / feats[:, :2].sum((2, 3), keepdim=True)  # (12, J, 48, 48)
+    centre = (mass[..., None] * u).sum((2, 3))  # (12, J, 2)
+    torch.testing.assert_close(centre, moved, atol=0.01, rtol=0)
+    assert (moved - gt.repeat(4, 1, 1)).norm(dim=-1).mean() > 0.01  # the warps moved them
+    feats2, moved2, _ = tps_copies(lambda x: x, images, gt, visible, 4, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(moved, moved2)  # seeded
+
+
+def test_few_shot_fits_tile_only_their_training_images():
+    config = HeadConfig(virtual=4, max_steps=20, eval_every=10, repeat=100)
+    assert (config.copies(9), config.copies(50), config.copies(51), config.copies(6000)) == (11, 2, 1, 1)
+    assert HeadConfig(TPS_aug=False).copies(9) == 1
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(10, 2, 2, generator=g) * 1.4 - 0.7
+    feats, visible, asked = gaussian_maps(gt, 12, 12, 0.15), torch.ones(10, 2, dtype=torch.bool), []
+
+    def augment(rows, warps):
+        asked.append((rows.clone(), warps))
+        return feats[rows].repeat(warps, 1, 1, 1), gt[rows].repeat(warps, 1, 1), visible[rows].repeat(warps, 1)
+
+    hf = fit_head(feats, gt, visible, config, augment=augment)
+    (rows, warps), = asked
+    assert torch.equal(rows, hf.train_rows) and not set(rows.tolist()) & set(hf.val_rows.tolist())
+    assert warps == config.copies(9) - 1 == 10 and hf.augmented == 9 * 10
+    assert fit_head(feats, gt, visible, HeadConfig(virtual=4, max_steps=20, eval_every=10, repeat=10),
+                    augment=augment).augmented == 0 and len(asked) == 1  # 9 of 10: not few-shot, not asked
 
 
 def test_a_method_evaluated_both_ways_gives_two_reports(tmp_path):

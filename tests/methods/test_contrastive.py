@@ -216,9 +216,12 @@ def test_run_recipe_trains_the_stages_and_the_head_reads_the_features(tmp_path):
                                               progress=False, tensorboard=False, experiment="x"))
     assert [r.run_dir for r in results] == [tmp_path / "x" / "moco"] and bool(m.fitted)
     r = evaluate(m, data, ProceduralFigures(16, 32, seed=1), evaluation="head", few_shot=(8,),
-                 head=HeadConfig(max_steps=20, eval_every=10, virtual=4))
+                 head=HeadConfig(max_steps=20, eval_every=10, virtual=4, repeat=64))
     assert r["evaluation"] == "head" and 0 < r["metrics"]["nme"] < 100
-    assert r["few_shot"][0]["fit_images"] == 8
+    few = r["few_shot"][0]
+    assert few["fit_images"] == 8 and few["head"]["train_images"] == 7
+    # few-shot: 64 // 7 = 9 samples per training image, the image and 8 warps; the full 48 are not tiled
+    assert few["head"]["warped_copies"] == 7 * 8 and r["head"]["warped_copies"] == 0
 
 
 def test_the_inspector_draws_the_recipe_s_checkpoint(procedural32, tmp_path):
