@@ -7,18 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from lmkcore.profiles import COMPACT
+from tests.tiny import TINY_AUTOLINK
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 REPO = Path(__file__).resolve().parent.parent
-
-# The tiniest AutoLink that still has every part (used wherever a test needs a method).
-# (The paper's objective, `profiles.COMPACT`: the tests were written before the compact additions became
-# AutoLinkConfig's defaults, and the tiny networks train faster without them.)
-TINY_AUTOLINK = dict(COMPACT, n_parts=4, resolution=32, det_base=8, det_down=2, det_up=1, dec_base=8, dec_depth=2,
-                     block=8, warmup=1)
-
 
 def data_root() -> Path | None:
     """The real data (MTFL, LSPET), from LMK_DATA_ROOT or ../shared/data beside the repo."""

@@ -135,7 +135,7 @@ def test_notebook_02_killed_at_random_moments_resumes_to_the_uninterrupted_run(t
 
     import torch
 
-    from tests.conftest import TINY_AUTOLINK
+    from tests.tiny import TINY_AUTOLINK
 
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 

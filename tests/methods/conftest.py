@@ -2,14 +2,6 @@
 import pytest
 import torch
 
-from lmkcore.methods import build
-
-
-def seeded_build(name: str, tiny: dict, **overrides):
-    """The method `name` with the tiny config `tiny` (and `overrides`), initialised after `torch.manual_seed(0)`."""
-    torch.manual_seed(0)
-    return build(name, **{**tiny, **overrides})
-
 
 @pytest.fixture
 def images():

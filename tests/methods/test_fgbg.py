@@ -7,7 +7,7 @@ from lmkcore.methods import METHODS, build
 from lmkcore.methods.base import LAYER_KINDS
 from lmkcore.methods.fgbg import FgBgConfig, composite, rec_loss_kind
 from lmkcore.train import TrainConfig, train
-from tests.methods.conftest import seeded_build
+from tests.tiny import seeded_build
 
 TINY = dict(use_temporal=False, use_warped=True, n_landmarks=4, img_size=32, stem=8, channels=16, depth=2, n_filters=8, gen_base=4, gen_max=16,
             feature_levels=2, mask_base=4, mask_depth=1, bg_base=4, bg_depth=1, rec_loss="pyramid")

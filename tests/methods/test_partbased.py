@@ -7,7 +7,7 @@ from lmkcore.methods import METHODS, build
 from lmkcore.methods.base import LAYER_KINDS
 from lmkcore.methods.partbased import PartBasedConfig
 from lmkcore.train import TrainConfig, train
-from tests.methods.conftest import seeded_build
+from tests.tiny import seeded_build
 
 TINY = dict(n_parts=4, in_dim=32, map_dim=16, stem=8, channels=16, depth=2, n_features=8, reconstr_dim=32,
             gen_base=4, gen_max=16, feature_levels=2, bn=8)

@@ -6,7 +6,7 @@ import torch
 from lmkcore.data import open_dataset
 from lmkcore.methods import build
 from lmkcore.train import TrainConfig, train
-from tests.conftest import TINY_AUTOLINK
+from tests.tiny import TINY_AUTOLINK
 from tests.methods import test_contrastive, test_fgbg, test_partbased
 
 TINY = {"autolink": TINY_AUTOLINK, "partbased": test_partbased.TINY, "fgbg": test_fgbg.TINY,
