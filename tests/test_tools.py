@@ -1,10 +1,6 @@
-"""The scripts in tools/: the parts that decide what data a study sees."""
+"""The scripts in tools/: what data a study trains on and scores."""
 import importlib.util
 from pathlib import Path
-
-import h5py
-import numpy as np
-import pytest
 
 from lmkcore.data import ProceduralSource, write_store
 
@@ -18,26 +14,25 @@ def _tool(name):
     return module
 
 
-def test_choice_store_splits_the_fit_set_and_leaves_the_scored_split_out(tmp_path):
+def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images(tmp_path, monkeypatch, capsys):
     names = [f"figure_5_{i:06d}" for i in range(20)]
     store = write_store(tmp_path / "fig.h5", ProceduralSource(n=20, size=16, seed=5), 16,
                         splits={"fit": names[:15], "val": names[15:]})
-    choice_store = _tool("choice_run").choice_store
-    out = choice_store(store, hold=5)
-    assert out == tmp_path / "fig-choice.h5"
-    with h5py.File(store, "r") as f:
-        fit, val = set(f["splits/fit"][()]), set(f["splits/val"][()])
-        assert sorted(f["splits"]) == ["fit", "val"]  # the store itself is not touched
-    with h5py.File(out, "r") as f:
-        assert sorted(f["splits"]) == ["hold", "train"]
-        train, hold = set(f["splits/train"][()]), set(f["splits/hold"][()])
-    assert len(hold) == 5 and not train & hold and train | hold == fit and not (train | hold) & val
-    assert choice_store(store, hold=5) == out  # made once, then reused
-    with h5py.File(out, "r") as f:
-        assert set(f["splits/hold"][()]) == hold
-    with pytest.raises(ValueError, match="5 held-out images, not a choice store holding out 4"):
-        choice_store(store, hold=4)  # another split asked of an existing copy: said, not silently reused
-    with pytest.raises(ValueError, match="only 15 fit images"):
-        choice_store(write_store(tmp_path / "small.h5", ProceduralSource(n=20, size=16, seed=5), 16,
-                                 splits={"fit": names[:15]}), hold=15)
-    assert not np.any([p.suffix == ".tmp" for p in tmp_path.iterdir()])
+    tool, calls = _tool("choice_run"), {}
+
+    def score(ckpt, data, **kw):
+        calls["score"] = (ckpt, data, kw)
+        return {"metrics": {"nme": 12.345}, "diagnostics": {}}
+
+    monkeypatch.setattr(tool, "train_main", lambda argv: calls.setdefault("train", argv))
+    monkeypatch.setattr(tool, "evaluate_checkpoint", score)
+    tool.main(["--data", str(store), "--method", "partbased", "--name", "x", "--steps", "3", "--hold", "5",
+               "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), "prior=0"])
+    argv = calls["train"]
+    choice = str(tmp_path / "fig-choice.h5")
+    assert argv[argv.index("--data") + 1] == choice and argv[argv.index("--split") + 1] == "train"
+    assert argv[argv.index("--run_name") + 1] == "partbased_x_3" and argv[-1] == "prior=0"
+    ckpt, data, kw = calls["score"]
+    assert data == choice and (kw["fit_split"], kw["test_split"]) == ("train", "hold")
+    assert ckpt == tmp_path / "runs" / "partbased_x_3" / "last.pt"
+    assert "RESULT x 3 {'nme': 12.35}" in capsys.readouterr().out

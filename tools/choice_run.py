@@ -3,9 +3,9 @@
     python tools/choice_run.py --data data/mtfl-80.h5 --method partbased --name prior-sep --steps 1200 \
         prior=0.3 sep=1.0
 
-Choices are compared on the fit set alone: a copy of the store, `<store>-choice.h5` beside it, keeps only
-the fit images, split by a seeded permutation into `train` (trained on, and the protocol's fit set) and
-`hold` (`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method
+Choices are compared on the fit set alone: `lmkcore.experiments.choices.choice_store` copies the store beside
+it as `<store>-choice.h5`, its fit images split into `train` (trained on, the protocol's fit set) and `hold`
+(`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method
 starts from the `cpu` profile's plan for `--dataset` (the store's name unless given), then the name=value
 fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--reports/<run>/`, and a line
 `RESULT <name> <steps> {metrics} {diagnostics}` to stdout. A finished run is scored again, not retrained.
@@ -13,45 +13,13 @@ fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--repo
 from __future__ import annotations
 
 import argparse
-import shutil
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from lmkcore.eval import evaluate_checkpoint
+from lmkcore.experiments.choices import SPLITS, choice_store
 from lmkcore.train import main as train_main
-
-
-def choice_store(store: Path, hold: int, seed: int = 0) -> Path:
-    """`<store>-choice.h5`: the store's images with splits train / hold of its fit split only (made once)."""
-    out = store.with_name(f"{store.stem}-choice.h5")
-    if out.exists():
-        with h5py.File(out, "r") as f:
-            have = sorted(f["splits"]) if "splits" in f else []
-            if have != ["hold", "train"] or len(f["splits/hold"]) != hold:
-                held = len(f["splits/hold"]) if "hold" in have else 0
-                raise ValueError(f"{out} exists with splits {have} and {held} held-out images, not a choice store "
-                                 f"holding out {hold}; delete it to make it again")
-        return out
-    with h5py.File(store, "r") as f:
-        if "splits/fit" not in f:
-            raise ValueError(f"{store} has no fit split to study choices on")
-        fit = f["splits/fit"][()]
-    if hold >= len(fit):
-        raise ValueError(f"--hold {hold}: {store} has only {len(fit)} fit images")
-    perm = np.random.default_rng(seed).permutation(fit)
-    tmp = out.with_suffix(".tmp")
-    try:
-        shutil.copy(store, tmp)
-        with h5py.File(tmp, "a") as f:
-            del f["splits"]
-            f.create_dataset("splits/train", data=np.sort(perm[hold:]))
-            f.create_dataset("splits/hold", data=np.sort(perm[:hold]))
-        tmp.rename(out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
 
 
 def main(argv=None) -> None:
@@ -73,11 +41,11 @@ def main(argv=None) -> None:
     data = choice_store(store, a.hold)
     run = f"{a.method}_{a.name}_{a.steps}"
     # resume: a finished run trains nothing and is only scored again; an interrupted one continues
-    train_main(["--method", a.method, "--data", str(data), "--split", "train", "--profile", "cpu",
+    train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
                 "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
                 "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
                 *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
-    m = evaluate_checkpoint(Path(a.runs) / run / "last.pt", str(data), fit_split="train", test_split="hold",
+    m = evaluate_checkpoint(Path(a.runs) / run / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
                             report_dir=a.reports or f"reports/{a.method}_choices", profile=f"choice-{a.name}")
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}
     print("RESULT", a.name, a.steps, metrics, m.get("diagnostics"))

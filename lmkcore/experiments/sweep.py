@@ -6,6 +6,9 @@ budget, scored by the shared protocol.
 Each choice is a set of `AutoLinkConfig` overrides on top of the compact configuration (`CHOICES`
 below). Runs go to `runs/choices/`, reports to `--reports/<run>/metrics.json`, and the table to
 `--reports/benchmarks.md` (`lmkcore.eval.report.collect`). Runs already complete are reused.
+Choices are trained and scored on the fit images alone (`experiments.choices.choice_store`: `--hold` of them
+held out, 1,000 by default), so the store's val split plays no part in picking them. `--hold 0` trains on fit
+and scores on val, as the rows in `reports/autolink_choices` from before 2026-12-05 were made.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from ..eval import evaluate_checkpoint
 from ..eval.report import collect
 from ..methods.autolink import AutoLink, AutoLinkConfig
 from ..profiles import ADDITIONS, COMPACT, COMPACT_ADDITIONS, CPU, method_config
+from .choices import SPLITS, choice_store
 from ..train import TrainConfig, train
 
 # name -> AutoLinkConfig overrides of the compact defaults (K = 10 unless set): each changes one
@@ -67,8 +71,10 @@ TRAIN = {"cpu-tps-0.08-bf16": dict(cpu_amp=True)}  # name -> TrainConfig overrid
 
 def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, reports: Path, *,
                n_parts: int = 10, batch_size: int = 32, num_workers: int = 2, max_minutes: float = 0.0,
-               seed: int = 0, n_fit: int | None = None, max_test: int | None = None, **config_fields) -> dict:
-    """Train (or reuse) one choice's run and score it; `config_fields` apply under the choice.
+               seed: int = 0, n_fit: int | None = None, max_test: int | None = None,
+               splits: tuple[str, str] = ("fit", "val"), **config_fields) -> dict:
+    """Train (or reuse) one choice's run on `data`'s split `splits[0]` and score it on `splits[1]`;
+    `config_fields` apply under the choice.
 
     `seed` (the trainer's: initialisation, batches, masks, crops) is part of the run's name and its
     report's profile when it is not 0, so repeats of one choice sit side by side in the table.
@@ -77,21 +83,23 @@ def run_choice(name: str, data: str, dataset: str, steps: int, out_dir: Path, re
     method = AutoLink(config)
     tag = name + (f"_seed{seed}" if seed else "")
     run_name = method.run_name(dataset, config.resolution, steps) + f"_{tag}"
+    if splits != ("fit", "val"):  # trained on other images than the fit split: another run
+        run_name += f"_{'-'.join(splits)}"
     run_dir = out_dir / run_name
     done = (run_dir / "summary.json").exists() and (run_dir / "last.pt").exists()
     if not done:
-        train(method, open_dataset(data, "fit", resolution=config.resolution), TrainConfig(
+        train(method, open_dataset(data, splits[0], resolution=config.resolution), TrainConfig(
             steps=steps, batch_size=batch_size, num_workers=num_workers, out_dir=str(out_dir), run_name=run_name,
             dataset=dataset, resume=(run_dir / "last.pt").exists(), max_minutes=max_minutes, progress=False,
             seed=seed, **TRAIN.get(name, {})))
-    return evaluate_checkpoint(run_dir / "last.pt", data, "fit", "val", report_dir=reports,
+    return evaluate_checkpoint(run_dir / "last.pt", data, *splits, report_dir=reports,
                                profile=f"sweep-{tag.replace('_', '-')}",
                                n_fit=n_fit, max_test=max_test)
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="a store with fit / val splits (01_prepare_data)")
+    p.add_argument("--data", required=True, help="a store with a fit split (01_prepare_data)")
     p.add_argument("--dataset", required=True, help="its name in run names and reports")
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--choices", default=",".join(CHOICES), help=f"comma-separated, of {list(CHOICES)}")
@@ -100,14 +108,17 @@ def main(argv=None) -> None:
     p.add_argument("--num-workers", type=int, default=2)
     p.add_argument("--max-minutes", type=float, default=0.0)
     p.add_argument("--seed", type=int, default=0, help="the trainer's seed (in the run name when not 0)")
+    p.add_argument("--hold", type=int, default=1000,
+                   help="fit images held out to score the choices (0: train on fit, score on the val split)")
     p.add_argument("--runs", default="runs/choices")
     p.add_argument("--reports", default="reports/autolink_choices")
     a = p.parse_args(argv)
     reports = Path(a.reports)
+    data, splits = (str(choice_store(a.data, a.hold)), SPLITS) if a.hold else (a.data, ("fit", "val"))
     for name in a.choices.split(","):
-        r = run_choice(name.strip(), a.data, a.dataset, a.steps, Path(a.runs), reports, n_parts=a.k,
+        r = run_choice(name.strip(), data, a.dataset, a.steps, Path(a.runs), reports, n_parts=a.k,
                        batch_size=a.batch_size, num_workers=a.num_workers, max_minutes=a.max_minutes,
-                       seed=a.seed)
+                       seed=a.seed, splits=splits)
         print(name, {k: round(v, 2) for k, v in r["metrics"].items()}, flush=True)
     collect(reports)
 

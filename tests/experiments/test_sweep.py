@@ -32,3 +32,30 @@ def test_seed_names_a_separate_run(tmp_path, tiny_config):
     assert json.loads((runs / b["run"] / "config.json").read_text())["train"]["seed"] == 1
     assert json.loads((Path(b["report"]) / "metrics.json").read_text())["profile"] == "sweep-compact-seed1"
     assert a["examples"]["keypoints"] != b["examples"]["keypoints"]  # another initialisation, other keypoints
+
+
+@pytest.mark.slow
+def test_choices_are_scored_on_held_out_fit_images_by_default(tmp_path, tiny_config, monkeypatch):
+    """`main` trains on the choice store's train split and scores its hold split: the store's val never."""
+    from lmkcore.data import ProceduralSource, write_store
+    from lmkcore.experiments import sweep
+
+    names = [f"figure_5_{i:06d}" for i in range(40)]
+    store = write_store(tmp_path / "fig.h5", ProceduralSource(n=40, size=32, seed=5), 32,
+                        splits={"fit": names[:30], "val": names[30:]})
+    seen = []
+
+    def fake(name, data, dataset, steps, runs, reports, **kw):
+        seen.append((data, kw["splits"]))
+        return {"metrics": {"nme": 1.0}}
+
+    monkeypatch.setattr(sweep, "run_choice", fake)
+    sweep.main(["--data", str(store), "--dataset", "fig", "--choices", "compact", "--hold", "10",
+                "--reports", str(tmp_path / "reports")])
+    sweep.main(["--data", str(store), "--dataset", "fig", "--choices", "compact", "--hold", "0",
+                "--reports", str(tmp_path / "reports")])
+    assert seen == [(str(tmp_path / "fig-choice.h5"), ("train", "hold")), (str(store), ("fit", "val"))]
+    tiny = {k: v for k, v in tiny_config.items() if k != "n_parts"}
+    r = run_choice("compact", seen[0][0], "fig", 2, tmp_path / "runs", tmp_path / "reports", n_parts=4,
+                   batch_size=4, num_workers=0, splits=("train", "hold"), **tiny)
+    assert r["run"].endswith("_compact_train-hold") and r["test_images"] == 10 and r["fit_images"] == 20
