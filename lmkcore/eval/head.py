@@ -18,7 +18,7 @@ with the warp, `tps_copies`), and trained with the card's few-shot settings (lr 
 Unlike the papers' scripts (which keep the best epoch *on the test split*, or a fixed epoch picked from
 test results: card §11), the number of steps is chosen by early stopping on a seeded held-out part of the
 FIT images only; the test images are seen once, for the final prediction. Features are computed once
-(`inputs.run_method`, no gradients) and the backbone is never touched: the head alone trains.
+(`gather.run_method`, no gradients) and the backbone is never touched: the head alone trains.
 Only the training part is tiled and warped: the held-out images are the untouched originals.
 
 Example (features that are bumps at the landmarks are read out closely)::
