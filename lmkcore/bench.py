@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .methods import Method, method_class, method_path
 from .methods.base import recorded_config
-from .profiles import PROFILES, DataPlan, Profile, get, method_config
+from .profiles import PROFILES, DataPlan, Profile, get, method_config, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,8 +183,7 @@ class Bench:
         """Train the method's runs on one data set (those not yet complete); their checkpoints."""
         mp, out_dir, checkpoints = self.profile.method(cls.name), self.runs / self.profile.name, []
         steps, max_minutes = self.schedule(cls, plan)
-        trainer = {"steps": steps, "max_minutes": max_minutes, **self.profile.train, **mp.train,
-                   **mp.runs(plan.name).train}
+        trainer = {"steps": steps, "max_minutes": max_minutes, **train_config(self.profile, cls.name, plan.name)}
         for k in self.run_ks(cls, plan):
             config, name = self.config(cls, plan, k), self.run_name(cls, plan, k)
             run_dir = out_dir / name

@@ -99,6 +99,16 @@ def method_config(profile: str | Profile, method: str, dataset: str = "") -> dic
     return _resolved({**plan.config, **plan.runs(dataset).config})
 
 
+def train_config(profile: str | Profile, method: str, dataset: str = "") -> dict:
+    """The trainer fields (`lmkcore.train.TrainConfig`) profile `profile` sets for `method`'s runs on `dataset`:
+    the profile's, then the method plan's, then its runs' on that data set (batch size, workers, seed, AMP).
+
+    The bench trains with these; `python -m lmkcore.train --method M --profile P` starts from them too."""
+    p = get(profile) if isinstance(profile, str) else profile
+    plan = p.method(method)
+    return {**p.train, **plan.train, **plan.runs(dataset).train}
+
+
 def paper_loss() -> str:
     """'vgg16' when torchvision's VGG-16 weights are in the torch cache (never downloaded), else 'pyramid'."""
     try:

@@ -559,7 +559,7 @@ def main(argv=None) -> None:
     --name value); the method's recipe runs its stages."""
     from . import methods
     from .data import open_dataset
-    from .profiles import PROFILES, method_config
+    from .profiles import PROFILES, method_config, train_config
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False,
@@ -572,8 +572,9 @@ def main(argv=None) -> None:
                                                 "dataset_path where it has one, else procedural)")
     p.add_argument("--split", default=None)
     p.add_argument("--profile", default="", choices=["", *sorted(PROFILES)],
-                   help="start the method's config from a benchmark profile's plan for it and --dataset "
-                        "(lmkcore.profiles.method_config); name=value fields override them")
+                   help="start the method's config and the trainer's options from a benchmark profile's plan for "
+                        "it and --dataset (lmkcore.profiles.method_config, train_config); options given here and "
+                        "name=value fields override them")
     p.add_argument("--in_memory", action="store_true",
                    help="read the whole training set into memory first (with num_workers workers), then train "
                         "from it in the main process: on a GPU the workers no longer set the step rate")
@@ -595,7 +596,8 @@ def main(argv=None) -> None:
         raise SystemExit(f"--method {a.method!r}: {e}") from e
 
     given = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
-    base = method_config(a.profile, cls.name, given.get("dataset", TrainConfig.dataset)) if a.profile else {}
+    dataset = given.get("dataset", TrainConfig.dataset)
+    base = {**method_config(a.profile, cls.name, dataset), **train_config(a.profile, cls.name, dataset)} if a.profile else {}
     classes = [cls.config_class, TrainConfig]
     try:
         from_file = config_file.load_yaml(a.config) if a.config else {}

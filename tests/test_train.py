@@ -201,6 +201,23 @@ def test_command_line_profile_gives_the_profile_config_with_overrides(tmp_path):
         main(["--method", "autolink", "--profile", "nope"])
 
 
+def test_command_line_profile_gives_the_plan_s_trainer_options_too(tmp_path):
+    """`--profile cpu --dataset lspet` trains the part-based method at its plan's batch size (8, over the
+    profile's 32), as the bench does; an option given on the command line wins."""
+    from lmkcore.profiles import train_config
+    from lmkcore.train import main
+
+    assert train_config("cpu", "partbased", "lspet")["batch_size"] == 8 and train_config("cpu", "autolink")["batch_size"] == 32
+    common = ["--method", "partbased", "--data", "procedural", "--split", "val", "--steps", "1", "--num_workers", "0",
+              "--out_dir", str(tmp_path), "--progress", "false", "--tensorboard", "false", "--profile", "cpu",
+              "--dataset", "lspet", "in_dim=32", "reconstr_dim=32", "map_dim=16", "depth=2", "stem=8", "channels=8",
+              "n_features=8", "gen_base=4", "gen_max=16", "feature_levels=2"]
+    main([*common, "--run_name", "plan"])
+    main([*common, "--run_name", "given", "--batch_size", "2"])
+    train = {n: json.loads((tmp_path / n / "config.json").read_text())["train"] for n in ("plan", "given")}
+    assert (train["plan"]["batch_size"], train["given"]["batch_size"]) == (8, 2)
+
+
 # the method seam: several optimisers, after_step, init_from, recipes, methods defined outside lmkcore
 
 TOY = "tests.methods.toy:Toy"
