@@ -26,6 +26,7 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
 
     monkeypatch.setattr(tool, "train_main", lambda argv: calls.setdefault("train", argv))
     monkeypatch.setattr(tool, "evaluate_checkpoint", score)
+    monkeypatch.setattr(tool, "collect", lambda folder: calls.setdefault("collect", folder))
     tool.main(["--data", str(store), "--method", "partbased", "--name", "x", "--steps", "3", "--hold", "5",
                "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), "prior=0"])
     argv = calls["train"]
@@ -34,5 +35,5 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
     assert argv[argv.index("--run_name") + 1] == "partbased_x_3" and argv[-1] == "prior=0"
     ckpt, data, kw = calls["score"]
     assert data == choice and (kw["fit_split"], kw["test_split"]) == ("train", "hold")
-    assert ckpt == tmp_path / "runs" / "partbased_x_3" / "last.pt"
+    assert ckpt == tmp_path / "runs" / "partbased_x_3" / "last.pt" and calls["collect"] == str(tmp_path / "reports")
     assert "RESULT x 3 {'nme': 12.35}" in capsys.readouterr().out

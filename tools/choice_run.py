@@ -5,10 +5,11 @@
 
 Choices are compared on the fit set alone: `lmkcore.experiments.choices.choice_store` copies the store beside
 it as `<store>-choice.h5`, its fit images split into `train` (trained on, the protocol's fit set) and `hold`
-(`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method
-starts from the `cpu` profile's plan for `--dataset` (the store's name unless given), then the name=value
-fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--reports/<run>/`, and a line
-`RESULT <name> <steps> {metrics} {diagnostics}` to stdout. A finished run is scored again, not retrained.
+(`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method and the
+trainer start from the `cpu` profile's plan for `--dataset` (the store's name unless given), then the
+name=value fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--reports/<run>/` (the
+folder's table to `--reports/benchmarks.md`), and a line `RESULT <name> <steps> {metrics} {diagnostics}` to
+stdout. A finished run is scored again, not retrained.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from pathlib import Path
 import h5py
 
 from lmkcore.eval import evaluate_checkpoint
+from lmkcore.eval.report import collect
 from lmkcore.experiments.choices import SPLITS, choice_store
 from lmkcore.train import main as train_main
 
@@ -45,8 +47,10 @@ def main(argv=None) -> None:
                 "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
                 "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
                 *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
+    reports = a.reports or f"reports/{a.method}_choices"
     m = evaluate_checkpoint(Path(a.runs) / run / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
-                            report_dir=a.reports or f"reports/{a.method}_choices", profile=f"choice-{a.name}")
+                            report_dir=reports, profile=f"choice-{a.name}")
+    collect(reports)  # the folder's table, benchmarks.md
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}
     print("RESULT", a.name, a.steps, metrics, m.get("diagnostics"))
 
