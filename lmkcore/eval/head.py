@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..ops.heatmaps import soft_argmax, spatial_softmax
+from ..ops.tps import map_points, random_tps_views
 from .regression import one_thread
 
 SMALL_BATCH = 4_000_000  # feature numbers per batch below which a CPU head trains on one thread (busy cores)
@@ -139,8 +140,6 @@ def tps_copies(read, images: Tensor, targets: Tensor, visible: Tensor, copies: i
     read by `read` (frozen features, `(B, 3, H, W) -> (B, C, h, w)`): (features `(copies N, C, h, w)` on the CPU,
     targets `(copies N, J, 2)` moved with the warp, visible `(copies N, J)`, False where a landmark left the
     image). `images (N, 3, H, W)`, `targets (N, J, 2)` normalised [-1, 1], `visible (N, J)` bool."""
-    from ..ops.tps import map_points, random_tps_views
-
     feats, moved, seen = [], [], []
     for _ in range(copies):
         for s in range(0, len(images), batch_size):
