@@ -372,8 +372,13 @@ class SelfTrain(Method):
         return opt, torch.optim.lr_scheduler.LambdaLR(opt, CosineCycle(steps, c.lr_min / c.lr))
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
-        c = self.config
-        return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}_step{c.stage}"
+        """`steps` is the trainer's, which the recipe does not use; a schedule other than the recipe's
+        (rounds, round1_steps, round_steps, step2_steps) is named: `_r2x1000-500_s3000`."""
+        c, default = self.config, SelfTrainConfig()
+        schedule = ""
+        if any(getattr(c, f) != getattr(default, f) for f in ("rounds", "round1_steps", "round_steps", "step2_steps")):
+            schedule = f"_r{c.rounds}x{c.round1_steps}-{c.round_steps}_s{c.step2_steps}"
+        return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}{schedule}_step{c.stage}"
 
     @classmethod
     def recipe(cls, method: "SelfTrain", data, cfg) -> list:

@@ -241,3 +241,11 @@ def test_the_trainer_runs_the_recipe_as_stages_of_one_experiment(tmp_path, data)
         r.summary["wall_s"] for r in results)
     step2 = json.loads((tmp_path / "e" / "step2" / "config.json").read_text())
     assert step2["init_from"]["path"].endswith("step1.pt") and "net.landmarks.weight" in step2["init_from"]["missing"]
+
+
+def test_run_names_show_a_schedule_other_than_the_recipes():
+    from lmkcore.methods import build
+
+    assert build("selftrain", **TINY).run_name("mtfl", 64, 4500).endswith("_4500_step1")
+    longer = build("selftrain", **TINY, round1_steps=1000, round_steps=500, step2_steps=3000)
+    assert longer.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_step1")
