@@ -554,9 +554,10 @@ def _parse_bool(text: str) -> bool:
         raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}") from None
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> list[RunResult]:
     """Command line: the trainer's options, and the method's config fields anywhere among them (name=value or
-    --name value); the method's recipe runs its stages."""
+    --name value); the method's recipe runs its stages. Returns the stages' `RunResult`s (the last is the
+    finished method's)."""
     from . import methods
     from .data import open_dataset
     from .profiles import PROFILES, method_config, train_config
@@ -623,6 +624,7 @@ def main(argv=None) -> None:
     if dist.is_initialized():  # every rank done (rank 0's printing too) before any tears its connections down
         dist.barrier()
         dist.destroy_process_group()
+    return results
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ import importlib.util
 from pathlib import Path
 
 from lmkcore.data import ProceduralSource, write_store
+from lmkcore.train import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,11 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
         calls["score"] = (ckpt, data, kw)
         return {"metrics": {"nme": 12.345}, "diagnostics": {}}
 
-    monkeypatch.setattr(tool, "train_main", lambda argv: calls.setdefault("train", argv))
+    def train(argv):  # the trainer's stages: a recipe's last stage holds the checkpoint to score
+        calls["train"] = argv
+        return [RunResult(tmp_path / "runs" / "partbased_x_3" / "first", 3), RunResult(tmp_path / "runs" / "partbased_x_3", 3)]
+
+    monkeypatch.setattr(tool, "train_main", train)
     monkeypatch.setattr(tool, "evaluate_checkpoint", score)
     monkeypatch.setattr(tool, "collect", lambda folder: calls.setdefault("collect", folder))
     tool.main(["--data", str(store), "--method", "partbased", "--name", "x", "--steps", "3", "--hold", "5",

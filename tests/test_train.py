@@ -189,9 +189,11 @@ def test_command_line_profile_gives_the_profile_config_with_overrides(tmp_path):
     from lmkcore.profiles import method_config
     from lmkcore.train import main
 
-    main(["--method", "autolink", "--data", "procedural", "--split", "val", "--steps", "1", "--batch_size", "2",
-          "--num_workers", "0", "--out_dir", str(tmp_path), "--run_name", "run", "--progress", "false",
-          "--tensorboard", "false", "--profile", "cpu", "n_parts=3", "resolution=32", "det_base=8", "dec_base=8"])
+    results = main(["--method", "autolink", "--data", "procedural", "--split", "val", "--steps", "1",
+                    "--batch_size", "2", "--num_workers", "0", "--out_dir", str(tmp_path), "--run_name", "run",
+                    "--progress", "false", "--tensorboard", "false", "--profile", "cpu", "n_parts=3", "resolution=32",
+                    "det_base=8", "dec_base=8"])
+    assert [(r.run_dir, r.step) for r in results] == [(tmp_path / "run", 1)]  # what choice_run scores
     config = json.loads((tmp_path / "run" / "config.json").read_text())["config"]
     for k, v in method_config("cpu", "autolink").items():
         if k not in ("n_parts", "resolution", "det_base", "dec_base"):

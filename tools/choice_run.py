@@ -7,7 +7,8 @@ Choices are compared on the fit set alone: `lmkcore.experiments.choices.choice_s
 it as `<store>-choice.h5`, its fit images split into `train` (trained on, the protocol's fit set) and `hold`
 (`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method and the
 trainer start from the `cpu` profile's plan for `--dataset` (the store's name unless given), then the
-name=value fields. The run goes to `--runs/<method>_<name>_<steps>/`, its report to `--reports/<run>/` (the
+name=value fields. The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below it: self-training's
+`--steps` is only the name, its stages' steps are its fields), its report to `--reports/<run>/` (the
 folder's table to `--reports/benchmarks.md`), and a line `RESULT <name> <steps> {metrics} {diagnostics}` to
 stdout. A finished run is scored again, not retrained.
 """
@@ -43,12 +44,13 @@ def main(argv=None) -> None:
     data = choice_store(store, a.hold)
     run = f"{a.method}_{a.name}_{a.steps}"
     # resume: a finished run trains nothing and is only scored again; an interrupted one continues
-    train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
+    results = train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
                 "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
                 "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
                 *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
     reports = a.reports or f"reports/{a.method}_choices"
-    m = evaluate_checkpoint(Path(a.runs) / run / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
+    # the last stage's checkpoint: the run itself, or a recipe's final stage (selftrain: <run>/step2/)
+    m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
                             report_dir=reports, profile=f"choice-{a.name}")
     collect(reports)  # the folder's table, benchmarks.md
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}

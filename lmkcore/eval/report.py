@@ -77,15 +77,15 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
 
 
 def _portable(path) -> str:
-    """A path as reports record it: relative to the working directory when inside it, so that no
-    machine's absolute paths land in reports/."""
+    """A path as reports record it, so that no machine's absolute paths land in reports/: relative to the
+    working directory when inside it, else its folder and name (`data/mtfl-80.h5`, `<run>/last.pt`)."""
     p = Path(path)
     if not p.is_absolute():
         return str(p)
     try:
         return str(p.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:
-        return str(p)
+        return str(Path(*p.parts[-2:]))
 
 
 def _plain(x):

@@ -49,8 +49,8 @@ from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
 from ..ops import (COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize,
                    separation_loss)
-from ..ops.parts import (encode_parts, equivariance_losses, part_statistics, pool_appearance, precision_factor,
-                         render_parts, transport_statistics)
+from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
+from ..ops.tps import unmap_points
 from . import register
 from .base import Method, additions_suffix, require
 
@@ -324,8 +324,7 @@ class FgBg(Method):
             loss = loss + self.config.sep * sep
             logs["sep"] = sep.detach()
         if self.config.c_trans > 0 and warp is not None:  # compact-recipe addition: a's landmarks = the warp's, unwarped
-            mu_b, cov_b = transport_statistics(mu[b:], cov[b:], warp)  # the partner's landmarks in a's frame
-            trans, _ = equivariance_losses(mu[:b], cov[:b], mu_b, cov_b)
+            trans = (mu[:b].float() - unmap_points(warp, mu[b:].float())).pow(2).mean()  # partner's means in a's frame
             loss = loss + self.config.c_trans * trans
             logs["trans"] = trans.detach()
         if "mask" in out:

@@ -110,3 +110,16 @@ def test_curves_of_a_result_without_a_backward_direction_draw_the_forward_one():
     r = {"curves": {"thresholds": [0.0, 1.0, 2.0], "forward": [0.0, 0.5, 1.0], "backward": None},
          "normalisation": "interocular:0,1"}
     assert len(plots.curves(r).axes) == 1
+
+
+def test_reports_record_no_absolute_paths_of_the_machine(tmp_path, monkeypatch):
+    """Paths inside the working directory are kept relative; others keep their folder and name only."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    r = {"kind": "trained", "run": "r1", "split": "val", "checkpoint": str(tmp_path / "elsewhere" / "r1" / "last.pt"),
+         "data": str(work / "data" / "mtfl-80.h5"), "test_data": "data/test.h5"}
+    out = write_report(r, "reports", figures=False)
+    m = json.loads((out / "metrics.json").read_text())
+    assert (m["checkpoint"], m["data"], m["test_data"]) == ("r1/last.pt", "data/mtfl-80.h5", "data/test.h5")
+    assert str(tmp_path) not in (out / "metrics.json").read_text()
