@@ -184,8 +184,9 @@ CPU = Profile(
                       "lspet": RunPlan(config=dict(n_landmarks=16, img_size=64), steps=4000, max_minutes=25.0)},
             train=dict(batch_size=8)),
         # selftrain: the recipe's schedule is the procedural one (3 minutes of training); on MTFL the bootstrap
-        # takes ~7.5 min, so the budget holds six times the training (~11.5 min): rounds of 1,000 + 500 steps,
-        # Step 2 3,000 with merging from 1,500 every 300. LSPET's bootstrap takes most of its budget
+        # takes ~7.5 min, so the budget holds six times the training: rounds of 1,000 + 500 steps, Step 2 3,000
+        # with merging from 1,500 every 300 (18.0 min in all, reports/selftrain). LSPET's bootstrap takes most of
+        # its budget
         "selftrain": MethodPlan(datasets={
             "mtfl": RunPlan(max_minutes=0.0, config=dict(round1_steps=1000, round_steps=500, step2_steps=3000,
                                                          merge_start=1500, merge_every=300)),

@@ -45,9 +45,9 @@ def main(argv=None) -> None:
     run = f"{a.method}_{a.name}_{a.steps}"
     # resume: a finished run trains nothing and is only scored again; an interrupted one continues
     results = train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
-                "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
-                "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
-                *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
+                          "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
+                          "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
+                          *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
     reports = a.reports or f"reports/{a.method}_choices"
     # the last stage's checkpoint: the run itself, or a recipe's final stage (selftrain: <run>/step2/)
     m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
