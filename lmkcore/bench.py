@@ -80,7 +80,7 @@ class Bench:
             self.failures.append(f"{out_name}: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300]}")
             self.say(f"FAILED {out_name} after {time.time() - t0:.0f} s (executed copy: {out})")
             return False
-        _repo_relative(out)
+        _repo_relative(out, self.data_root)
         self.say(f"ran {stem} -> {out.relative_to(self.reports.parent)} ({time.time() - t0:.1f} s)")
         return True
 
@@ -336,12 +336,15 @@ class Bench:
         return rows
 
 
-def _repo_relative(notebook: Path) -> None:
+def _repo_relative(notebook: Path, data_root: Path | None = None) -> None:
     """Write the repository's absolute path out of an executed notebook (parameters, metadata, printed
     paths): the notebooks run with the repository as working directory, so the relative paths are
-    the same files, and nothing of this machine's layout goes into reports/."""
-    text = notebook.read_text()
-    notebook.write_text(text.replace(f"{ROOT}/", "").replace(f'"{ROOT}"', '"."'))
+    the same files, and nothing of this machine's layout goes into reports/. The data root, outside the
+    repository, is written as `$LMK_DATA_ROOT` (the variable that names it)."""
+    text = notebook.read_text().replace(f"{ROOT}/", "").replace(f'"{ROOT}"', '"."')
+    if data_root is not None:
+        text = text.replace(str(data_root), "$LMK_DATA_ROOT")
+    notebook.write_text(text)
 
 
 def data_root(arg: str | None) -> Path:

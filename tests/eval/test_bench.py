@@ -301,3 +301,16 @@ def test_a_method_without_plan_or_notebook_trains_and_is_scored_by_the_package(t
     mtime = (experiment / "stage2" / "last.pt").stat().st_mtime
     bench.run()  # finished stages are resumed, i.e. kept
     assert (experiment / "stage2" / "last.pt").stat().st_mtime == mtime
+
+
+def test_executed_notebooks_keep_no_path_of_the_machine(tmp_path):
+    """The repository's path becomes relative, the data root `$LMK_DATA_ROOT` (`bench._repo_relative`)."""
+    from lmkcore.bench import ROOT, _repo_relative
+
+    nb = tmp_path / "run.ipynb"
+    data = tmp_path / "elsewhere" / "data"
+    nb.write_text(f'{{"source": ["store = \\"{ROOT}/data/mtfl-80.h5\\"", "source_root = \\"{data}/mtfl\\""]}}')
+    _repo_relative(nb, data)
+    text = nb.read_text()
+    assert "data/mtfl-80.h5" in text and "$LMK_DATA_ROOT/mtfl" in text
+    assert str(ROOT) not in text and str(tmp_path) not in text
