@@ -32,6 +32,8 @@ The compact recipe (the defaults) adds three terms of the part-based method: `pr
 apart and stay apart) and, where the partner is a known warp of a (`use_warped` without `use_temporal`), its
 mean equivariance `c_trans` (a's landmarks and the partner's, carried back through the warp, agree: what ties
 landmarks to places on the object rather than to the warp); the `paper` profile turns all three off.
+`symmetric` makes the pair the part-based method's: the partner is rebuilt too, from a's appearance over a's
+background, its target recoloured by a's jitter (the colours that appearance carries).
 """
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ from ..data import LandmarkStore, ProceduralFigures
 from ..data.pairs import FramePairs
 from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
-from ..ops import (COLOUR_PRESETS, TPS_PRESETS, colour_jitter, random_tps_views, reconstruction_loss, resize,
-                   separation_loss)
+from ..ops import (COLOUR_PRESETS, TPS_PRESETS, adjust_colour, colour_jitter, random_tps_views, reconstruction_loss,
+                   resize, separation_loss)
+from ..ops.colour import colour_of
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from ..ops.tps import unmap_points
 from . import register
@@ -99,8 +102,10 @@ class FgBgConfig:
     sep_sigma: float = 0.08  # its range, normalised units
     c_trans: float = 5.0  # >0: weight of the part-based mean equivariance between a and its warp (0: paper); only
     # where the partner IS a warp of a (use_warped, use_temporal off): another frame has no known map to a
+    symmetric: bool = False  # also rebuild the partner from a's appearance over a's background (the part-based
+    # method's pair: both views are targets; the partner's target takes a's colour jitter) (False: paper)
 
-    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0, c_trans=0.0)  # what checkpoints from before these fields ran
+    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0, c_trans=0.0, symmetric=False)  # what checkpoints from before these fields ran
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
@@ -260,14 +265,16 @@ class FgBg(Method):
         return torch.sigmoid(self.background_net(partner * (1.0 - partner_mask)))
 
     def render(self, mu: Tensor, cov: Tensor, appearance: Tensor, partner: Tensor | None = None,
-               partner_stats: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+               partner_stats: tuple[Tensor, Tensor] | Tensor | None = None) -> dict[str, Tensor]:
         """The output for pose (mu, cov) and appearance, over the background of `partner` (whose Gaussians are
-        `partner_stats`): "foreground", and with `use_fg_bg_mask` "mask", "background"; "output" `(B, 3, S, S)`."""
+        `partner_stats`, or, as indices `(B,)`, those of these items: partner i is item partner_stats[i]):
+        "foreground", and with `use_fg_bg_mask` "mask", "background"; "output" `(B, 3, S, S)`."""
         fg = self.foreground(mu, cov, appearance)
         if not self.config.use_fg_bg_mask:
             return {"foreground": fg, "output": fg}
         mask = self.mask_of(mu, cov)
-        bg = self.background(partner, self.mask_of(*partner_stats))
+        partner_mask = mask[partner_stats] if isinstance(partner_stats, Tensor) else self.mask_of(*partner_stats)
+        bg = self.background(partner, partner_mask)
         return {"foreground": fg, "mask": mask, "background": bg, "output": composite(mask, fg, bg)}
 
     def transfer(self, pose_images: Tensor, appearance_images: Tensor) -> Tensor:
@@ -286,10 +293,11 @@ class FgBg(Method):
         return self.mask_of(mu, cov)
 
     # 1: the pair
-    def pair(self, batch: dict) -> tuple[Tensor, Tensor, Tensor, dict | None]:
+    def pair(self, batch: dict) -> tuple[Tensor, Tensor, Tensor, dict | None, Tensor]:
         """(shape input, target, partner) `(B, 3, S, S)` each: colour-jittered a, clean a, and the partner
-        (the other frame and / or a TPS warp); and the warp's params where the partner is a warp of a itself
-        (`use_warped` without `use_temporal`; else None), for `ops.tps.unmap_points`."""
+        (the other frame and / or a TPS warp); the warp's params where the partner is a warp of a itself
+        (`use_warped` without `use_temporal`; else None), for `ops.tps.unmap_points`; the jitter's params
+        `(B, 4)` (`ops.colour.adjust_colour`)."""
         c = self.config
         image = resize(batch["image"], c.img_size, antialias=True)
         if c.use_temporal:
@@ -302,36 +310,46 @@ class FgBg(Method):
         warp = None
         if c.use_warped:
             partner, _, warp = random_tps_views(partner, c.tps_preset)  # (B, 3, S, S), border replicated
-        return colour_jitter(image, c.colour_jitter)[0], image, partner, None if c.use_temporal else warp
+        jittered, colour = colour_jitter(image, c.colour_jitter)
+        return jittered, image, partner, None if c.use_temporal else warp, colour
 
     # 5: losses
     def loss(self, batch: dict, opt_index: int = 0) -> tuple[Tensor, dict[str, Tensor]]:
-        shape_in, target, partner, warp = self.pair(batch)
+        c = self.config
+        shape_in, target, partner, warp, colour = self.pair(batch)
         if opt_index == 1:
             return self._discriminator_loss(shape_in, target, partner)
         b = len(target)
-        maps, feats = self.encoder(torch.cat([shape_in, partner]))  # (2B, K, m, m), (2B, C, m, m): one pass
+        inputs = torch.cat([shape_in, partner])  # (2B, 3, S, S)
+        maps, feats = self.encoder(inputs)  # (2B, K, m, m), (2B, C, m, m): one pass
         mu, cov = part_statistics(maps)
-        if self.config.use_identity_covariance:
-            cov = self.config.fixed_covar * torch.eye(2, device=mu.device, dtype=mu.dtype).expand_as(cov)
-        app_b = pool_appearance(feats[b:], maps[b:])  # (B, K, C): the partner's appearance
-        out = self.render(mu[:b], cov[:b], app_b, partner, (mu[b:], cov[b:]))
+        if c.use_identity_covariance:
+            cov = c.fixed_covar * torch.eye(2, device=mu.device, dtype=mu.dtype).expand_as(cov)
+        if c.symmetric:  # a from the partner's appearance and background, and the partner from a's
+            swap = torch.arange(2 * b, device=mu.device).roll(b)  # (2B,): item i's partner
+            app = pool_appearance(feats, maps)[swap]  # (2B, K, C)
+            out = self.render(mu, cov, app, inputs[swap], swap)
+            # the partner's target wears a's jitter: the colours its appearance and background come from
+            target = torch.cat([target, adjust_colour(partner, colour, colour_of(c.colour_jitter).additive_brightness)])
+        else:
+            app_b = pool_appearance(feats[b:], maps[b:])  # (B, K, C): the partner's appearance
+            out = self.render(mu[:b], cov[:b], app_b, partner, (mu[b:], cov[b:]))
         rec = self.recon(out["output"].float(), target.float())  # card section 5
-        loss = self.config.vgg_lambda * rec
+        loss = c.vgg_lambda * rec
         logs = {"rec": rec.detach()}
-        if self.config.sep > 0:  # compact-recipe addition: no two landmarks on one spot
-            sep = separation_loss(mu, self.config.sep_sigma)
-            loss = loss + self.config.sep * sep
+        if c.sep > 0:  # compact-recipe addition: no two landmarks on one spot
+            sep = separation_loss(mu, c.sep_sigma)
+            loss = loss + c.sep * sep
             logs["sep"] = sep.detach()
-        if self.config.c_trans > 0 and warp is not None:  # compact-recipe addition: a's landmarks = the warp's, unwarped
+        if c.c_trans > 0 and warp is not None:  # compact-recipe addition: a's landmarks = the warp's, unwarped
             trans = (mu[:b].float() - unmap_points(warp, mu[b:].float())).pow(2).mean()  # partner's means in a's frame
-            loss = loss + self.config.c_trans * trans
+            loss = loss + c.c_trans * trans
             logs["trans"] = trans.detach()
         if "mask" in out:
             logs["mask"] = out["mask"].detach().mean()
         if self.discriminator is not None:  # LSGAN, generator's side: outputs should score 1
             g = sum((d - 1).pow(2).mean() for d in self.discriminator(out["output"].float()))
-            loss = loss + self.config.gan_lambda * g
+            loss = loss + c.gan_lambda * g
             logs["g"] = g.detach()
         return loss, logs
 
@@ -385,7 +403,8 @@ class FgBg(Method):
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config
         flags = "".join(f"_{f}" for f, on in (("temporal", c.use_temporal), ("warped", c.use_warped),
-                                              ("fgbg", c.use_fg_bg_mask), ("gan", c.use_gan)) if on)
+                                              ("fgbg", c.use_fg_bg_mask), ("gan", c.use_gan),
+                                              ("sym", c.symmetric)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
         warped_only = c.use_warped and not c.use_temporal  # the equivariance term's premise (`pair`)
         extra = additions_suffix(prior=c.prior, sep=c.sep, trans=c.c_trans if warped_only else 0.0)

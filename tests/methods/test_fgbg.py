@@ -6,6 +6,7 @@ from lmkcore.checkpoint import load_method
 from lmkcore.methods import METHODS, build
 from lmkcore.methods.base import LAYER_KINDS
 from lmkcore.methods.fgbg import FgBgConfig, composite, rec_loss_kind
+from lmkcore.ops import adjust_colour
 from lmkcore.train import TrainConfig, train
 from tests.tiny import seeded_build
 
@@ -83,13 +84,14 @@ def test_visuals_match_the_declared_layers(images):
 
 def test_pair_jitters_the_shape_input_and_warps_the_partner(images):
     m = tiny(colour_jitter="none")
-    shape_in, target, partner, warp = m.pair({"image": images})
+    shape_in, target, partner, warp, _ = m.pair({"image": images})
     torch.testing.assert_close(shape_in, target)
     torch.testing.assert_close(target, images)
     assert not torch.allclose(partner, images)  # warped
     m = tiny(colour_jitter="dundar")
-    shape_in, target, _, _ = m.pair({"image": images})
+    shape_in, target, _, _, colour = m.pair({"image": images})
     assert (shape_in - target).abs().amax((1, 2, 3)).min() > 0
+    torch.testing.assert_close(adjust_colour(target, colour), shape_in)  # the params redo the jitter
 
 
 def test_the_warped_partner_s_params_carry_its_points_back_to_the_image():
@@ -102,7 +104,7 @@ def test_the_warped_partner_s_params_carry_its_points_back_to_the_image():
     q = torch.tensor([[[0.2, -0.1]]]).expand(2, 1, 2)  # (B, 1, 2)
     g = grid(32, 32)  # (32, 32, 2)
     dot = torch.exp(-((g[None, None] - q[:, :, None, None]) ** 2).sum(-1) / (2 * 0.06**2))  # (B, 1, 32, 32)
-    _, _, partner, warp = tiny(colour_jitter="none").pair({"image": dot.expand(-1, 3, -1, -1)})
+    _, _, partner, warp, _ = tiny(colour_jitter="none").pair({"image": dot.expand(-1, 3, -1, -1)})
     p = (partner[:, :1] / partner[:, :1].sum((2, 3), keepdim=True))[..., None] * g  # (B, 1, 32, 32, 2)
     p = p.sum((2, 3))  # the dot's centre of mass in the partner, (B, 1, 2)
     torch.testing.assert_close(p, map_points(warp, q), atol=0.03, rtol=0)
@@ -111,7 +113,7 @@ def test_the_warped_partner_s_params_carry_its_points_back_to_the_image():
 
 def test_temporal_partner_is_the_other_frame(images):
     other = images.flip(-1)
-    _, target, partner, _ = tiny(use_temporal=True, use_warped=False).pair({"image": images, "image2": other})
+    _, target, partner, _, _ = tiny(use_temporal=True, use_warped=False).pair({"image": images, "image2": other})
     torch.testing.assert_close(partner, other)
     torch.testing.assert_close(target, images)
     with pytest.raises(ValueError, match="image2"):
@@ -132,6 +134,38 @@ def test_loss_terms_and_gradients(images):
     assert set(logs) == {"rec", "sep", "trans"} and torch.isfinite(loss)
     _, logs = tiny(sep=0.0, c_trans=0.0).loss({"image": images})
     assert set(logs) == {"rec", "mask"}
+
+
+def test_symmetric_pair_rebuilds_a_as_before_and_the_partner_in_a_s_colours(images, monkeypatch):
+    """`symmetric`: the first half of what is scored is the one-way output (a from the partner), the second the
+    partner rebuilt from a's appearance, its target the partner in a's jitter; both halves train the networks."""
+    seen = {}
+
+    def scored(m):
+        def recon(output, target):
+            seen["output"], seen["target"] = output, target
+            return (output - target).abs().mean()
+        monkeypatch.setattr(m.recon, "forward", recon)
+        return m
+
+    one_way, both = scored(tiny(sep=0.0).eval()), scored(tiny(sep=0.0, symmetric=True).eval())
+    torch.manual_seed(3)
+    one_way.loss({"image": images})
+    out_a, target_a = seen["output"], seen["target"]
+    torch.manual_seed(3)
+    pair = both.pair({"image": images})
+    torch.manual_seed(3)
+    both.loss({"image": images})
+    b = len(images)
+    assert seen["output"].shape == (2 * b, 3, 32, 32)
+    torch.testing.assert_close(seen["output"][:b], out_a)
+    torch.testing.assert_close(seen["target"][:b], target_a)
+    torch.testing.assert_close(seen["target"][b:], adjust_colour(pair[2], pair[4]))
+    assert not torch.allclose(seen["target"][b:], pair[2])  # recoloured, not the clean partner
+    m = tiny(symmetric=True).train()
+    m.loss({"image": images})[0].backward()
+    for net in (m.generator, m.mask_net, m.background_net):
+        assert net.out.weight.grad.abs().sum() > 0
 
 
 def test_equivariance_term_is_zero_when_the_landmarks_follow_the_warp(images, monkeypatch):
@@ -217,6 +251,7 @@ def test_run_name_has_the_seed_flags():
     name = tiny(use_gan=True, use_identity_covariance=True, fixed_covar=0.008).run_name("lspet", 32, 100)
     assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5"
     assert tiny(prior=0.0, sep=0.0, c_trans=0.0).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
+    assert tiny(symmetric=True, prior=0.0, sep=0.0, c_trans=0.0).run_name("mtfl", 32, 1) == "fgbg_k4_mtfl-32_1_warped_fgbg_sym_pyramid"
     # temporal pairs: no equivariance term, none in the name
     assert tiny(use_temporal=True).run_name("bbc", 32, 1) == "fgbg_k4_bbc-32_1_temporal_warped_fgbg_pyramid_prior0.3_sep1"
 
