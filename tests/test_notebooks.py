@@ -113,14 +113,17 @@ def test_the_parameter_check_catches_a_changed_default_and_a_changed_type():
                                      Config)) == {"flip"}
 
 
-def test_the_autolink_notebook_takes_every_config_field():
-    """02 builds its AutoLinkConfig from parameters of the same names: each field must be one."""
+@pytest.mark.parametrize("name, method", [("02_train_autolink", "autolink"), ("04_train_partbased", "partbased"),
+                                          ("05_train_fgbg", "fgbg"), ("06_train_contrastive", "contrastive")])
+def test_a_training_notebook_takes_every_config_field(name, method):
+    """These notebooks build their method's config from parameters of the same names (`globals()[field]`):
+    a field without a parameter is a KeyError in a run, so each field must be one."""
     papermill = pytest.importorskip("papermill")
-    from lmkcore.methods.autolink import AutoLinkConfig
+    from lmkcore.methods import method_class
 
-    params = papermill.inspect_notebook(str(REPO / "notebooks" / "02_train_autolink.ipynb"))
-    missing = {f.name for f in dataclasses.fields(AutoLinkConfig)} - set(params)
-    assert not missing, f"02 lacks parameters {sorted(missing)}"
+    params = papermill.inspect_notebook(str(REPO / "notebooks" / f"{name}.ipynb"))
+    missing = {f.name for f in dataclasses.fields(method_class(method).config_class)} - set(params)
+    assert not missing, f"{name} lacks parameters {sorted(missing)}"
 
 
 @pytest.mark.slow

@@ -53,6 +53,7 @@ prior: float = 0.3  # compact-recipe addition: landmarks start at K spread spots
 sep: float = 1.0  # compact-recipe addition: weight of a term that keeps landmark means apart (0: the paper)
 sep_sigma: float = 0.08  # its range, normalised units
 c_trans: float = 5.0  # compact-recipe addition: the part-based mean equivariance between a and its warp (warped pairs only; 0: the paper)
+symmetric: bool = False  # also rebuild the partner from a's appearance (the part-based method's pair; lost on held-out faces)
 steps: int = 3000  # optimiser steps
 batch_size: int = 16  # images per step (paper 16 per GPU)
 num_workers: int = 2  # DataLoader workers
