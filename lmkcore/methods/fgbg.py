@@ -103,9 +103,11 @@ class FgBgConfig:
     c_trans: float = 5.0  # >0: weight of the part-based mean equivariance between a and its warp (0: paper); only
     # where the partner IS a warp of a (use_warped, use_temporal off): another frame has no known map to a
     symmetric: bool = False  # also rebuild the partner from a's appearance over a's background (the part-based
-    # method's pair: both views are targets; the partner's target takes a's colour jitter) (False: paper)
+    # method's pair: both views are targets; the partner's target takes a's colour jitter). Off: the paper, and
+    # the recipe (it lost on held-out fit faces, reports/fgbg)
 
-    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0, c_trans=0.0, symmetric=False)  # what checkpoints from before these fields ran
+    # what checkpoints from before these fields ran
+    ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0, c_trans=0.0, symmetric=False)
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
@@ -330,7 +332,8 @@ class FgBg(Method):
             app = pool_appearance(feats, maps)[swap]  # (2B, K, C)
             out = self.render(mu, cov, app, inputs[swap], swap)
             # the partner's target wears a's jitter: the colours its appearance and background come from
-            target = torch.cat([target, adjust_colour(partner, colour, colour_of(c.colour_jitter).additive_brightness)])
+            additive = colour_of(c.colour_jitter).additive_brightness
+            target = torch.cat([target, adjust_colour(partner, colour, additive)])
         else:
             app_b = pool_appearance(feats[b:], maps[b:])  # (B, K, C): the partner's appearance
             out = self.render(mu[:b], cov[:b], app_b, partner, (mu[b:], cov[b:]))

@@ -161,7 +161,7 @@ def test_step2_lowers_its_loss_merges_and_reads_out_a_varying_number(data, label
 
     def loss_at():
         torch.manual_seed(0)
-        return float(m.loss(batch)[0])
+        return float(m.loss(batch)[0].detach())
 
     before = loss_at()
     opt, sched = m.optimizers(15)
