@@ -185,8 +185,8 @@ CPU = Profile(
             train=dict(batch_size=8)),
         # selftrain: the recipe's schedule is the procedural one (3 minutes of training); on MTFL the bootstrap
         # takes ~7.5 min, so the budget holds six times the training: rounds of 1,000 + 500 steps, Step 2 3,000
-        # with merging from 1,500 every 300 (18.0 min in all, reports/selftrain). MTFL uses the paper's 100
-        # clusters: 14.14 against 17.74 % IOD with 24 on held-out fit faces (reports/selftrain_choices). LSPET's
+        # with merging from 1,500 every 300. MTFL uses the paper's 100 clusters: 14.14 against 17.74 % IOD with 24
+        # on held-out fit faces (reports/selftrain_choices); 19.2 min in all (reports/selftrain). LSPET's
         # bootstrap takes most of its budget
         "selftrain": MethodPlan(datasets={
             "mtfl": RunPlan(max_minutes=0.0, config=dict(n_clusters=100, round1_steps=1000, round_steps=500,

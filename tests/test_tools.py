@@ -27,7 +27,8 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
 
     def train(argv):  # the trainer's stages: a recipe's last stage holds the checkpoint to score
         calls["train"] = argv
-        return [RunResult(tmp_path / "runs" / "partbased_x_3" / "first", 3), RunResult(tmp_path / "runs" / "partbased_x_3", 3)]
+        run = tmp_path / "runs" / "partbased_x_3"
+        return [RunResult(run / "first", 3), RunResult(run, 3)]
 
     monkeypatch.setattr(tool, "train_main", train)
     monkeypatch.setattr(tool, "evaluate_checkpoint", score)
