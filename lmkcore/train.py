@@ -49,7 +49,8 @@ class TrainConfig:
     out_dir: str = "runs"  # the run directory is out_dir/<run name>, or out_dir/<experiment>/<run name>
     run_name: str = ""  # default: the method's run_name(dataset, resolution, steps)
     experiment: str = ""  # links the stages of a recipe: each stage is a run of out_dir/<experiment>/
-    init_from: str = ""  # start from another run's weights (a run directory or a .pt file), strict=False, reported
+    init_from: str = ""  # start from another run's weights (a run directory or a .pt file), strict=False, reported;
+    # with steps=0 the run trains nothing and its checkpoint holds those weights (a recipe stage reused)
     dataset: str = "procedural"  # recorded in the run name and metrics
     resume: bool = False  # continue from out_dir/<run>/last.pt
     overwrite: bool = False  # start afresh even if the run directory has a checkpoint
@@ -65,7 +66,10 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time (horizons refitted: refittable); 0 = none
 
     def __post_init__(self):
-        require(self, steps=1, batch_size=1, num_workers=0, ckpt_every=1, log_every=1, image_every=0, max_minutes=0)
+        require(self, steps=0, batch_size=1, num_workers=0, ckpt_every=1, log_every=1, image_every=0, max_minutes=0)
+        if self.steps == 0 and not self.init_from:
+            raise ValueError("TrainConfig.steps=0 trains nothing: it needs init_from (the weights its checkpoint "
+                             "takes), or give steps >= 1")
 
 
 def _to_device(v, device: torch.device, channels_last: bool):
@@ -294,6 +298,8 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
             if cfg.max_minutes and wall_before + time.time() - t0 > 60 * cfg.max_minutes:
                 checkpoint(step)
                 break
+        if end == 0:  # a 0-step run (a stage that only takes init_from's weights) still leaves its checkpoint
+            checkpoint(0)
         finished = True
     finally:
         if progress is not None:
@@ -333,8 +339,11 @@ def run_recipe(method: Method, data: Dataset, cfg: TrainConfig) -> list[RunResul
     if int(os.environ.get("RANK", 0)) == 0 and results:  # the whole recipe's time: stages and what runs between
         exp = Path(cfg.out_dir) / experiment
         before = _read_summary(exp).get("wall_s_total", 0.0) if cfg.resume else 0.0
+        # at least the stages' own totals: a session cut short before this line loses only what ran between them
+        stages = sum(r.summary.get("wall_s_total", 0.0) for r in results)
+        total = max(before + time.time() - t0, stages)
         (exp / "summary.json").write_text(json.dumps({
-            "stages": [r.run_dir.name for r in results], "wall_s_total": round(before + time.time() - t0, 2),
+            "stages": [r.run_dir.name for r in results], "wall_s_total": round(total, 2),
             "steps": [r.step for r in results]}, indent=2))
     return results
 
@@ -370,20 +379,23 @@ def default_run_name(method: Method, data: Dataset, cfg: TrainConfig) -> str:
 def init_weights(method: Method, source: str | os.PathLike, quiet: bool = False) -> dict:
     """Load another run's weights into `method` (`source`: a run directory, i.e. its last.pt, or a .pt file),
     strict=False: keys of one side only are reported (printed unless `quiet`, and returned for config.json);
-    a key whose shape differs is an error naming the key and both shapes."""
+    a key whose shape differs is an error naming the key and both shapes. The method's `readout_state` (fitted
+    on that run's features, e.g. clusters) is not loaded."""
     path = Path(source)
     if path.is_dir():
         path = path / "last.pt"
         if not path.is_file():
             raise FileNotFoundError(f"init_from={str(source)!r}: the run directory holds no last.pt")
     weights = load(path, map_location="cpu")["model"]
+    skipped = [k for k in weights if k in method.readout_state]  # fitted on that run's features, not learned
+    weights = {k: v for k, v in weights.items() if k not in skipped}
     own = method.state_dict()
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
            for k, v in weights.items() if k in own and v.shape != own[k].shape]
     if bad:
         raise ValueError(f"init_from={str(source)!r}: shapes differ for " + "; ".join(bad))
     missing, unexpected = method.load_state_dict(weights, strict=False)
-    report = {"path": str(path), "missing": list(missing), "unexpected": list(unexpected)}
+    report = {"path": str(path), "missing": list(missing), "unexpected": list(unexpected), "readout_skipped": skipped}
     if not quiet:
         print(f"init_from {path}: {len(weights) - len(unexpected)} tensors loaded; missing (kept as initialised): "
               f"{report['missing'] or 'none'}; unexpected (ignored): {report['unexpected'] or 'none'}")

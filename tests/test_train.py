@@ -459,6 +459,33 @@ def test_the_wall_clock_cap_and_the_summary_count_every_session(tmp_path, proced
     assert r.summary["wall_s_total"] >= 3600.0 and r.history[-1]["time"] >= 3600.0
 
 
+def test_a_zero_step_run_keeps_the_weights_it_starts_from(tmp_path, procedural32):
+    src = train(_toy(), procedural32, _cfg(tmp_path, steps=2, run_name="src"))
+    r = train(_toy(seed=1), procedural32, _cfg(tmp_path, steps=0, run_name="reused", init_from=str(src.run_dir)))
+    assert r.step == 0 and load(r.run_dir / "last.pt")["step"] == 0
+    for k, v in load(src.run_dir / "last.pt")["model"].items():
+        assert torch.equal(load(r.run_dir / "last.pt")["model"][k], v), k
+    with pytest.raises(ValueError, match="steps=0 trains nothing: it needs init_from"):
+        _cfg(tmp_path, steps=0)
+
+
+def test_a_recipe_s_time_counts_at_least_its_stages_after_an_interrupted_session(tmp_path, procedural32):
+    from lmkcore.train import run_recipe
+
+    cfg = _cfg(tmp_path, steps=2, run_name="exp", resume=True)
+    run_recipe(_toy(), procedural32, cfg)
+    exp = tmp_path / "exp"
+    for name in ("stage1", "stage2"):  # as if each stage had trained for an hour in a session cut short
+        ck = load(exp / name / "last.pt")
+        ck["wall_s"] = 3600.0
+        torch.save(ck, exp / name / "last.pt")
+        summary = json.loads((exp / name / "summary.json").read_text())
+        (exp / name / "summary.json").write_text(json.dumps({**summary, "wall_s_total": 3600.0}))
+    (exp / "summary.json").unlink()  # that session never reached the recipe's own summary
+    run_recipe(_toy(), procedural32, cfg)  # both stages found finished: nothing trains
+    assert json.loads((exp / "summary.json").read_text())["wall_s_total"] >= 7200.0
+
+
 def test_a_torn_last_history_line_is_dropped_and_a_bad_middle_line_is_named(tmp_path, procedural32, tiny_config):
     train(build("autolink", **tiny_config), procedural32, _cfg(tmp_path, steps=6, max_minutes=1e-9))
     hist = tmp_path / "run" / "history.jsonl"

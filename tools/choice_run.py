@@ -34,6 +34,8 @@ def main(argv=None) -> None:
     ap.add_argument("--dataset", default="", help="the profile's plan to start from (default: the store's data set)")
     ap.add_argument("--hold", type=int, default=1000, help="fit images held out to score the choice")
     ap.add_argument("--batch_size", type=int, default=0, help="default: the profile's")
+    ap.add_argument("--init_from", default="", help="start from another run's weights (with --steps 0 a recipe's "
+                                                    "first stage is that run's, e.g. contrastive's MoCo backbone)")
     ap.add_argument("--runs", default="runs/choices")
     ap.add_argument("--reports", default="", help="default: reports/<method>_choices")
     ap.add_argument("fields", nargs="*", help="method config fields as name=value")
@@ -47,7 +49,8 @@ def main(argv=None) -> None:
     results = train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
                           "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
                           "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
-                          *(["--batch_size", str(a.batch_size)] if a.batch_size else []), *a.fields])
+                          *(["--batch_size", str(a.batch_size)] if a.batch_size else []),
+                          *(["--init_from", a.init_from] if a.init_from else []), *a.fields])
     reports = a.reports or f"reports/{a.method}_choices"
     # the last stage's checkpoint: the run itself, or a recipe's final stage (selftrain: <run>/step2/)
     m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],

@@ -85,7 +85,8 @@ class WarmupCosine:
     steps: int
 
     def __call__(self, s: int) -> float:
-        return min(1.0, (s + 1) / self.warm) * 0.5 * (1 + math.cos(math.pi * min(s, self.steps) / self.steps))
+        horizon = max(self.steps, 1)  # a 0-step run builds its schedule too
+        return min(1.0, (s + 1) / self.warm) * 0.5 * (1 + math.cos(math.pi * min(s, horizon) / horizon))
 
 
 class Method(nn.Module):
@@ -95,6 +96,8 @@ class Method(nn.Module):
     evaluations: ClassVar[tuple[str, ...]] = ("keypoints",)  # "keypoints" and / or "head"
     confidence_threshold: ClassVar[float] = 0.5  # a keypoint counts where confidence() >= this
     sync_batchnorm: ClassVar[bool] = True  # under DDP on CUDA, BatchNorm -> SyncBatchNorm (MoCo: False)
+    # state fitted on features after training, not learned (contrastive's clusters): init_from leaves it as built
+    readout_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config):
         super().__init__()

@@ -145,6 +145,7 @@ class Contrastive(Method):
     layers = {"hypercolumns": "features", "clusters": "heatmaps"}
     evaluations = ("head", "keypoints")
     sync_batchnorm = False  # per-device BN, as MoCo's shuffle-BN needs
+    readout_state = ("centroids", "fitted")  # refit on each run's own features (recipe step 4)
 
     def __init__(self, config: ContrastiveConfig):
         super().__init__(config)

@@ -1,5 +1,7 @@
 """The contrastive-landmarks method on a tiny ResNet-18 (32 px inputs): MoCo bookkeeping, hypercolumns,
 the projection stage, k-means keypoints, the recipe and its checkpoints."""
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -172,6 +174,21 @@ def test_recipe_and_checkpoint_round_trip(procedural32, tmp_path):
     assert torch.allclose(loaded.keypoints(x), m.keypoints(x), atol=1e-5)
     snap = load_method(sorted(results[-1].run_dir.glob("model_*.pt"))[-1])
     assert bool(snap.fitted)
+
+
+def test_a_projection_trains_on_another_run_s_backbone(procedural32, tmp_path):
+    """steps=0 with init_from: the MoCo stage is that run's backbone; its hypercolumn clusters (another shape)
+    are not loaded but refit on the projection's descriptors."""
+    cfg = TrainConfig(steps=2, batch_size=8, num_workers=0, out_dir=str(tmp_path), progress=False,
+                      tensorboard=False, run_name="hc")
+    base = pretrain(tiny(), procedural32, cfg)
+    m = tiny(use_projection=True, proj_steps=2)
+    results = pretrain(m, procedural32, replace(cfg, steps=0, run_name="proj", init_from=str(base[0].run_dir)))
+    assert [r.step for r in results] == [0, 2]
+    was = load_method(base[0].run_dir / "last.pt")
+    for k, v in was.encoder_q.state_dict().items():
+        assert torch.equal(m.encoder_q.state_dict()[k].cpu(), v), k
+    assert m.centroids.shape == (4, 8) and bool(m.fitted)
 
 
 def test_notebook_declares_every_config_field_with_its_default():
