@@ -6,8 +6,8 @@
 Choices are compared on the fit set alone: `lmkcore.experiments.choices.choice_store` copies the store beside
 it as `<store>-choice.h5`, its fit images split into `train` (trained on, the protocol's fit set) and `hold`
 (`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method and the
-trainer start from the `cpu` profile's plan for `--dataset` (the store's name unless given), then the
-name=value fields. The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below it: self-training's
+trainer (and a supervised head) start from the `cpu` profile's plan for `--dataset` (the store's name unless
+given), then the name=value fields. The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below it: self-training's
 `--steps` is only the name, its stages' steps are its fields), its report to `--reports/<run>/` (the
 folder's table to `--reports/benchmarks.md`), and a line `RESULT <name> <steps> {metrics} {diagnostics}` to
 stdout. A finished run is scored again, not retrained.
@@ -19,7 +19,8 @@ from pathlib import Path
 
 import h5py
 
-from lmkcore.eval import evaluate_checkpoint
+from lmkcore import profiles
+from lmkcore.eval import HeadConfig, evaluate_checkpoint
 from lmkcore.eval.report import collect
 from lmkcore.experiments.choices import SPLITS, choice_store
 from lmkcore.train import main as train_main
@@ -36,6 +37,7 @@ def main(argv=None) -> None:
     ap.add_argument("--batch_size", type=int, default=0, help="default: the profile's")
     ap.add_argument("--init_from", default="", help="start from another run's weights (with --steps 0 a recipe's "
                                                     "first stage is that run's, e.g. contrastive's MoCo backbone)")
+    ap.add_argument("--few_shot", default="", help="further fit-set sizes scored, comma-separated (e.g. 50,10)")
     ap.add_argument("--runs", default="runs/choices")
     ap.add_argument("--reports", default="", help="default: reports/<method>_choices")
     ap.add_argument("fields", nargs="*", help="method config fields as name=value")
@@ -54,7 +56,9 @@ def main(argv=None) -> None:
     reports = a.reports or f"reports/{a.method}_choices"
     # the last stage's checkpoint: the run itself, or a recipe's final stage (selftrain: <run>/step2/)
     m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
-                            report_dir=reports, profile=f"choice-{a.name}")
+                            report_dir=reports, profile=f"choice-{a.name}",
+                            few_shot=[s.strip() for s in a.few_shot.split(",") if s.strip()],
+                            head=HeadConfig(**profiles.get("cpu").head))
     collect(reports)  # the folder's table, benchmarks.md
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}
     print("RESULT", a.name, a.steps, metrics, m.get("diagnostics"))
