@@ -350,7 +350,8 @@ class Contrastive(Method):
 def pretrain(method: Contrastive, data, cfg, *, fit_data=None) -> list:
     """The recipe (`Contrastive.recipe`, run by `lmkcore.train.run_recipe`): stage `moco` (cfg.steps), then
     with `use_projection` stage `projection` (`proj_steps`, the backbone frozen, started from `moco`'s weights),
-    each a run of `<out_dir>/<experiment>/<stage>` (`lmkcore.train.stage`); then `fit_keypoints(fit_data or
+    each a run of `<out_dir>/<experiment>/<stage>` (`lmkcore.train.stage`); with `cfg.steps` 0 and `cfg.init_from`
+    the `moco` stage is that run's backbone, trained no further; then `fit_keypoints(fit_data or
     data)`, stored into the last stage's checkpoints. Returns the stages' `RunResult`s. Called directly,
     the experiment is `cfg.experiment`, else `cfg.run_name`, else the method's run name."""
     from ..train import default_run_name, stage, store_weights, train
