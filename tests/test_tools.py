@@ -34,12 +34,15 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
     monkeypatch.setattr(tool, "evaluate_checkpoint", score)
     monkeypatch.setattr(tool, "collect", lambda folder: calls.setdefault("collect", folder))
     tool.main(["--data", str(store), "--method", "partbased", "--name", "x", "--steps", "3", "--hold", "5",
-               "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), "prior=0"])
+               "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports"), "--few_shot", "50, 10",
+               "--head", "max_steps=7", "--head", "TPS_aug=false", "--init_from", "runs/base", "prior=0"])
     argv = calls["train"]
     choice = str(tmp_path / "fig-choice.h5")
     assert argv[argv.index("--data") + 1] == choice and argv[argv.index("--split") + 1] == "train"
     assert argv[argv.index("--run_name") + 1] == "partbased_x_3" and argv[-1] == "prior=0"
     ckpt, data, kw = calls["score"]
     assert data == choice and (kw["fit_split"], kw["test_split"]) == ("train", "hold")
+    assert argv[argv.index("--init_from") + 1] == "runs/base" and kw["few_shot"] == ["50", "10"]
+    assert (kw["head"].max_steps, kw["head"].TPS_aug, kw["head"].patience) == (7, False, 4)  # over the cpu profile's
     assert ckpt == tmp_path / "runs" / "partbased_x_3" / "last.pt" and calls["collect"] == str(tmp_path / "reports")
     assert "RESULT x 3 {'nme': 12.35}" in capsys.readouterr().out

@@ -22,8 +22,23 @@ import h5py
 from lmkcore import profiles
 from lmkcore.eval import HeadConfig, evaluate_checkpoint
 from lmkcore.eval.report import collect
+from lmkcore.params import ParameterError, field_value
 from lmkcore.experiments.choices import SPLITS, choice_store
 from lmkcore.train import main as train_main
+
+
+def head_config(fields: list[str]) -> HeadConfig:
+    """The cpu profile's head with `name=value` fields over it (each as its field's type)."""
+    values = dict(profiles.get("cpu").head)
+    for item in fields:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--head {item!r}: expected name=value")
+        try:
+            values[name] = field_value(HeadConfig, name, value)
+        except ParameterError as e:
+            raise SystemExit(f"--head: {e}") from None
+    return HeadConfig(**values)
 
 
 def main(argv=None) -> None:
@@ -38,6 +53,9 @@ def main(argv=None) -> None:
     ap.add_argument("--init_from", default="", help="start from another run's weights (with --steps 0 a recipe's "
                                                     "first stage is that run's, e.g. contrastive's MoCo backbone)")
     ap.add_argument("--few_shot", default="", help="further fit-set sizes scored, comma-separated (e.g. 50,10)")
+    ap.add_argument("--head", action="append", default=[], metavar="FIELD=VALUE",
+                    help="a supervised head's field over the profile's (lmkcore.eval.HeadConfig), e.g. max_steps=2000; "
+                         "repeat for more")
     ap.add_argument("--runs", default="runs/choices")
     ap.add_argument("--reports", default="", help="default: reports/<method>_choices")
     ap.add_argument("fields", nargs="*", help="method config fields as name=value")
@@ -58,7 +76,7 @@ def main(argv=None) -> None:
     m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
                             report_dir=reports, profile=f"choice-{a.name}",
                             few_shot=[s.strip() for s in a.few_shot.split(",") if s.strip()],
-                            head=HeadConfig(**profiles.get("cpu").head))
+                            head=head_config(a.head))
     collect(reports)  # the folder's table, benchmarks.md
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}
     print("RESULT", a.name, a.steps, metrics, m.get("diagnostics"))
