@@ -7,10 +7,10 @@ Choices are compared on the fit set alone: `lmkcore.experiments.choices.choice_s
 it as `<store>-choice.h5`, its fit images split into `train` (trained on, the protocol's fit set) and `hold`
 (`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method and the
 trainer (and a supervised head) start from the `cpu` profile's plan for `--dataset` (the store's name unless
-given), then the name=value fields. The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below it: self-training's
-`--steps` is only the name, its stages' steps are its fields), its report to `--reports/<run>/` (the
-folder's table to `--reports/benchmarks.md`), and a line `RESULT <name> <steps> {metrics} {diagnostics}` to
-stdout. A finished run is scored again, not retrained.
+given), then the name=value fields. The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below
+it: self-training's `--steps` is only the name, its stages' steps are its fields), its report to
+`--reports/<run>/` (the folder's table to `--reports/benchmarks.md`), and a line
+`RESULT <name> <steps> {metrics} {diagnostics}` to stdout. A finished run is scored again, not retrained.
 """
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ import h5py
 from lmkcore import profiles
 from lmkcore.eval import HeadConfig, evaluate_checkpoint
 from lmkcore.eval.report import collect
-from lmkcore.params import ParameterError, field_value
 from lmkcore.experiments.choices import SPLITS, choice_store
+from lmkcore.params import ParameterError, field_value
 from lmkcore.train import main as train_main
 
 
