@@ -23,22 +23,12 @@ from lmkcore import profiles
 from lmkcore.eval import HeadConfig, evaluate_checkpoint
 from lmkcore.eval.report import collect
 from lmkcore.experiments.choices import SPLITS, choice_store
-from lmkcore.params import ParameterError, field_value
-from lmkcore.train import main as train_main
+from lmkcore.train import main as train_main, parse_fields
 
 
 def head_config(fields: list[str]) -> HeadConfig:
     """The cpu profile's head with `name=value` fields over it (each as its field's type)."""
-    values = dict(profiles.get("cpu").head)
-    for item in fields:
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--head {item!r}: expected name=value")
-        try:
-            values[name] = field_value(HeadConfig, name, value)
-        except ParameterError as e:
-            raise SystemExit(f"--head: {e}") from None
-    return HeadConfig(**values)
+    return HeadConfig(**{**profiles.get("cpu").head, **parse_fields(HeadConfig, fields)})
 
 
 def main(argv=None) -> None:
