@@ -187,8 +187,7 @@ CPU = Profile(
                       "lspet": RunPlan(config=dict(n_landmarks=16, img_size=64), steps=4000, max_minutes=25.0)},
             train=dict(batch_size=8)),
         # selftrain: the recipe's schedule is the procedural one (3 minutes of training); on MTFL the bootstrap
-        # takes ~7.5 min, so the budget holds six times the training: rounds of 1,000 + 500 steps, Step 2 3,000
-        # with merging from 1,500 every 300. MTFL uses the paper's 100 clusters: 14.14 against 17.74 % IOD with 24
+        # takes ~7.5 min, so the budget holds six times the training (SELFTRAIN_CPU_SCHEDULE). MTFL uses the paper's 100 clusters: 14.14 against 17.74 % IOD with 24
         # on held-out fit faces (reports/selftrain_choices); 19.2 min in all (reports/selftrain). LSPET follows the
         # same rule, the paper's count for bodies (250) and MTFL's schedule: 24.52 against 21.94 PCK@0.2 with 24
         # clusters and the procedural schedule, 20.1 min in all (reports/selftrain)

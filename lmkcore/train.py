@@ -197,7 +197,7 @@ def train(method: Method, data: Dataset, cfg: TrainConfig) -> RunResult:
     horizons = [f for _, sched in pairs for f in refittable(sched)]
     end = min([cfg.steps] + [f.steps for f in horizons])
     capped = bool(cfg.max_minutes) and wall_before >= 60 * cfg.max_minutes  # its cap spent in earlier sessions
-    if start and (start >= end or capped):  # resuming a finished run (e.g. to evaluate it again): nothing to train
+    if resuming and (start >= end or capped):  # resuming a finished run (e.g. to evaluate it again): nothing to train
         method.eval()
         summary = _read_summary(run_dir) or {"steps": start}
         if rank == 0:
@@ -387,15 +387,14 @@ def init_weights(method: Method, source: str | os.PathLike, quiet: bool = False)
         if not path.is_file():
             raise FileNotFoundError(f"init_from={str(source)!r}: the run directory holds no last.pt")
     weights = load(path, map_location="cpu")["model"]
-    skipped = [k for k in weights if k in method.readout_state]  # fitted on that run's features, not learned
-    weights = {k: v for k, v in weights.items() if k not in skipped}
+    weights = {k: v for k, v in weights.items() if k not in method.readout_state}  # fitted there, not learned
     own = method.state_dict()
     bad = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
            for k, v in weights.items() if k in own and v.shape != own[k].shape]
     if bad:
         raise ValueError(f"init_from={str(source)!r}: shapes differ for " + "; ".join(bad))
     missing, unexpected = method.load_state_dict(weights, strict=False)
-    report = {"path": str(path), "missing": list(missing), "unexpected": list(unexpected), "readout_skipped": skipped}
+    report = {"path": str(path), "missing": list(missing), "unexpected": list(unexpected)}
     if not quiet:
         print(f"init_from {path}: {len(weights) - len(unexpected)} tensors loaded; missing (kept as initialised): "
               f"{report['missing'] or 'none'}; unexpected (ignored): {report['unexpected'] or 'none'}")

@@ -465,6 +465,10 @@ def test_a_zero_step_run_keeps_the_weights_it_starts_from(tmp_path, procedural32
     assert r.step == 0 and load(r.run_dir / "last.pt")["step"] == 0
     for k, v in load(src.run_dir / "last.pt")["model"].items():
         assert torch.equal(load(r.run_dir / "last.pt")["model"][k], v), k
+    summary = (r.run_dir / "summary.json").read_text()
+    again = train(_toy(seed=1), procedural32, _cfg(tmp_path, steps=0, run_name="reused", init_from=str(src.run_dir),
+                                                   resume=True))
+    assert again.step == 0 and (r.run_dir / "summary.json").read_text() == summary  # finished: nothing rewritten
     with pytest.raises(ValueError, match="steps=0 trains nothing: it needs init_from"):
         _cfg(tmp_path, steps=0)
 

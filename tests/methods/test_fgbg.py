@@ -251,8 +251,8 @@ def test_run_name_has_the_seed_flags():
     name = tiny(use_gan=True, use_identity_covariance=True, fixed_covar=0.008).run_name("lspet", 32, 100)
     assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5"
     assert tiny(prior=0.0, sep=0.0, c_trans=0.0).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
-    plain = tiny(symmetric=True, prior=0.0, sep=0.0, c_trans=0.0)
-    assert plain.run_name("mtfl", 32, 1) == "fgbg_k4_mtfl-32_1_warped_fgbg_sym_pyramid"
+    sym = tiny(symmetric=True, prior=0.0, sep=0.0, c_trans=0.0)
+    assert sym.run_name("mtfl", 32, 1) == "fgbg_k4_mtfl-32_1_warped_fgbg_sym_pyramid"
     # temporal pairs: no equivariance term, none in the name
     assert tiny(use_temporal=True).run_name("bbc", 32, 1) == "fgbg_k4_bbc-32_1_temporal_warped_fgbg_pyramid_prior0.3_sep1"
 
