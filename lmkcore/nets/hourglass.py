@@ -96,7 +96,7 @@ class PartEncoder(nn.Module):
     def forward(self, images: Tensor) -> tuple[Tensor, Tensor]:
         h = self.stem(images * 2.0 - 1.0)  # (B, C, m, m)
         with torch.autocast(images.device.type, enabled=False):  # part maps in fp32: they give the keypoints
-            logits = self.shape(h).float()  # (B, K, m, m)
+            logits = self.shape(h.float())  # (B, K, m, m)
             maps = spatial_softmax(logits if self.prior is None else logits + self.prior)
         feats = self.appearance(h + self.parts_in(maps.to(h.dtype)))  # (B, n_features, m, m)
         return maps, feats

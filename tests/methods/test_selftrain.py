@@ -249,3 +249,17 @@ def test_run_names_show_a_schedule_other_than_the_recipes():
     assert build("selftrain", **TINY).run_name("mtfl", 64, 4500).endswith("_4500_step1")
     longer = build("selftrain", **TINY, round1_steps=1000, round_steps=500, step2_steps=3000)
     assert longer.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_step1")
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_a_step_runs_under_bf16_autocast(data, labels, stage):
+    """The trainer's AMP (bf16 autocast on every GPU, on the CPU with `cpu_amp`), checked on the CPU for both steps."""
+    m = step2_method(labels) if stage == 2 else SelfTrain(SelfTrainConfig(**TINY))
+    if stage == 1:
+        m.set_labels(labels)
+    batch = batch_of(data, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = m.loss(batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in m.parameters())

@@ -33,3 +33,23 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_curve(tmp_path, name):
     keys = [k for k in full.history[0] if k != "time"]  # every logged loss and learning rate, step by step
     assert [h[k] for h in resumed.history for k in keys] == pytest.approx(
         [h[k] for h in full.history for k in keys], rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(TINY))
+def test_a_training_step_runs_under_bf16_autocast_with_fp32_keypoints(name):
+    """The trainer's AMP (bf16 autocast: on every GPU, on the CPU with `cpu_amp`), checked on the CPU: a
+    method whose fp32 islands are fed bf16 activations fails here, as it would on the first GPU step."""
+    config = TINY[name]
+    res = config.get("resolution") or config.get("in_dim") or config.get("img_size") or config.get("image_size")
+    data = open_dataset("procedural", "val", resolution=res)
+    torch.manual_seed(0)
+    method = build(name, **config)
+    batch = torch.utils.data.default_collate([method.training_data(data)[i] for i in range(4)])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = method.loss(batch)
+        # contrastive keypoints need clusters fitted after pre-training (its own tests)
+        keypoints = None if name == "contrastive" else method.keypoints(batch["image"])
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert keypoints is None or keypoints.dtype == torch.float32
+    assert all(p.grad is None or torch.isfinite(p.grad).all() for p in method.parameters())
