@@ -242,12 +242,12 @@ class Bench:
     def evaluate_here(self, plan: DataPlan, prep: Prepared, checkpoints: list[Path]) -> None:
         """What 07_evaluate does, in this process: for methods without a notebook (e.g. given by import path,
         which a notebook's kernel could not load by name)."""
-        from .eval import HeadConfig, evaluate_checkpoint
+        from .eval import HeadConfig, evaluate_checkpoint, few_shot_sizes
 
         for path in checkpoints:
             try:  # every kind of evaluation the method offers, each its own report
                 result = evaluate_checkpoint(path, prep.data, plan.fit_split, prep.test_split, prep.test_data or None,
-                                             n_fit=plan.n_fit or None, few_shot=self._few_shot(),
+                                             n_fit=plan.n_fit or None, few_shot=few_shot_sizes(self.profile.few_shot),
                                              seed=self.profile.seed, max_test=plan.max_test or None,
                                              batch_size=self.profile.eval_batch, device=self.device,
                                              head=HeadConfig(**self.profile.head),
@@ -259,14 +259,11 @@ class Bench:
             for r in [result, *result.get("other_evaluations", [])]:
                 self.say(f"evaluated {path.parent.name} ({r['evaluation']}) -> {r['report']}")
 
-    def _few_shot(self) -> list[str]:
-        return [s.strip() for s in self.profile.few_shot.split(",") if s.strip()]
-
     def floors(self, plan: DataPlan, prep: Prepared, classes: list[type[Method]]) -> None:
         """Mean shape of the fit set (once per data set) and every method untrained (seeded) per K, by the same
         protocol."""
         from .data import open_dataset
-        from .eval import mean_shape_floor
+        from .eval import few_shot_sizes, mean_shape_floor
         from .eval.protocol import open_test_set
         from .eval.report import write_report
         from .provenance import git_commit
@@ -275,7 +272,7 @@ class Bench:
         fit = open_dataset(prep.data, plan.fit_split, resolution=plan.resolution)
         test, split = open_test_set(prep.data, prep.test_split, prep.test_data, plan.resolution)
         common = dict(n_fit=plan.n_fit or None, seed=self.profile.seed, max_test=plan.max_test or None,
-                      few_shot=self._few_shot())
+                      few_shot=few_shot_sizes(self.profile.few_shot))
         meta = dict(split=split, data=prep.data, test_data=prep.test_data or None, resolution=plan.resolution,
                     commit=git_commit())
         results = [mean_shape_floor(fit, test, **common)]

@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 
 from lmkcore import profiles
-from lmkcore.eval import HeadConfig, evaluate_checkpoint
+from lmkcore.eval import HeadConfig, evaluate_checkpoint, few_shot_sizes
 from lmkcore.eval.report import collect
 from lmkcore.experiments.choices import SPLITS, choice_store
 from lmkcore.train import main as train_main, parse_fields
@@ -65,7 +65,7 @@ def main(argv=None) -> None:
     # the last stage's checkpoint: the run itself, or a recipe's final stage (selftrain: <run>/step2/)
     m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],
                             report_dir=reports, profile=f"choice-{a.name}",
-                            few_shot=[s.strip() for s in a.few_shot.split(",") if s.strip()],
+                            few_shot=few_shot_sizes(a.few_shot),
                             head=head_config(a.head))
     collect(reports)  # the folder's table, benchmarks.md
     metrics = {k: round(v, 2) for k, v in m["metrics"].items() if isinstance(v, float)}

@@ -9,11 +9,11 @@ from .graph import graph_skeleton, keypoint_joints, skeleton_recovery
 from .head import HeadConfig, LandmarkHead, fit_head, predict_head
 from .protocol import (evaluate, evaluate_checkpoint, evaluate_predictions, floor_table, mean_shape_floor, open_test_set,
                        score, untrained_floor)
-from .regression import LinearFit, cross_validate, few_shot_indices, fit_linear, predict, resolve_n_fit
+from .regression import LinearFit, cross_validate, few_shot_indices, few_shot_sizes, fit_linear, predict, resolve_n_fit
 
 __all__ = ["floor_table", "Annotations", "HeadConfig", "LandmarkHead", "LinearFit", "fit_head", "predict_head",
            "annotations", "check_keypoints", "cross_validate", "cumulative_curve",
-           "discover", "evaluate", "evaluate_checkpoint", "evaluate_predictions", "few_shot_indices", "fit_linear",
-           "masked_mean", "mean_shape_floor", "normaliser", "open_test_set", "parse_normalisation", "pck",
+           "discover", "evaluate", "evaluate_checkpoint", "evaluate_predictions", "few_shot_indices", "few_shot_sizes",
+           "fit_linear", "masked_mean", "mean_shape_floor", "normaliser", "open_test_set", "parse_normalisation", "pck",
            "point_errors", "predict", "resolve_n_fit", "score", "graph_skeleton", "keypoint_joints", "skeleton_recovery",
            "summarise", "untrained_floor"]

@@ -184,6 +184,12 @@ def few_shot_indices(n_total: int, n_fit: int | float | str | None, seed: int = 
     return perm[:n].sort().values
 
 
+def few_shot_sizes(text: str) -> list[str]:
+    """Fit-set sizes from a comma-separated list as the command lines and profiles write them ("1%,50,10"),
+    each as `few_shot_indices` reads it; "" -> none."""
+    return [s.strip() for s in text.split(",") if s.strip()]
+
+
 def resolve_n_fit(n_total: int, n_fit: int | float | str | None) -> int:
     """The number of images `n_fit` means out of `n_total` (see `few_shot_indices`)."""
     if isinstance(n_fit, str):

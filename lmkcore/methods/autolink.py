@@ -46,7 +46,7 @@ from ..ops import (
     warp_points,
 )
 from . import register
-from .base import Method, WarmupCosine, require
+from .base import Method, WarmupCosine, add_term, require
 
 
 @dataclass
@@ -169,13 +169,9 @@ class AutoLink(Method):
         logs = {"graph_mean": self.edge_weights().detach().mean()}
         if self.config.equiv > 0:  # compact-config addition: keypoints must follow the image under a warp
             eq, inside = self._equivariance(x, kp)  # (B, K) squared errors, (B, K) keypoints the crop shows
-            eq = (eq * inside).sum() / inside.sum().clamp_min(1)
-            loss = loss + self.config.equiv * eq
-            logs["equiv"] = eq.detach()
+            loss = add_term(loss, logs, "equiv", self.config.equiv, (eq * inside).sum() / inside.sum().clamp_min(1))
         if self.config.sep > 0:  # compact-config addition: no two keypoints on the same spot
-            sep = separation_loss(kp, self.config.sep_sigma)
-            loss = loss + self.config.sep * sep
-            logs["sep"] = sep.detach()
+            loss = add_term(loss, logs, "sep", self.config.sep, separation_loss(kp, self.config.sep_sigma))
         return loss, logs
 
     def _equivariance(self, x: Tensor, kp: Tensor) -> tuple[Tensor, Tensor]:

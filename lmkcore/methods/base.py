@@ -73,6 +73,13 @@ def additions_suffix(**weights: float) -> str:
     return "".join(f"_{name}{w:g}" for name, w in weights.items() if w > 0)
 
 
+def add_term(loss: Tensor, logs: dict[str, Tensor], name: str, weight: float, term: Tensor) -> Tensor:
+    """`loss + weight * term`, with the unweighted term logged (detached) under `name`: how a method adds an
+    optional term (a compact-recipe addition, an adversarial term) to its objective."""
+    logs[name] = term.detach()
+    return loss + weight * term
+
+
 @dataclasses.dataclass
 class WarmupCosine:
     """Learning-rate factor for `LambdaLR`: linear warm-up over `warm` steps, then a cosine to 0 at `steps`.

@@ -55,7 +55,7 @@ from ..ops.colour import colour_of
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from ..ops.tps import unmap_points
 from . import register
-from .base import Method, additions_suffix, require
+from .base import Method, add_term, additions_suffix, require
 
 
 @dataclass
@@ -341,19 +341,15 @@ class FgBg(Method):
         loss = c.vgg_lambda * rec
         logs = {"rec": rec.detach()}
         if c.sep > 0:  # compact-recipe addition: no two landmarks on one spot
-            sep = separation_loss(mu, c.sep_sigma)
-            loss = loss + c.sep * sep
-            logs["sep"] = sep.detach()
+            loss = add_term(loss, logs, "sep", c.sep, separation_loss(mu, c.sep_sigma))
         if c.c_trans > 0 and warp is not None:  # compact-recipe addition: a's landmarks = the warp's, unwarped
             trans = (mu[:b].float() - unmap_points(warp, mu[b:].float())).pow(2).mean()  # partner's means in a's frame
-            loss = loss + c.c_trans * trans
-            logs["trans"] = trans.detach()
+            loss = add_term(loss, logs, "trans", c.c_trans, trans)
         if "mask" in out:
             logs["mask"] = out["mask"].detach().mean()
         if self.discriminator is not None:  # LSGAN, generator's side: outputs should score 1
             g = sum((d - 1).pow(2).mean() for d in self.discriminator(out["output"].float()))
-            loss = loss + c.gan_lambda * g
-            logs["g"] = g.detach()
+            loss = add_term(loss, logs, "g", c.gan_lambda, g)
         return loss, logs
 
     def _discriminator_loss(self, shape_in: Tensor, target: Tensor, partner: Tensor):

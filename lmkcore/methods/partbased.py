@@ -44,7 +44,7 @@ from ..ops import random_colour, random_tps, reconstruction_loss, resize, separa
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
-from .base import Method, additions_suffix, require
+from .base import Method, add_term, additions_suffix, require
 
 
 @dataclass
@@ -225,14 +225,10 @@ class PartBased(Method):
         loss = c.c_l2 * rec + c.c_trans * trans + c.c_precision_trans * prec
         logs = {"rec": rec.detach(), "trans": trans.detach(), "precision_trans": prec.detach()}
         if c.sep > 0:  # compact-recipe addition: no two part means on one spot
-            sep = separation_loss(mu, c.sep_sigma)
-            loss = loss + c.sep * sep
-            logs["sep"] = sep.detach()
+            loss = add_term(loss, logs, "sep", c.sep, separation_loss(mu, c.sep_sigma))
         if self.discriminator is not None:  # generator's side: patches of reconstructions should look real
-            g = F.binary_cross_entropy_with_logits(fake := self.discriminator(self._patches(recon, mu, cov)),
-                                                   torch.ones_like(fake))
-            loss = loss + c.c_g * g
-            logs["g"] = g.detach()
+            fake = self.discriminator(self._patches(recon, mu, cov))
+            loss = add_term(loss, logs, "g", c.c_g, F.binary_cross_entropy_with_logits(fake, torch.ones_like(fake)))
         return loss, logs
 
     def _patches(self, images: Tensor, mu: Tensor, cov: Tensor) -> Tensor:
