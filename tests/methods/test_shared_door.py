@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lmkcore.data import open_dataset
-from lmkcore.methods import build
+from lmkcore.methods import build, method_class
 from lmkcore.train import TrainConfig, train
 from tests.tiny import TINY_AUTOLINK
 from tests.methods import test_contrastive, test_fgbg, test_partbased
@@ -13,11 +13,14 @@ TINY = {"autolink": TINY_AUTOLINK, "partbased": test_partbased.TINY, "fgbg": tes
         "contrastive": test_contrastive.TINY}
 
 
+def procedural_for(name: str):
+    """Procedural figures at the input size of method `name`'s tiny config (its config's `resolution`)."""
+    return open_dataset("procedural", "val", resolution=method_class(name).config_class(**TINY[name]).resolution)
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_an_interrupted_run_resumes_to_the_uninterrupted_curve(tmp_path, name):
-    config = TINY[name]
-    res = config.get("resolution") or config.get("in_dim") or config.get("img_size") or config.get("image_size")
-    data = open_dataset("procedural", "val", resolution=res)
+    config, data = TINY[name], procedural_for(name)
 
     def run(out, steps, **kw):
         torch.manual_seed(0)
@@ -39,11 +42,9 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_curve(tmp_path, name):
 def test_a_training_step_runs_under_bf16_autocast_with_fp32_keypoints(name):
     """The trainer's AMP (bf16 autocast: on every GPU, on the CPU with `cpu_amp`), checked on the CPU: a
     method whose fp32 islands are fed bf16 activations fails here, as it would on the first GPU step."""
-    config = TINY[name]
-    res = config.get("resolution") or config.get("in_dim") or config.get("img_size") or config.get("image_size")
-    data = open_dataset("procedural", "val", resolution=res)
+    data = procedural_for(name)
     torch.manual_seed(0)
-    method = build(name, **config)
+    method = build(name, **TINY[name])
     batch = torch.utils.data.default_collate([method.training_data(data)[i] for i in range(4)])
     with torch.autocast("cpu", dtype=torch.bfloat16):
         loss, _ = method.loss(batch)
