@@ -46,7 +46,7 @@ from ..ops import (
     warp_points,
 )
 from . import register
-from .base import Method, WarmupCosine, add_term, require
+from .base import SCHEDULES, Method, add_term, lr_schedule, require, require_choice
 
 
 @dataclass
@@ -88,6 +88,7 @@ class AutoLinkConfig:
     def __post_init__(self):
         require(self, n_parts=1, resolution=16, block=1, det_base=1, det_down=1, dec_base=1, dec_depth=1, thick=1e-9,
                 missing=0)
+        require_choice(self, schedule=SCHEDULES)
         if self.missing >= 1:
             raise ValueError(f"AutoLinkConfig.missing must be in [0, 1) (a share of blocks), got {self.missing}")
         if not 0 < self.decode_scale <= 1:
@@ -224,9 +225,7 @@ class AutoLink(Method):
             (no_decay if p.dim() < 2 or n in ("theta", "prior") else decay).append(p)
         opt = torch.optim.AdamW([{"params": decay, "weight_decay": c.weight_decay},
                                  {"params": no_decay, "weight_decay": 0.0}], lr=c.lr)
-        if c.schedule == "constant":
-            return opt, None
-        return opt, torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(max(1, min(c.warmup, steps // 10)), steps))
+        return opt, lr_schedule(opt, c.schedule, steps, c.warmup)
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config

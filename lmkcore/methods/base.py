@@ -67,6 +67,19 @@ def require(config, **lows) -> None:
             raise ValueError(f"{type(config).__name__}.{name} must be a number >= {low}, got {value!r}")
 
 
+def require_choice(config, **choices) -> None:
+    """Each named field of `config` one of its allowed values: otherwise an error naming the class, the field,
+    the value and the choices."""
+    for name, allowed in choices.items():
+        value = getattr(config, name)
+        if value not in allowed:
+            raise ValueError(f"{type(config).__name__}.{name} must be one of {', '.join(map(str, allowed))}, "
+                             f"got {value!r}")
+
+
+SCHEDULES = ("constant", "cosine")  # the learning-rate schedules `lr_schedule` makes
+
+
 def additions_suffix(**weights: float) -> str:
     """Run-name suffix of the compact recipe's additions that are on: `_{name}{weight:g}` for each weight > 0,
     in the order given (`additions_suffix(prior=0.3, sep=1.0, trans=0.0)` -> "_prior0.3_sep1")."""
@@ -94,6 +107,17 @@ class WarmupCosine:
     def __call__(self, s: int) -> float:
         horizon = max(self.steps, 1)  # a 0-step run builds its schedule too
         return min(1.0, (s + 1) / self.warm) * 0.5 * (1 + math.cos(math.pi * min(s, horizon) / horizon))
+
+
+def lr_schedule(opt: torch.optim.Optimizer, schedule: str, steps: int, warmup: int = 1):
+    """The scheduler a method's `schedule` field names for `opt` over `steps`: None for "constant", else
+    (`"cosine"`) a `LambdaLR` of `WarmupCosine` (linear warm-up over `warmup` steps, at most a tenth of the run,
+    then a cosine to 0), whose horizon the trainer fits to a wall-clock cap."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
+    if schedule == "constant":
+        return None
+    return torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(max(1, min(warmup, steps // 10)), steps))
 
 
 class Method(nn.Module):

@@ -56,7 +56,7 @@ from ..ops.coords import grid
 from ..ops.heatmaps import soft_argmax, spatial_softmax
 from ..ops.warp import random_tps, resize, tps_points, warp_images_tps
 from . import register
-from .base import Method, WarmupCosine, require
+from .base import Method, lr_schedule, require
 
 STAGES = ("moco", "projection")
 
@@ -331,7 +331,7 @@ class Contrastive(Method):
         else:
             opt = torch.optim.SGD(self.encoder_q.parameters(), lr=c.learning_rate, momentum=0.9,
                                   weight_decay=c.weight_decay)
-        return opt, (torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(1, steps)) if c.cosine else None)
+        return opt, lr_schedule(opt, "cosine" if c.cosine else "constant", steps)
 
     @classmethod
     def recipe(cls, method: Contrastive, data, cfg) -> list:

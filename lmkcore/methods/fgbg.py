@@ -55,7 +55,7 @@ from ..ops.colour import colour_of
 from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
 from ..ops.tps import unmap_points
 from . import register
-from .base import Method, add_term, additions_suffix, require
+from .base import SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice
 
 
 @dataclass
@@ -95,6 +95,7 @@ class FgBgConfig:
     lr: float = 1e-3  # Adam learning rate (card default; BBC 1e-4)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
     weight_decay: float = 5e-6  # Adam weight decay (card)
+    schedule: str = "constant"  # learning rate: constant (card) | cosine (to 0 at the run's end, fitted to a time cap)
     # additions of the compact recipe, not in the paper (the part-based method's and AutoLink's:
     # ops.heatmaps.spot_logits, ops.losses.separation_loss); the `paper` profile turns them off
     prior: float = 0.3  # >0: learned logits added to the landmark logits, started as bumps this wide at K spots (0: paper)
@@ -111,8 +112,7 @@ class FgBgConfig:
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
-        if self.rec_loss not in ("auto", "pyramid", "l1", "vgg16", "vgg19"):
-            raise ValueError(f"rec_loss must be auto, pyramid, l1, vgg16 or vgg19, got {self.rec_loss!r}")
+        require_choice(self, rec_loss=("auto", "pyramid", "l1", "vgg16", "vgg19"), schedule=SCHEDULES)
         if not (self.use_temporal or self.use_warped):
             raise ValueError("use_temporal or use_warped must be on: the partner must show another pose")
         if self.colour_jitter not in COLOUR_PRESETS:
@@ -395,9 +395,10 @@ class FgBg(Method):
         c = self.config
         main = [p for n, p in self.named_parameters() if not n.startswith("discriminator.")]
         opt = torch.optim.Adam(main, lr=c.lr, weight_decay=c.weight_decay)
+        sched = lr_schedule(opt, c.schedule, steps)
         if self.discriminator is None:
-            return opt, None
-        return [(opt, None), (torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d), None)]
+            return opt, sched
+        return [(opt, sched), (torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d), None)]
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config
@@ -407,4 +408,5 @@ class FgBg(Method):
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
         warped_only = c.use_warped and not c.use_temporal  # the equivariance term's premise (`pair`)
         extra = additions_suffix(prior=c.prior, sep=c.sep, trans=c.c_trans if warped_only else 0.0)
+        extra += "_cos" if c.schedule == "cosine" else ""
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

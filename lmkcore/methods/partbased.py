@@ -44,7 +44,7 @@ from ..ops import random_colour, random_tps, reconstruction_loss, resize, separa
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
-from .base import Method, add_term, additions_suffix, require
+from .base import SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice
 
 
 @dataclass
@@ -85,6 +85,7 @@ class PartBasedConfig:
     patch: float = 0.2  # half side of the adversarial patches (normalised units; paper 49 px at 256 px)
     lr: float = 1e-3  # Adam learning rate (card)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
+    schedule: str = "constant"  # learning rate: constant (card) | cosine (to 0 at the run's end, fitted to a time cap)
     # additions of the compact recipe, not in the paper (AutoLink's: ops.heatmaps.spot_logits, ops.losses.separation_loss);
     # the `paper` profile turns them off. At CPU budgets without them most parts gather on one feature
     # (reports/partbased/README.md, "Choices")
@@ -97,8 +98,7 @@ class PartBasedConfig:
     def __post_init__(self):
         require(self, n_parts=1, in_dim=16, reconstr_dim=16, map_dim=4, bn=1, n_features=1, stem=1, channels=1,
                 depth=1)
-        if self.rec_loss not in ("pixel", "pyramid", "l1", "vgg16", "vgg19"):
-            raise ValueError(f"rec_loss must be pixel, pyramid, l1, vgg16 or vgg19, got {self.rec_loss!r}")
+        require_choice(self, rec_loss=("pixel", "pyramid", "l1", "vgg16", "vgg19"), schedule=SCHEDULES)
         if self.feature_levels < 1:
             raise ValueError(f"feature_levels must be >= 1, got {self.feature_levels}")
 
@@ -276,13 +276,14 @@ class PartBased(Method):
         c = self.config
         main = [p for n, p in self.named_parameters() if not n.startswith("discriminator.")]
         opt = torch.optim.Adam(main, lr=c.lr)
+        sched = lr_schedule(opt, c.schedule, steps)
         if self.discriminator is None:
-            return opt, None
-        return [(opt, None), (torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d), None)]
+            return opt, sched
+        return [(opt, sched), (torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d), None)]
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         c = self.config
         flags = "".join(f"_{f}" for f, on in (("static", c.static), ("cov", c.covariance), ("L1", c.L1),
                                               ("adv", c.adversarial)) if on)
-        extra = additions_suffix(prior=c.prior, sep=c.sep)
+        extra = additions_suffix(prior=c.prior, sep=c.sep) + ("_cos" if c.schedule == "cosine" else "")
         return f"partbased_k{c.n_parts}_{dataset}-{c.in_dim}_{steps}{flags}_r{c.reconstr_dim}_bn{c.bn}_{c.rec_loss}{extra}"
