@@ -28,6 +28,7 @@ from .methods.base import recorded_config
 from .profiles import PROFILES, DataPlan, Profile, get, method_config, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
+RESULT_TRAINER = ("batch_size", "seed", "amp", "cpu_amp")  # trainer options a finished run's result depends on
 
 
 @dataclass
@@ -166,15 +167,21 @@ class Bench:
         return s.get("steps", 0) >= min(steps, s.get("schedule_steps", steps)) or bool(
             max_minutes and s.get("wall_s_total", 0) >= 60 * max_minutes * 0.98)
 
-    def check_same_config(self, run_dir: Path, method: str | type[Method], config: dict) -> None:
-        """A run directory from another configuration is neither reused nor resumed (run names
-        carry only a method's own flags); --fresh retrains it."""
+    def check_same_config(self, run_dir: Path, method: str | type[Method], config: dict,
+                          trainer: dict | None = None) -> None:
+        """A run directory from another configuration is neither reused nor resumed (run names carry only a
+        method's own flags): another method config, or trainer options that change what a run learns
+        (`RESULT_TRAINER`: batch size, seed, precision); --fresh retrains it."""
         path = run_dir / "config.json"
         if self.fresh or not path.exists():
             return
         cls = method_class(method) if isinstance(method, str) else method
-        old = recorded_config(cls.config_class, json.loads(path.read_text()).get("config", {}))
+        recorded = json.loads(path.read_text())
+        old = recorded_config(cls.config_class, recorded.get("config", {}))
         diff = {k: (old.get(k), v) for k, v in config.items() if old.get(k) != v}
+        old_train = recorded.get("train", {})
+        diff.update({f"train.{k}": (old_train[k], trainer[k]) for k in RESULT_TRAINER
+                     if k in old_train and k in (trainer or {}) and old_train[k] != trainer[k]})
         if diff:
             raise ValueError(f"{path} was trained with other settings (field: (that run, this profile)) {diff}; "
                              "pass --fresh to retrain it or --runs to train elsewhere")
@@ -187,7 +194,7 @@ class Bench:
         for k in self.run_ks(cls, plan):
             config, name = self.config(cls, plan, k), self.run_name(cls, plan, k)
             run_dir = out_dir / name
-            self.check_same_config(run_dir, cls, config)
+            self.check_same_config(run_dir, cls, config, trainer)
             if not mp.notebook:  # the package's trainer, through the method's recipe (finished stages are kept)
                 last = self.train_here(cls, config, plan, data, dict(
                     trainer, out_dir=str(out_dir), run_name=name, dataset=plan.name, resume=not self.fresh,

@@ -482,7 +482,7 @@ def evaluate_checkpoint(path: str | os.PathLike, data: str, fit_split: str = "fi
                  checkpoint=str(path), data=data, fit_split=fit_split, split=split, test_data=test_data or None,
                  config=method.config_dict(), wall_s=summary.get("wall_s_total", summary.get("wall_s")),
                  images_per_s=summary.get("images_per_s"), peak_memory_mb=summary.get("peak_memory_mb"),
-                 device=summary.get("device"), batch_size=summary.get("batch_size"))
+                 device=summary.get("device"), batch_size=summary.get("batch_size"), bf16=summary.get("bf16"))
         if report_dir is not None:
             from .report import write_report
 

@@ -61,6 +61,7 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     from .plots import save_all
 
     out = Path(report_dir) / (name or report_name(result))
+    check_same_setting(out / "metrics.json", result)
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         result = {**result, "profile": profile}
@@ -74,6 +75,30 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
                                       result.get("resolution") or 64)[0]
         save_all(result, out, test_data)
     return out
+
+
+def setting_diff(old: dict, new: dict) -> dict:
+    """{field: (old, new)} where two results' runs were trained differently: the method's config fields both
+    record, the trainer's precision (`bf16`) and batch size. A field one of them lacks (a report from before it
+    was recorded) is not compared."""
+    pairs = {**{f"config.{k}": (v, new["config"][k]) for k, v in (old.get("config") or {}).items()
+                if k in (new.get("config") or {})},
+             **{k: (old[k], new[k]) for k in ("bf16", "batch_size") if old.get(k) is not None and new.get(k) is not None}}
+    return {k: (a, b) for k, (a, b) in pairs.items() if a != b}
+
+
+def check_same_setting(metrics: Path, result: dict) -> None:
+    """A trained run's report is replaced only by a run of the same setting (scored again, or trained further): a
+    run of another setting under the same name (a recipe that changed only trainer options, such as bf16) raises
+    instead of silently taking the old report's place. Floors (untrained, mean shape) follow the recipe."""
+    if result.get("kind") != "trained" or not metrics.is_file():
+        return
+    old = json.loads(metrics.read_text())
+    diff = setting_diff(old, result) if old.get("kind") == "trained" else {}
+    if diff:
+        raise FileExistsError(f"{metrics} holds a run of another setting (field: (that report, this run)) {diff}; "
+                              f"move that report aside (e.g. `git mv {metrics.parent} {metrics.parent}_old`) or "
+                              "write to another report_dir")
 
 
 def _portable(path) -> str:

@@ -154,6 +154,21 @@ def test_a_run_of_other_settings_is_not_reused(tmp_path):
         bench.check_same_config(run_dir, "autolink", {**config, "tps": 0.08})
 
 
+def test_a_run_of_other_trainer_options_is_not_reused(tmp_path):
+    """Run names carry a method's flags, not the trainer's: a run trained in fp32 is not resumed in bf16."""
+    bench = _bench(tmp_path, get("smoke"), tmp_path / "nb")
+    config = bench.config("autolink", bench.profile.datasets[0], 4)
+    run_dir = tmp_path / "runs" / "old"
+    run_dir.mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"config": config, "train": {"cpu_amp": False, "batch_size": 8}}))
+    bench.check_same_config(run_dir, "autolink", config, {"cpu_amp": False, "batch_size": 8, "max_minutes": 3.0})
+    with pytest.raises(ValueError, match="train.cpu_amp"):
+        bench.check_same_config(run_dir, "autolink", config, {"cpu_amp": True, "batch_size": 8})
+    with pytest.raises(ValueError, match="train.batch_size"):
+        bench.check_same_config(run_dir, "autolink", config, {"cpu_amp": False, "batch_size": 16})
+    bench.check_same_config(run_dir, "autolink", config, {"seed": 3})  # not recorded by that run: not compared
+
+
 def test_the_config_check_works_for_any_methods_dataclass(tmp_path, registry):
     bench = _bench(tmp_path, get("smoke"), tmp_path / "nb")
     cls, plan = resolve(OUTSIDE), bench.profile.datasets[0]

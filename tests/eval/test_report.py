@@ -123,3 +123,23 @@ def test_reports_record_no_absolute_paths_of_the_machine(tmp_path, monkeypatch):
     m = json.loads((out / "metrics.json").read_text())
     assert (m["checkpoint"], m["data"], m["test_data"]) == ("r1/last.pt", "data/mtfl-80.h5", "data/test.h5")
     assert str(tmp_path) not in (out / "metrics.json").read_text()
+
+
+def test_a_report_is_not_replaced_by_a_run_of_another_setting(tmp_path):
+    """A recipe that changes only trainer options (bf16) keeps its run name; its report must not silently take
+    the place of the old one. The same setting scored again, and floors, replace their reports."""
+    import pytest
+
+    r = {"kind": "trained", "run": "r1", "split": "val", "bf16": False, "batch_size": 8, "config": {"n_parts": 4}}
+    write_report(r, tmp_path, figures=False)
+    write_report({**r, "metrics": {"nme": 1.0}}, tmp_path, figures=False)  # scored again: replaced
+    assert json.loads((tmp_path / "r1" / "metrics.json").read_text())["metrics"] == {"nme": 1.0}
+    with pytest.raises(FileExistsError, match="bf16"):
+        write_report({**r, "bf16": True}, tmp_path, figures=False)
+    with pytest.raises(FileExistsError, match="config.n_parts"):
+        write_report({**r, "config": {"n_parts": 8}}, tmp_path, figures=False)
+    write_report({**r, "config": {"n_parts": 4, "added_since": 1}, "bf16": None}, tmp_path, figures=False)  # unknown: not compared
+    assert json.loads((tmp_path / "r1" / "metrics.json").read_text())["config"]["added_since"] == 1
+    floor = {"kind": "untrained", "method": "autolink", "K": 4, "dataset": "procedural", "resolution": 32, "split": "val"}
+    write_report({**floor, "config": {"n_parts": 4}}, tmp_path, figures=False)
+    write_report({**floor, "config": {"n_parts": 8}}, tmp_path, figures=False)  # floors follow the recipe

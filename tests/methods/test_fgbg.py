@@ -305,3 +305,8 @@ def test_the_trainer_steps_generator_and_discriminator_in_turn(tmp_path, procedu
     assert r.step == 3 and all(torch.isfinite(torch.tensor(h["loss"])) for h in r.history)
     assert any(not torch.equal(a, b) for a, b in zip(d0, m.discriminator.parameters()))  # D was stepped
     assert load_method(r.run_dir / "last.pt").discriminator is not None
+
+
+def test_a_cosine_schedule_is_in_the_run_name():
+    assert tiny(schedule="cosine").run_name("mtfl", 32, 100).endswith("_cos")
+    assert not tiny().run_name("mtfl", 32, 100).endswith("_cos")

@@ -134,6 +134,7 @@ def test_run_name_has_the_seed_flags():
     name = tiny(adversarial=True).run_name("mtfl", 32, 100)
     assert name == "partbased_k4_mtfl-32_100_static_cov_adv_r32_bn8_pixel_prior0.3_sep1"
     assert tiny(prior=0.0, sep=0.0).run_name("mtfl", 32, 100) == "partbased_k4_mtfl-32_100_static_cov_r32_bn8_pixel"
+    assert tiny(prior=0.0, sep=0.0, schedule="cosine").run_name("mtfl", 32, 100).endswith("_pixel_cos")
 
 
 def test_bad_config_is_named():

@@ -54,3 +54,21 @@ def test_a_training_step_runs_under_bf16_autocast_with_fp32_keypoints(name):
     assert torch.isfinite(loss)
     assert keypoints is None or keypoints.dtype == torch.float32
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in method.parameters())
+
+
+@pytest.mark.parametrize("name", ["autolink", "fgbg", "partbased"])
+def test_the_schedule_field_makes_the_shared_cosine(name):
+    """`schedule` is one field with one meaning for every method that has it: constant (no scheduler) or the
+    shared cosine to 0 at the run's end (a horizon the trainer can fit to a time cap); anything else is refused
+    when the config is made."""
+    from lmkcore.train import refittable
+
+    assert build(name, **{**TINY[name], "schedule": "constant"}).optimizers(100)[1] is None
+    opt, sched = build(name, **{**TINY[name], "schedule": "cosine"}).optimizers(100)
+    assert len(refittable(sched)) == len(opt.param_groups)  # one horizon per parameter group
+    for _ in range(100):
+        opt.step()
+        sched.step()
+    assert [g["lr"] for g in opt.param_groups] == pytest.approx([0.0] * len(opt.param_groups), abs=1e-12)
+    with pytest.raises(ValueError, match="schedule must be one of constant, cosine"):
+        build(name, **{**TINY[name], "schedule": "linear"})
