@@ -79,8 +79,9 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
 
 def setting_diff(old: dict, new: dict) -> dict:
     """{field: (old, new)} where two results' runs were trained differently: the method's config fields both
-    record, the trainer's precision (`bf16`) and batch size. A field one of them lacks (a report from before it
-    was recorded) is not compared."""
+    record, the trainer's precision (`bf16`) and batch size, as metrics.json holds them. A field one of them lacks
+    (a report from before it was recorded) is not compared."""
+    new = json.loads(json.dumps(new, default=_plain))  # tuples as lists, as `old` was read
     pairs = {**{f"config.{k}": (v, new["config"][k]) for k, v in (old.get("config") or {}).items()
                 if k in (new.get("config") or {})},
              **{k: (old[k], new[k]) for k in ("bf16", "batch_size") if old.get(k) is not None and new.get(k) is not None}}

@@ -143,3 +143,9 @@ def test_a_report_is_not_replaced_by_a_run_of_another_setting(tmp_path):
     floor = {"kind": "untrained", "method": "autolink", "K": 4, "dataset": "procedural", "resolution": 32, "split": "val"}
     write_report({**floor, "config": {"n_parts": 4}}, tmp_path, figures=False)
     write_report({**floor, "config": {"n_parts": 8}}, tmp_path, figures=False)  # floors follow the recipe
+
+
+def test_a_report_compares_settings_as_metrics_json_holds_them(tmp_path):
+    r = {"kind": "trained", "run": "r1", "split": "val", "config": {"sizes": (1, 2)}}
+    write_report(r, tmp_path, figures=False)
+    write_report(r, tmp_path, figures=False)  # a tuple read back as a list is the same setting
