@@ -107,13 +107,15 @@ def evaluate_masks(method, data: Dataset, n: int = 256, batch_size: int = 32, th
 
 
 def has_reference(data: Dataset) -> bool:
-    """Whether `data` gives a foreground reference: its drawn figures (`mask(i)`), or joints of whole bodies
-    (a skeleton, on data normalised by the box: people, figures). Faces' inner landmarks (eyes, nose, mouth)
-    outline no foreground, so face data has none."""
+    """Whether `data` gives a foreground reference: its drawn figures (`mask(i)`), or the joints of a skeleton
+    (bodies, whatever their normalisation: LSPET's box, BBC pose's or H3.6M's image size). Faces' inner
+    landmarks (eyes, nose, mouth) outline no foreground, so face data (normalised by the inter-ocular
+    distance) has none."""
     if hasattr(data, "mask"):
         return True
     info = getattr(data, "info", None)
-    return bool(getattr(info, "skeleton", None)) and (getattr(info, "normalisation", "") or "").startswith("bbox")
+    faces = (getattr(info, "normalisation", "") or "").startswith("interocular")
+    return bool(getattr(info, "skeleton", None)) and not faces
 
 
 def foreground_scores(method, data: Dataset, n: int = 256, batch_size: int = 32) -> dict | None:

@@ -52,8 +52,8 @@ from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
 from ..ops import (COLOUR_PRESETS, TPS_PRESETS, adjust_colour, colour_jitter, random_tps_views, reconstruction_loss,
                    resize, separation_loss)
 from ..ops.colour import colour_of
-from ..ops.parts import encode_parts, part_statistics, pool_appearance, precision_factor, render_parts
-from ..ops.tps import unmap_points
+from ..ops.parts import (encode_parts, equivariance_losses, part_statistics, pool_appearance, precision_factor,
+                         render_parts, transport_statistics)
 from . import register
 from .base import SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice
 
@@ -103,6 +103,7 @@ class FgBgConfig:
     sep_sigma: float = 0.08  # its range, normalised units
     c_trans: float = 5.0  # >0: weight of the part-based mean equivariance between a and its warp (0: paper); only
     # where the partner IS a warp of a (use_warped, use_temporal off): another frame has no known map to a
+    c_precision_trans: float = 0.0  # >0: weight of the part-based covariance equivariance, on the same premise
     symmetric: bool = False  # also rebuild the partner from a's appearance over a's background (the part-based
     # method's pair: both views are targets; the partner's target takes a's colour jitter). Off: the paper, and
     # the recipe (it lost on held-out fit faces, reports/fgbg)
@@ -121,8 +122,7 @@ class FgBgConfig:
             raise ValueError(f"tps_preset must be one of {sorted(TPS_PRESETS)}, got {self.tps_preset!r}")
         if self.fixed_covar <= 0:
             raise ValueError(f"fixed_covar must be > 0, got {self.fixed_covar}")
-        if self.c_trans < 0:
-            raise ValueError(f"c_trans must be >= 0, got {self.c_trans}")
+        require(self, c_trans=0, c_precision_trans=0)
         generator_sizes(self.img_size)  # raises unless img_size / 4 is a power of two >= 2
 
     @property
@@ -267,16 +267,15 @@ class FgBg(Method):
         return torch.sigmoid(self.background_net(partner * (1.0 - partner_mask)))
 
     def render(self, mu: Tensor, cov: Tensor, appearance: Tensor, partner: Tensor | None = None,
-               partner_stats: tuple[Tensor, Tensor] | Tensor | None = None) -> dict[str, Tensor]:
-        """The output for pose (mu, cov) and appearance, over the background of `partner` (whose Gaussians are
-        `partner_stats`, or, as indices `(B,)`, those of these items: partner i is item partner_stats[i]):
-        "foreground", and with `use_fg_bg_mask` "mask", "background"; "output" `(B, 3, S, S)`."""
+               partner_stats: tuple[Tensor, Tensor] | None = None) -> dict[str, Tensor]:
+        """The output for pose (mu, cov) and appearance, over the background of `partner`, whose own predicted
+        foreground (from its Gaussians `partner_stats`, a (mu, cov) pair) is removed: "foreground", and with
+        `use_fg_bg_mask` "mask", "background"; "output" `(B, 3, S, S)`."""
         fg = self.foreground(mu, cov, appearance)
         if not self.config.use_fg_bg_mask:
             return {"foreground": fg, "output": fg}
         mask = self.mask_of(mu, cov)
-        partner_mask = mask[partner_stats] if isinstance(partner_stats, Tensor) else self.mask_of(*partner_stats)
-        bg = self.background(partner, partner_mask)
+        bg = self.background(partner, self.mask_of(*partner_stats))
         return {"foreground": fg, "mask": mask, "background": bg, "output": composite(mask, fg, bg)}
 
     def transfer(self, pose_images: Tensor, appearance_images: Tensor) -> Tensor:
@@ -330,7 +329,7 @@ class FgBg(Method):
         if c.symmetric:  # a from the partner's appearance and background, and the partner from a's
             swap = torch.arange(2 * b, device=mu.device).roll(b)  # (2B,): item i's partner
             app = pool_appearance(feats, maps)[swap]  # (2B, K, C)
-            out = self.render(mu, cov, app, inputs[swap], swap)
+            out = self.render(mu, cov, app, inputs[swap], (mu[swap], cov[swap]))
             # the partner's target wears a's jitter: the colours its appearance and background come from
             additive = colour_of(c.colour_jitter).additive_brightness
             target = torch.cat([target, adjust_colour(partner, colour, additive)])
@@ -342,9 +341,13 @@ class FgBg(Method):
         logs = {"rec": rec.detach()}
         if c.sep > 0:  # compact-recipe addition: no two landmarks on one spot
             loss = add_term(loss, logs, "sep", c.sep, separation_loss(mu, c.sep_sigma))
-        if c.c_trans > 0 and warp is not None:  # compact-recipe addition: a's landmarks = the warp's, unwarped
-            trans = (mu[:b].float() - unmap_points(warp, mu[b:].float())).pow(2).mean()  # partner's means in a's frame
-            loss = add_term(loss, logs, "trans", c.c_trans, trans)
+        if (c.c_trans > 0 or c.c_precision_trans > 0) and warp is not None:
+            # compact-recipe addition: a's Gaussians = the partner's carried back through the warp (a's frame)
+            trans, prec = equivariance_losses(mu[:b].float(), cov[:b].float(), *transport_statistics(mu[b:], cov[b:], warp))
+            if c.c_trans > 0:
+                loss = add_term(loss, logs, "trans", c.c_trans, trans)
+            if c.c_precision_trans > 0:
+                loss = add_term(loss, logs, "precision_trans", c.c_precision_trans, prec)
         if "mask" in out:
             logs["mask"] = out["mask"].detach().mean()
         if self.discriminator is not None:  # LSGAN, generator's side: outputs should score 1
@@ -407,6 +410,7 @@ class FgBg(Method):
                                               ("sym", c.symmetric)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
         warped_only = c.use_warped and not c.use_temporal  # the equivariance term's premise (`pair`)
-        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=c.c_trans if warped_only else 0.0)
+        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=c.c_trans if warped_only else 0.0,
+                                 ptrans=c.c_precision_trans if warped_only else 0.0)
         extra += "_cos" if c.schedule == "cosine" else ""
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

@@ -103,6 +103,10 @@ def test_the_protocol_scores_a_predicted_foreground_where_the_data_has_a_referen
     class Faces(torch.utils.data.Dataset):  # face landmarks outline no foreground
         info = type(INFO)("mtfl", ["a", "b"], [(0, 1)], "interocular:0,1")
 
+    class Frames(torch.utils.data.Dataset):  # bodies normalised by the image size (BBC pose, H3.6M)
+        info = type(INFO)("bbcpose", ["a", "b"], [(0, 1)], "image_size")
+
     assert has_reference(fit) and has_reference(type("People", (), {"info": INFO})()) and not has_reference(Faces())
+    assert has_reference(Frames())
     method.layers = {k: v for k, v in method.layers.items() if k != "mask"}  # no foreground predicted
     assert "masks" not in evaluate(method, fit, test, batch_size=4)
