@@ -118,8 +118,8 @@ def test_temporal_partner_is_the_other_frame(images):
     torch.testing.assert_close(target, images)
     with pytest.raises(ValueError, match="image2"):
         tiny(use_temporal=True).pair({"image": images})
-    loss, logs = tiny(use_temporal=True, use_warped=True).loss({"image": images, "image2": other})
-    assert torch.isfinite(loss) and "trans" not in logs  # another frame: no known map back to a
+    loss, logs = tiny(use_temporal=True, use_warped=True, c_precision_trans=1.0).loss({"image": images, "image2": other})
+    assert torch.isfinite(loss) and not {"trans", "precision_trans"} & set(logs)  # another frame: no known map back to a
 
 
 def test_loss_terms_and_gradients(images):
@@ -134,6 +134,19 @@ def test_loss_terms_and_gradients(images):
     assert set(logs) == {"rec", "sep", "trans"} and torch.isfinite(loss)
     _, logs = tiny(sep=0.0, c_trans=0.0).loss({"image": images})
     assert set(logs) == {"rec", "mask"}
+    # the part-based covariance equivariance (off by default): its own term, and a gradient to the landmark head
+    m = tiny(sep=0.0, c_trans=0.0, c_precision_trans=1.0).train()
+    _, logs = m.loss({"image": images})
+    assert set(logs) == {"rec", "mask", "precision_trans"} and logs["precision_trans"] > 0
+    m.config.c_precision_trans = 0.0
+    torch.manual_seed(1)
+    m.loss({"image": images})[0].backward()
+    without = m.encoder.shape[1][-1].weight.grad.clone()
+    m.zero_grad()
+    m.config.c_precision_trans = 1.0
+    torch.manual_seed(1)
+    m.loss({"image": images})[0].backward()
+    assert not torch.allclose(m.encoder.shape[1][-1].weight.grad, without)
 
 
 def test_symmetric_pair_rebuilds_a_as_before_and_the_partner_in_a_s_colours(images, monkeypatch):
@@ -229,6 +242,8 @@ def test_config_is_checked_and_rec_loss_resolves():
         FgBgConfig(img_size=48)
     with pytest.raises(ValueError, match="c_trans"):
         FgBgConfig(c_trans=-1.0)
+    with pytest.raises(ValueError, match="c_precision_trans"):
+        FgBgConfig(c_precision_trans=-1.0)
     assert rec_loss_kind("auto") in ("vgg19", "pyramid") and rec_loss_kind("l1") == "l1"
 
 
