@@ -234,7 +234,7 @@ PAPER = Profile(
         "fgbg": MethodPlan(
             config=dict(use_temporal=False, use_warped=True, img_size=128, stem=64, channels=256, depth=4, n_filters=32,
                         gen_base=64, gen_max=512, mask_base=32, mask_depth=3, bg_base=32, bg_depth=3, lr=1e-4,
-                        vgg_lambda=5.0, rec_loss="auto", prior=0.0, sep=0.0, c_trans=0.0),
+                        vgg_lambda=5.0, rec_loss="auto", prior=0.0, sep=0.0, c_trans=0.0, c_precision_trans=0.0),
             datasets={"mtfl": RunPlan(config=dict(n_landmarks=10)), "lspet": RunPlan(config=dict(n_landmarks=30))},
             train=dict(batch_size=16)),
         "selftrain": MethodPlan(config=SELFTRAIN_PAPER, datasets={"lspet": RunPlan(config=dict(n_clusters=250))}),
