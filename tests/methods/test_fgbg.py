@@ -125,14 +125,14 @@ def test_temporal_partner_is_the_other_frame(images):
 def test_loss_terms_and_gradients(images):
     m = tiny().train()
     loss, logs = m.loss({"image": images})
-    assert set(logs) == {"rec", "mask", "sep", "trans"} and torch.isfinite(loss)
+    assert set(logs) == {"rec", "mask", "sep", "trans", "precision_trans"} and torch.isfinite(loss)
     loss.backward()
     assert m.encoder.shape[1][-1].weight.grad.abs().sum() > 0  # the landmark head learns
     for net in (m.generator, m.mask_net, m.background_net):
         assert net.out.weight.grad.abs().sum() > 0
     loss, logs = tiny(use_fg_bg_mask=False).loss({"image": images})
-    assert set(logs) == {"rec", "sep", "trans"} and torch.isfinite(loss)
-    _, logs = tiny(sep=0.0, c_trans=0.0).loss({"image": images})
+    assert set(logs) == {"rec", "sep", "trans", "precision_trans"} and torch.isfinite(loss)
+    _, logs = tiny(sep=0.0, c_trans=0.0, c_precision_trans=0.0).loss({"image": images})
     assert set(logs) == {"rec", "mask"}
     # the part-based covariance equivariance (off by default): its own term, and a gradient to the landmark head
     m = tiny(sep=0.0, c_trans=0.0, c_precision_trans=1.0).train()
@@ -219,7 +219,7 @@ def test_gan_has_its_own_optimiser_and_lsgan_targets(images):
     d_params = {id(p) for p in m.discriminator.parameters()}
     assert not d_params & {id(p) for g in pairs[0][0].param_groups for p in g["params"]}
     _, logs = m.loss({"image": images}, 0)
-    assert set(logs) == {"rec", "mask", "sep", "trans", "g"}
+    assert set(logs) == {"rec", "mask", "sep", "trans", "precision_trans", "g"}
     d, logs = m.loss({"image": images}, 1)
     assert set(logs) == {"d"}
     d.backward()
@@ -264,9 +264,10 @@ def test_training_pairs_for_temporal_configs():
 
 def test_run_name_has_the_seed_flags():
     name = tiny(use_gan=True, use_identity_covariance=True, fixed_covar=0.008).run_name("lspet", 32, 100)
-    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5"
-    assert tiny(prior=0.0, sep=0.0, c_trans=0.0).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
-    sym = tiny(symmetric=True, prior=0.0, sep=0.0, c_trans=0.0)
+    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5_ptrans1"
+    paper = dict(prior=0.0, sep=0.0, c_trans=0.0, c_precision_trans=0.0)
+    assert tiny(**paper).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
+    sym = tiny(symmetric=True, **paper)
     assert sym.run_name("mtfl", 32, 1) == "fgbg_k4_mtfl-32_1_warped_fgbg_sym_pyramid"
     # temporal pairs: no equivariance term, none in the name
     assert tiny(use_temporal=True).run_name("bbc", 32, 1) == "fgbg_k4_bbc-32_1_temporal_warped_fgbg_pyramid_prior0.3_sep1"
