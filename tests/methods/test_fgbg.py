@@ -138,6 +138,8 @@ def test_loss_terms_and_gradients(images):
     m = tiny(sep=0.0, c_trans=0.0, c_precision_trans=1.0).train()
     _, logs = m.loss({"image": images})
     assert set(logs) == {"rec", "mask", "precision_trans"} and logs["precision_trans"] > 0
+    _, fixed = tiny(sep=0.0, c_trans=0.0, use_identity_covariance=True).loss({"image": images})
+    assert "precision_trans" not in fixed  # a fixed covariance has nothing to make equivariant
     m.config.c_precision_trans = 0.0
     torch.manual_seed(1)
     m.loss({"image": images})[0].backward()
@@ -264,7 +266,8 @@ def test_training_pairs_for_temporal_configs():
 
 def test_run_name_has_the_seed_flags():
     name = tiny(use_gan=True, use_identity_covariance=True, fixed_covar=0.008).run_name("lspet", 32, 100)
-    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5_ptrans1"
+    assert name == "fgbg_k4_lspet-32_100_warped_fgbg_gan_idcov0.008_pyramid_prior0.3_sep1_trans5"  # fixed: no ptrans
+    assert tiny().run_name("lspet", 32, 100).endswith("_pyramid_prior0.3_sep1_trans5_ptrans1")
     paper = dict(prior=0.0, sep=0.0, c_trans=0.0, c_precision_trans=0.0)
     assert tiny(**paper).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
     sym = tiny(symmetric=True, **paper)
