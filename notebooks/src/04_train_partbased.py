@@ -46,6 +46,7 @@ c_g: float = 2e-4  # adversarial weight
 patch: float = 0.2  # half side of the adversarial patches (normalised units)
 lr: float = 1e-3  # Adam learning rate
 lr_d: float = 1e-3  # discriminator's Adam learning rate
+schedule: str = "constant"  # learning rate: constant (the card) | cosine (to 0 at the run's end)
 prior: float = 0.3  # compact-recipe addition: parts start at K spread spots (learned logits; 0: the paper)
 sep: float = 1.0  # compact-recipe addition: weight of a term that keeps part means apart (0: the paper)
 sep_sigma: float = 0.08  # its range, normalised units

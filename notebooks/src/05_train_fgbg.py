@@ -7,7 +7,7 @@
 # background. The defaults are a compact recipe for a 2-core CPU at 64 px on the procedural figures, with
 # temporal pairs (`data.procedural.ProceduralPairs`: the same figure in two poses over a still background) — the
 # video setting in which the mask has something to find (the `paper` sizes: img_size 128, K 30, SPADE generator
-# of width 64 (here the part-based U-shaped decoder), batch 16, lr 1e-4, vgg_lambda 5; prior, sep and c_trans 0,
+# of width 64 (here the part-based U-shaped decoder), batch 16, lr 1e-4, vgg_lambda 5; prior, sep, c_trans and c_precision_trans 0,
 # the compact recipe's additions, which the paper does not have).
 # Stores of still images (LSPET) train with `use_temporal=False, use_warped=True`; stores of video frames with
 # `use_temporal=True` (`data.pairs.FramePairs`). Multi-GPU (`use_DDP`):
@@ -49,10 +49,12 @@ gan_lambda: float = 1.0  # generator's adversarial weight
 lr: float = 1e-3  # Adam learning rate (paper default; BBC 1e-4)
 lr_d: float = 1e-3  # discriminator's learning rate
 weight_decay: float = 5e-6  # Adam weight decay
+schedule: str = "constant"  # learning rate: constant (the paper) | cosine (to 0 at the run's end; lost on held-out faces)
 prior: float = 0.3  # compact-recipe addition: landmarks start at K spread spots (learned logits; 0: the paper)
 sep: float = 1.0  # compact-recipe addition: weight of a term that keeps landmark means apart (0: the paper)
 sep_sigma: float = 0.08  # its range, normalised units
 c_trans: float = 5.0  # compact-recipe addition: the part-based mean equivariance between a and its warp (warped pairs only; 0: the paper)
+c_precision_trans: float = 1.0  # compact-recipe addition: the part-based covariance equivariance, same premise (0: the paper)
 symmetric: bool = False  # also rebuild the partner from a's appearance (the part-based method's pair; lost on held-out faces)
 steps: int = 3000  # optimiser steps
 batch_size: int = 16  # images per step (paper 16 per GPU)
