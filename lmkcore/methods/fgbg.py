@@ -128,6 +128,14 @@ class FgBgConfig:
     def resolution(self) -> int:  # the name the trainer's command line and checkpoints use
         return self.img_size
 
+    @property
+    def equivariance_weights(self) -> tuple[float, float]:
+        """(c_trans, c_precision_trans) as they act: both need a partner that IS a known warp of a (`use_warped`
+        without `use_temporal`), the covariance term fitted covariances (not `use_identity_covariance`)."""
+        warped_only = self.use_warped and not self.use_temporal
+        return (self.c_trans if warped_only else 0.0,
+                self.c_precision_trans if warped_only and not self.use_identity_covariance else 0.0)
+
 
 def training_pairs(data, config: FgBgConfig, gap: tuple[int, int] = (3, 39)):
     """The data a `config` trains on: with `use_temporal`, items with a second frame "image2" (procedural
@@ -340,13 +348,13 @@ class FgBg(Method):
         logs = {"rec": rec.detach()}
         if c.sep > 0:  # compact-recipe addition: no two landmarks on one spot
             loss = add_term(loss, logs, "sep", c.sep, separation_loss(mu, c.sep_sigma))
-        if (c.c_trans > 0 or c.c_precision_trans > 0) and warp is not None:
-            # compact-recipe addition: a's Gaussians = the partner's carried back through the warp (a's frame)
+        w_trans, w_prec = c.equivariance_weights
+        if w_trans > 0 or w_prec > 0:  # compact-recipe addition: a's Gaussians = the partner's, carried back to a's frame
             trans, prec = equivariance_losses(mu[:b].float(), cov[:b].float(), *transport_statistics(mu[b:], cov[b:], warp))
-            if c.c_trans > 0:
-                loss = add_term(loss, logs, "trans", c.c_trans, trans)
-            if c.c_precision_trans > 0 and not c.use_identity_covariance:  # a fixed covariance learns nothing here
-                loss = add_term(loss, logs, "precision_trans", c.c_precision_trans, prec)
+            if w_trans > 0:
+                loss = add_term(loss, logs, "trans", w_trans, trans)
+            if w_prec > 0:
+                loss = add_term(loss, logs, "precision_trans", w_prec, prec)
         if "mask" in out:
             logs["mask"] = out["mask"].detach().mean()
         if self.discriminator is not None:  # LSGAN, generator's side: outputs should score 1
@@ -408,8 +416,7 @@ class FgBg(Method):
                                               ("fgbg", c.use_fg_bg_mask), ("gan", c.use_gan),
                                               ("sym", c.symmetric)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
-        warped_only = c.use_warped and not c.use_temporal  # the equivariance term's premise (`pair`)
-        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=c.c_trans if warped_only else 0.0,
-                                 ptrans=c.c_precision_trans if warped_only and not c.use_identity_covariance else 0.0)
+        trans, ptrans = c.equivariance_weights
+        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=trans, ptrans=ptrans)
         extra += "_cos" if c.schedule == "cosine" else ""
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"
