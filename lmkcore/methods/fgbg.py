@@ -55,6 +55,7 @@ from ..ops import (COLOUR_PRESETS, TPS_PRESETS, adjust_colour, colour_jitter, ra
 from ..ops.colour import colour_of
 from ..ops.parts import (encode_parts, equivariance_losses, part_statistics, pool_appearance, precision_factor,
                          render_parts, transport_statistics)
+from ..ops.tps import unmap_points
 from . import register
 from .base import SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice
 
@@ -114,14 +115,13 @@ class FgBgConfig:
     ABSENT: ClassVar[dict] = dict(prior=0.0, sep=0.0, c_trans=0.0, c_precision_trans=0.0, symmetric=False)
 
     def __post_init__(self):
-        require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1)
+        require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1, c_trans=0, c_precision_trans=0)
         require_choice(self, rec_loss=("auto", "pyramid", "l1", "vgg16", "vgg19"), schedule=SCHEDULES,
                        colour_jitter=sorted(COLOUR_PRESETS), tps_preset=sorted(TPS_PRESETS))
         if not (self.use_temporal or self.use_warped):
             raise ValueError("use_temporal or use_warped must be on: the partner must show another pose")
         if self.fixed_covar <= 0:
             raise ValueError(f"fixed_covar must be > 0, got {self.fixed_covar}")
-        require(self, c_trans=0, c_precision_trans=0)
         generator_sizes(self.img_size)  # raises unless img_size / 4 is a power of two >= 2
 
     @property
@@ -350,7 +350,9 @@ class FgBg(Method):
             loss = add_term(loss, logs, "sep", c.sep, separation_loss(mu, c.sep_sigma))
         w_trans, w_prec = c.equivariance_weights
         if w_trans > 0 or w_prec > 0:  # compact-recipe addition: a's Gaussians = the partner's, carried back to a's frame
-            trans, prec = equivariance_losses(mu[:b].float(), cov[:b].float(), *transport_statistics(mu[b:], cov[b:], warp))
+            # the partner's Gaussians in a's frame; the warp's Jacobian only where the covariances are compared
+            back = transport_statistics(mu[b:], cov[b:], warp) if w_prec > 0 else (unmap_points(warp, mu[b:].float()), cov[b:])
+            trans, prec = equivariance_losses(mu[:b].float(), cov[:b].float(), *back)
             if w_trans > 0:
                 loss = add_term(loss, logs, "trans", w_trans, trans)
             if w_prec > 0:
