@@ -77,12 +77,23 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     return out
 
 
+def _absent(method: str | None) -> dict:
+    """What a run of `method` recorded before a config field existed ran with: its config class's `ABSENT`
+    values (`methods.base.recorded_config`); {} for a method this process does not know."""
+    from ..methods import METHODS
+
+    cls = METHODS.get(method or "")
+    return dict(getattr(cls.config_class, "ABSENT", {})) if cls is not None else {}
+
+
 def setting_diff(old: dict, new: dict) -> dict:
     """{field: (old, new)} where two results' runs were trained differently: the method's config fields both
     record, the trainer's precision (`bf16`) and batch size, as metrics.json holds them. A field one of them lacks
-    (a report from before it was recorded) is not compared."""
+    (a report from before it was recorded) is not compared, unless the method's config class says what a run
+    without it ran with (`ABSENT`: a field whose default turns something on)."""
     new = json.loads(json.dumps(new, default=_plain))  # tuples as lists, as `old` was read
-    pairs = {**{f"config.{k}": (v, new["config"][k]) for k, v in (old.get("config") or {}).items()
+    recorded = {**_absent(old.get("method")), **(old.get("config") or {})} if old.get("config") else {}
+    pairs = {**{f"config.{k}": (v, new["config"][k]) for k, v in recorded.items()
                 if k in (new.get("config") or {})},
              **{k: (old[k], new[k]) for k in ("bf16", "batch_size") if old.get(k) is not None and new.get(k) is not None}}
     return {k: (a, b) for k, (a, b) in pairs.items() if a != b}

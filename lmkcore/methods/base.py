@@ -80,6 +80,11 @@ def require_choice(config, **choices) -> None:
 SCHEDULES = ("constant", "cosine")  # the learning-rate schedules `lr_schedule` makes
 
 
+def schedule_suffix(schedule: str) -> str:
+    """Run-name suffix of a `schedule` field: "" for the constant rate (the recipes'), "_cos" for cosine."""
+    return "_cos" if schedule == "cosine" else ""
+
+
 def additions_suffix(**weights: float) -> str:
     """Run-name suffix of the compact recipe's additions that are on: `_{name}{weight:g}` for each weight > 0,
     in the order given (`additions_suffix(prior=0.3, sep=1.0, trans=0.0)` -> "_prior0.3_sep1")."""

@@ -57,7 +57,8 @@ from ..ops.parts import (encode_parts, equivariance_losses, part_statistics, poo
                          render_parts, transport_statistics)
 from ..ops.tps import unmap_points
 from . import register
-from .base import SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice
+from .base import (SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice,
+                   schedule_suffix)
 
 
 @dataclass
@@ -419,6 +420,5 @@ class FgBg(Method):
                                               ("sym", c.symmetric)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
         trans, ptrans = c.equivariance_weights
-        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=trans, ptrans=ptrans)
-        extra += "_cos" if c.schedule == "cosine" else ""
+        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=trans, ptrans=ptrans) + schedule_suffix(c.schedule)
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

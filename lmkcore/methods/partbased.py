@@ -44,7 +44,8 @@ from ..ops import random_colour, random_tps, reconstruction_loss, resize, separa
 from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_statistics, pool_appearance,
                          precision_factor, render_parts, transport_statistics)
 from . import register
-from .base import SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice
+from .base import (SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice,
+                   schedule_suffix)
 
 
 @dataclass
@@ -285,5 +286,5 @@ class PartBased(Method):
         c = self.config
         flags = "".join(f"_{f}" for f, on in (("static", c.static), ("cov", c.covariance), ("L1", c.L1),
                                               ("adv", c.adversarial)) if on)
-        extra = additions_suffix(prior=c.prior, sep=c.sep) + ("_cos" if c.schedule == "cosine" else "")
+        extra = additions_suffix(prior=c.prior, sep=c.sep) + schedule_suffix(c.schedule)
         return f"partbased_k{c.n_parts}_{dataset}-{c.in_dim}_{steps}{flags}_r{c.reconstr_dim}_bn{c.bn}_{c.rec_loss}{extra}"

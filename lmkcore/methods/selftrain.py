@@ -14,6 +14,9 @@ Correspondence", NeurIPS 2020 (card: shared/methods/mallis_self_training.md).
 2. Step 2 (section 6): from the last Step-1 weights, one heatmap per surviving cluster trained by masked
    heatmap regression; channels that keep firing at the same place are merged. Keypoints are the
    arg-max per channel, the confidence its peak value (threshold 0.2): a varying number of landmarks.
+   Channels detected in fewer than 80 % of the training images are discarded (section 8,
+   `min_detection`; the share is measured on unlabelled training images by `fit_readout`, never on the
+   images that are scored).
 
 The recipe (`run`) calls the shared trainer once per round and once for Step 2, all under one
 experiment folder `out_dir/<experiment_name>/` (run names `step1_round01`, ..., `step2`), with the
@@ -25,6 +28,7 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -35,7 +39,7 @@ from ..ops import random_affine, random_colour, warp_images, warp_points
 from ..ops.clusters import merge_channels
 from ..ops.interest import argmax_points, map_nms, sample_descriptors, stamp_maps
 from . import register
-from .base import Method, require
+from .base import Method, additions_suffix, require
 from ..data.pseudo_labels import PseudoLabels
 
 
@@ -106,11 +110,19 @@ class SelfTrainConfig:
     merge_every: int = 100  # then every this many steps (paper: every second epoch); 0: never
     merge_dist: float = 0.045  # peaks closer than this (normalised; paper 5.7 px at 256) fire together
     merge_ratio: float = 0.7  # merge when together in more than this share of the rarer channel's detections
+    # read-out (card section 8)
+    min_detection: float = 0.8  # keep channels detected (peak >= 0.2) in at least this share of images (paper 0.8)
+    detection_images: int = 1000  # training images that share is measured on (paper: the 1,000-image regression set)
+
+    # a run recorded before `min_detection` existed read out every active channel (`base.recorded_config`)
+    ABSENT: ClassVar[dict] = dict(min_detection=0.0)
 
     def __post_init__(self):
         require(self, n_clusters=1, max_points=1, resolution=16, stride=1, stem=1, width=1, depth=1, descriptor_dim=1,
                 rounds=0, round1_steps=1, round_steps=1, batch_size=1, step2_steps=1, step2_batch_size=1,
-                bootstrap_size=16)
+                bootstrap_size=16, detection_images=1)
+        if not 0.0 <= self.min_detection <= 1.0:
+            raise ValueError(f"min_detection is a share of images in [0, 1], got {self.min_detection}")
 
 
 @dataclass
@@ -145,8 +157,10 @@ class SelfTrain(Method):
         # Step 1's clusters in this network's descriptor space (set after re-labelling; 0: not yet)
         self.register_buffer("centroids", torch.zeros(c.n_clusters, c.descriptor_dim))
         self.register_buffer("thresholds", torch.zeros(c.n_clusters))
-        # Step 2: channels not merged away (saved in Step 2 only, so Step-1 weights load key for key)
+        # Step 2: channels not merged away, and those detected often enough to be read out (`fit_readout`);
+        # saved in Step 2 only, so Step-1 weights load key for key
         self.register_buffer("active", torch.ones(m, dtype=torch.bool), persistent=c.stage == 2)
+        self.register_buffer("detected", torch.ones(m, dtype=torch.bool), persistent=c.stage == 2)
         # pseudo-label tables by item "index" (kept in the experiment folder, not in checkpoints)
         self.register_buffer("label_points", torch.zeros(1, m, 2), persistent=False)
         self.register_buffer("label_present", torch.zeros(1, m, dtype=torch.bool), persistent=False)
@@ -163,7 +177,18 @@ class SelfTrain(Method):
 
     @property
     def n_keypoints(self) -> int:
-        return self.n_channels if self.config.stage == 1 else int(self.active.sum())
+        return self.n_channels if self.config.stage == 1 else int(self.readout_channels.sum())
+
+    @property
+    def readout_channels(self) -> Tensor:
+        """`(M,)` bool: the Step-2 channels whose landmarks are read out (not merged away, detected often)."""
+        return self.active & self.detected
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a Step-2 checkpoint from before `detected` existed read out every active channel
+        if self.config.stage == 2 and prefix + "active" in state_dict and prefix + "detected" not in state_dict:
+            state_dict[prefix + "detected"] = torch.ones_like(state_dict[prefix + "active"])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # pseudo-labels
     def set_labels(self, labels: PseudoLabels) -> None:
@@ -309,13 +334,46 @@ class SelfTrain(Method):
         return len(merged)
 
     # read-out
+    @torch.no_grad()
+    def detection_share(self, data, batch_size: int = 64) -> Tensor:
+        """`(M,)` share of the first `detection_images` images of `data` in which each channel's peak reaches
+        `confidence_threshold` (Step 2; merged channels included, for the record)."""
+        n = min(len(data), self.config.detection_images)
+        if n == 0:
+            raise ValueError("detection_share: the data set is empty")
+        hits = torch.zeros(self.n_channels)
+        dev = self.active.device
+        for s in range(0, n, batch_size):
+            x = torch.stack([data[i]["image"] for i in range(s, min(n, s + batch_size))]).to(dev)
+            _, peak = argmax_points(self.net.heatmaps(self.net.features(self.prepare(x))).float())  # (B, M)
+            hits += (peak >= self.confidence_threshold).sum(0).cpu()
+        return hits / n
+
+    def fit_readout(self, data) -> None:
+        """Step 2: keep the active channels detected in at least `min_detection` of the training images
+        (card section 8). Unlabelled images only; where no channel reaches the share, every active channel
+        is kept, with a warning naming the best share."""
+        if self.config.stage != 2:
+            return
+        share = self.detection_share(data).to(self.active.device)
+        keep = share >= self.config.min_detection
+        if not (keep & self.active).any():
+            import warnings
+
+            best = float(share[self.active].max()) if self.active.any() else 0.0
+            warnings.warn(f"selftrain: no active channel is detected in {self.config.min_detection:.0%} of "
+                          f"{min(len(data), self.config.detection_images)} training images (best {best:.0%}): "
+                          "every active channel is read out; lower min_detection or train Step 2 longer")
+            keep = torch.ones_like(keep)
+        self.detected.copy_(keep)
+
     def _readout(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """Keypoints `(B, K, 2)` and confidences `(B, K)`. Step 2: arg-max and peak of each active channel.
+        """Keypoints `(B, K, 2)` and confidences `(B, K)`. Step 2: arg-max and peak of each read-out channel.
         Step 1: per cluster, the pixel whose descriptor is nearest its centroid, confidence 1 where that
         distance is within the cluster's threshold (the cluster is found in the image), else 0."""
         feats = self.net.features(self.prepare(images))
         if self.config.stage == 2:
-            kp, peak = argmax_points(self.net.heatmaps(feats).float()[:, self.active])
+            kp, peak = argmax_points(self.net.heatmaps(feats).float()[:, self.readout_channels])
             return kp, peak.clamp(0, 1)
         desc = F.normalize(self.net.describe(feats).float(), dim=1)  # (B, D, h, w)
         b, _, h, w = desc.shape
@@ -334,7 +392,7 @@ class SelfTrain(Method):
         return self._readout(images)[1]
 
     def visuals(self, images: Tensor) -> dict[str, Tensor]:
-        """detector map `(B, 1, h, w)`; heatmaps `(B, K, h, w)` (Step 2: active channels; Step 1: similarity
+        """detector map `(B, 1, h, w)`; heatmaps `(B, K, h, w)` (Step 2: read-out channels; Step 1: similarity
         to each centroid); points `(B, N, 3)`: Step 1 the detector's points (> detect_threshold, NMS)
         labelled by nearest cluster within its threshold (-1: none), Step 2 the landmarks labelled by
         channel where confident; unused rows are (NaN, NaN, -1)."""
@@ -342,7 +400,7 @@ class SelfTrain(Method):
         det = self.net.detect(feats).float()
         b, _, h, w = det.shape
         if self.config.stage == 2:
-            heat = self.net.heatmaps(feats).float()[:, self.active]
+            heat = self.net.heatmaps(feats).float()[:, self.readout_channels]
             kp, peak = argmax_points(heat)
             lab = torch.arange(kp.shape[1], device=kp.device).expand(b, -1).float()
             points = torch.cat([kp, torch.where(peak >= self.confidence_threshold, lab, -1.0)[..., None]], -1)
@@ -373,12 +431,14 @@ class SelfTrain(Method):
 
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         """`steps` is the trainer's, which the recipe does not use; a schedule other than the recipe's
-        (rounds, round1_steps, round_steps, step2_steps) is named: `_r2x1000-500_s3000`."""
+        (rounds, round1_steps, round_steps, step2_steps) is named: `_r2x1000-500_s3000`; the read-out's
+        `min_detection` where > 0: `_det0.8`."""
         c, default = self.config, SelfTrainConfig()
         schedule = ""
         if any(getattr(c, f) != getattr(default, f) for f in ("rounds", "round1_steps", "round_steps", "step2_steps")):
             schedule = f"_r{c.rounds}x{c.round1_steps}-{c.round_steps}_s{c.step2_steps}"
-        return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}{schedule}_step{c.stage}"
+        det = additions_suffix(det=c.min_detection)  # the read-out rule: on the experiment's name, as the schedule
+        return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}{schedule}{det}_step{c.stage}"
 
     @classmethod
     def recipe(cls, method: "SelfTrain", data, cfg) -> list:
@@ -416,7 +476,7 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     labels_step2.pt and step2.pt (the network to evaluate). With `train_cfg.resume`, finished stages and
     label files are reused. Returns the Step-2 method and {"dir", "counts" (labels per cluster, per
     round), "results" (the stages' `RunResult`s)}."""
-    from ..train import TrainConfig, stage, train
+    from ..train import TrainConfig, stage, store_weights, train
     from ..data.pseudo_labels import bootstrap, relabel
 
     train_cfg = train_cfg or TrainConfig()
@@ -462,7 +522,11 @@ def run(config: SelfTrainConfig, data, train_cfg=None, *, log=print) -> tuple[Se
     results.append(train(method, data, dataclasses.replace(step2, init_from=str(exp / "step1.pt"))))
     if config.merge_every > 0 and method.merges == 0 and results[-1].step >= config.merge_start:
         method.merge()  # a trainer without `after_step` never merged: merge once on the peaks of the last steps
+    method.eval()
+    method.fit_readout(data)  # channels detected in fewer than min_detection of the training images are not read out
+    store_weights(method, results[-1].run_dir)  # the stage's checkpoints (what is evaluated) with merges and read-out
     method.labels().save(exp / "labels_step2.pt")
     save_method(method, exp / "step2.pt", step=results[-1].step, dataset=config.dataset_name, resolution=resolution)
-    log(f"step 2: {int(keep.sum())} channels, {method.n_keypoints} after merging")
+    log(f"step 2: {int(keep.sum())} channels, {int(method.active.sum())} after merging, {method.n_keypoints} "
+        f"detected in {config.min_detection:.0%} of {min(len(data), config.detection_images)} training images")
     return method, {"dir": exp, "counts": counts, "results": results}

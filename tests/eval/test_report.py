@@ -140,6 +140,12 @@ def test_a_report_is_not_replaced_by_a_run_of_another_setting(tmp_path):
         write_report({**r, "config": {"n_parts": 8}}, tmp_path, figures=False)
     write_report({**r, "config": {"n_parts": 4, "added_since": 1}, "bf16": None}, tmp_path, figures=False)  # unknown: not compared
     assert json.loads((tmp_path / "r1" / "metrics.json").read_text())["config"]["added_since"] == 1
+    # a field added since, whose default turns something on: the old run ran with its ABSENT value
+    old = {"kind": "trained", "method": "selftrain", "run": "s1", "split": "val", "config": {"n_clusters": 4}}
+    write_report(old, tmp_path, figures=False)
+    with pytest.raises(FileExistsError, match=r"config.min_detection.*0.0, 0.8"):
+        write_report({**old, "config": {"n_clusters": 4, "min_detection": 0.8}}, tmp_path, figures=False)
+    write_report({**old, "config": {"n_clusters": 4, "min_detection": 0.0}}, tmp_path, figures=False)
     floor = {"kind": "untrained", "method": "autolink", "K": 4, "dataset": "procedural", "resolution": 32, "split": "val"}
     write_report({**floor, "config": {"n_parts": 4}}, tmp_path, figures=False)
     write_report({**floor, "config": {"n_parts": 8}}, tmp_path, figures=False)  # floors follow the recipe

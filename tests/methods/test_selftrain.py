@@ -200,6 +200,9 @@ def test_recipe_runs_both_steps_under_one_experiment(tmp_path, data):
     assert len(out["counts"]) == 3 and method.config.stage == 2
     back = load_method(exp / "step2.pt")
     assert back.config.n_parts == method.config.n_parts and torch.equal(back.active, method.active)
+    last = load_method(exp / "step2" / "last.pt")  # what the bench evaluates: merges and read-out stored there too
+    assert torch.equal(last.active, method.active) and torch.equal(last.detected, method.detected)
+    assert torch.equal(back.detected, method.detected)
     assert method.merges >= 2  # the trainer's after_step at steps 2 and 3 (merge_start 2, merge_every 1)
     assert load_method(exp / "step1.pt").thresholds.gt(0).any()
     assert PseudoLabels.load(exp / "labels_step2.pt").n_clusters == method.config.n_parts
@@ -246,9 +249,10 @@ def test_the_trainer_runs_the_recipe_as_stages_of_one_experiment(tmp_path, data)
 def test_run_names_show_a_schedule_other_than_the_recipes():
     from lmkcore.methods import build
 
-    assert build("selftrain", **TINY).run_name("mtfl", 64, 4500).endswith("_4500_step1")
+    assert build("selftrain", **TINY).run_name("mtfl", 64, 4500).endswith("_4500_det0.8_step1")
+    assert build("selftrain", **TINY, min_detection=0.0).run_name("mtfl", 64, 4500).endswith("_4500_step1")
     longer = build("selftrain", **TINY, round1_steps=1000, round_steps=500, step2_steps=3000)
-    assert longer.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_step1")
+    assert longer.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_det0.8_step1")
 
 
 @pytest.mark.parametrize("stage", [1, 2])
@@ -263,3 +267,62 @@ def test_a_step_runs_under_bf16_autocast(data, labels, stage):
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is None or torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+class _Peaks:
+    """Heatmaps whose channel c peaks at 1 in the images where `on[i, c]` (else 0.1), for `fit_readout`."""
+
+    def __init__(self, on: torch.Tensor, size: int = 16):
+        self.on, self.size, self.calls = on, size, 0
+
+    def __call__(self, feats):
+        b = feats.shape[0]
+        rows = self.on[self.calls:self.calls + b]
+        self.calls += b
+        maps = torch.full((b, rows.shape[1], self.size, self.size), 0.1)
+        maps[..., 3, 5] = torch.where(rows, 1.0, 0.1)
+        return maps
+
+
+def test_readout_keeps_the_channels_detected_in_min_detection_of_the_training_images(data, labels):
+    m = step2_method(labels, min_detection=0.8, detection_images=10).eval()
+    on = torch.zeros(len(data), m.n_channels, dtype=torch.bool)
+    on[:, 0] = True  # every image
+    on[:8, 1] = True  # 8 of the 10 measured: exactly 0.8
+    on[:7, 2] = True  # 7 of 10: dropped
+    on[10:, 3] = True  # only past the 10 measured images: dropped
+    m.active[4] = False  # merged away: never read out, whatever its detections
+    on[:, 4] = True
+    m.net.heatmaps = _Peaks(on)
+    m.fit_readout(data)
+    assert m.net.heatmaps.calls == 10  # detection_images, not the whole set
+    assert m.detected.tolist()[:4] == [True, True, False, False]
+    assert m.readout_channels.tolist()[:5] == [True, True, False, False, False] and m.n_keypoints == 2
+    del m.net.heatmaps  # the network's own head again
+    with torch.no_grad():
+        kp, conf = m.keypoints(batch_of(data, 3)["image"]), m.confidence(batch_of(data, 3)["image"])
+    assert kp.shape == (3, 2, 2) and conf.shape == (3, 2)
+    assert m.run_name("mtfl", 64, 10).endswith("_10_det0.8_step2")
+
+
+def test_readout_keeps_every_active_channel_where_none_is_detected_often_enough(data, labels):
+    m = step2_method(labels, min_detection=0.9, detection_images=10).eval()
+    on = torch.zeros(len(data), m.n_channels, dtype=torch.bool)
+    on[:5, 0] = True
+    m.net.heatmaps = _Peaks(on)
+    with pytest.warns(UserWarning, match=r"best 50%"):
+        m.fit_readout(data)
+    assert m.detected.all() and m.n_keypoints == m.n_channels
+
+
+def test_a_step2_checkpoint_from_before_the_detection_rule_reads_out_every_active_channel(labels):
+    m = step2_method(labels)
+    state = m.state_dict()
+    state.pop("detected")
+    state["active"] = torch.tensor([True, False] + [True] * (m.n_channels - 2))
+    back = step2_method(labels)
+    back.detected.zero_()
+    back.load_state_dict(state)  # strict: the missing key is filled, not an error
+    assert back.detected.all() and back.n_keypoints == m.n_channels - 1
+    with pytest.raises(ValueError, match="min_detection"):
+        SelfTrainConfig(min_detection=1.5)
