@@ -46,3 +46,28 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
     assert (kw["head"].max_steps, kw["head"].TPS_aug, kw["head"].patience) == (7, False, 4)  # over the cpu profile's
     assert ckpt == tmp_path / "runs" / "partbased_x_3" / "last.pt" and calls["collect"] == str(tmp_path / "reports")
     assert "RESULT x 3 {'nme': 12.35}" in capsys.readouterr().out
+
+
+def test_selftrain_readout_copies_a_step2_checkpoint_with_every_active_channel_read_out(tmp_path):
+    import pytest
+    import torch
+
+    from lmkcore.checkpoint import load_method
+    from lmkcore.methods.selftrain import SelfTrain, SelfTrainConfig, save_method
+
+    m = SelfTrain(SelfTrainConfig(n_clusters=4, stage=2, n_parts=4, resolution=16, stem=4, width=8, depth=1,
+                                  descriptor_dim=4))
+    m.active[1] = False  # merged away: stays out
+    m.detected.copy_(torch.tensor([True, True, False, False]))  # the card's rule dropped channels 2 and 3
+    (tmp_path / "exp" / "step2").mkdir(parents=True)
+    save_method(m, tmp_path / "exp" / "step2" / "last.pt", step=5, dataset="mtfl", resolution=16)
+    assert load_method(tmp_path / "exp" / "step2" / "last.pt").n_keypoints == 1
+    copy = _tool("selftrain_readout").every_channel(tmp_path / "exp" / "step2" / "last.pt", tmp_path / "out")
+    back = load_method(copy)
+    assert copy == tmp_path / "out" / "exp_all" / "step2" / "last.pt"
+    assert back.config.min_detection == 0.0 and back.n_keypoints == 3 and back.checkpoint_info["experiment"] == "exp_all"
+    step1 = tmp_path / "s1.pt"
+    save_method(SelfTrain(SelfTrainConfig(n_clusters=4, resolution=16, stem=4, width=8, depth=1, descriptor_dim=4)),
+                step1, step=1, dataset="mtfl", resolution=16)
+    with pytest.raises(ValueError, match="not a self-training Step-2"):
+        _tool("selftrain_readout").every_channel(step1, tmp_path / "out")
