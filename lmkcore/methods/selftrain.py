@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -358,8 +359,6 @@ class SelfTrain(Method):
         share = self.detection_share(data).to(self.active.device)
         keep = share >= self.config.min_detection
         if not (keep & self.active).any():
-            import warnings
-
             best = float(share[self.active].max()) if self.active.any() else 0.0
             warnings.warn(f"selftrain: no active channel is detected in {self.config.min_detection:.0%} of "
                           f"{min(len(data), self.config.detection_images)} training images (best {best:.0%}): "
