@@ -195,8 +195,9 @@ CPU = Profile(
                                        max_minutes=25.0)},
             train=dict(batch_size=8, cpu_amp=True)),
         # selftrain: the recipe's schedule is the procedural one (3 minutes of training); on MTFL the bootstrap
-        # takes ~7.5 min, so the budget holds six times the training (SELFTRAIN_CPU_SCHEDULE). MTFL uses the paper's 100 clusters: 14.14 against 17.74 % IOD with 24
-        # on held-out fit faces (reports/selftrain_choices); 19.2 min in all (reports/selftrain). LSPET follows the
+        # takes ~7.5 min, so the budget holds six times the training (SELFTRAIN_CPU_SCHEDULE). MTFL uses the paper's
+        # 100 clusters: 14.14 against 17.74 % IOD with 24 on held-out fit faces (reports/selftrain_choices); 19.2 min
+        # in all (66.2 on a slower machine, reports/selftrain). LSPET follows the
         # same rule, the paper's count for bodies (250) and MTFL's schedule: 24.52 against 21.94 PCK@0.2 with 24
         # clusters and the procedural schedule, 20.1 min in all (reports/selftrain)
         "selftrain": MethodPlan(datasets={
