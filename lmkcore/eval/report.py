@@ -77,22 +77,23 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     return out
 
 
-def _absent(method: str | None) -> dict:
-    """What a run of `method` recorded before a config field existed ran with: its config class's `ABSENT`
-    values (`methods.base.recorded_config`); {} for a method this process does not know."""
+def _recorded(old: dict) -> dict:
+    """The config an old report's run trained with: for a method this process knows, every field, a field added
+    since taking the value that keeps the old behaviour (`methods.base.recorded_config`); else as recorded."""
     from ..methods import METHODS
+    from ..methods.base import recorded_config
 
-    cls = METHODS.get(method or "")
-    return dict(getattr(cls.config_class, "ABSENT", {})) if cls is not None else {}
+    cls, config = METHODS.get(old.get("method") or ""), old.get("config") or {}
+    return recorded_config(cls.config_class, config) if cls is not None and config else config
 
 
 def setting_diff(old: dict, new: dict) -> dict:
     """{field: (old, new)} where two results' runs were trained differently: the method's config fields both
-    record, the trainer's precision (`bf16`) and batch size, as metrics.json holds them. A field one of them lacks
-    (a report from before it was recorded) is not compared, unless the method's config class says what a run
-    without it ran with (`ABSENT`: a field whose default turns something on)."""
+    record, the trainer's precision (`bf16`) and batch size, as metrics.json holds them. A config field the old
+    report lacks (recorded before it existed) is compared at the value that kept the old behaviour where the
+    method is known (`_recorded`); a field of an unknown method, or a trainer option, one of them lacks is not."""
     new = json.loads(json.dumps(new, default=_plain))  # tuples as lists, as `old` was read
-    recorded = {**_absent(old.get("method")), **(old.get("config") or {})} if old.get("config") else {}
+    recorded = json.loads(json.dumps(_recorded(old), default=_plain))
     pairs = {**{f"config.{k}": (v, new["config"][k]) for k, v in recorded.items()
                 if k in (new.get("config") or {})},
              **{k: (old[k], new[k]) for k in ("bf16", "batch_size") if old.get(k) is not None and new.get(k) is not None}}
