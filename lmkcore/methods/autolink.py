@@ -81,7 +81,7 @@ class AutoLinkConfig:
     ssim: float = 1.0  # weight of the pyramid loss's (1 - SSIM) term (0: Laplacian-pyramid and gradient L1 only)
     lr: float = 1.5e-3  # (paper 1e-4)
     weight_decay: float = 1e-3
-    schedule: str = "cosine"  # cosine (with warmup) | constant
+    schedule: str = "cosine"  # cosine (with warmup) | constant | decay (constant, then to 0 over the last fifth)
     warmup: int = 100  # linear warm-up steps of the cosine schedule
     flip: bool = True  # random horizontal flips (paper: faces, Taichi, H36M)
 

@@ -77,12 +77,13 @@ def require_choice(config, **choices) -> None:
                              f"got {value!r}")
 
 
-SCHEDULES = ("constant", "cosine")  # the learning-rate schedules `lr_schedule` makes
+SCHEDULES = ("constant", "cosine", "decay")  # the learning-rate schedules `lr_schedule` makes
 
 
 def schedule_suffix(schedule: str) -> str:
-    """Run-name suffix of a `schedule` field: "" for the constant rate (the recipes'), "_cos" for cosine."""
-    return "_cos" if schedule == "cosine" else ""
+    """Run-name suffix of a `schedule` field: "" for the constant rate (the recipes'), "_cos" for cosine,
+    "_decay" for the constant rate with a linear decay at the end."""
+    return {"constant": "", "cosine": "_cos", "decay": "_decay"}[schedule]
 
 
 def additions_suffix(**weights: float) -> str:
@@ -114,14 +115,34 @@ class WarmupCosine:
         return min(1.0, (s + 1) / self.warm) * 0.5 * (1 + math.cos(math.pi * min(s, horizon) / horizon))
 
 
+@dataclasses.dataclass
+class StableDecay:
+    """Learning-rate factor for `LambdaLR`: 1 until the last `frac` of `steps`, then linearly to 0 at `steps`.
+
+    The rate stays high while the landmarks form (a cosine lowers it from the start: it lost on held-out
+    fit faces, reports/fgbg) and anneals only at the end. Its horizon is fitted to a wall-clock cap as
+    `WarmupCosine`'s, so a capped run anneals before the cap rather than stopping at full rate.
+    """
+
+    steps: int
+    frac: float = 0.2
+
+    def __call__(self, s: int) -> float:
+        horizon = max(self.steps, 1)
+        return min(1.0, max(0.0, (horizon - s) / max(self.frac * horizon, 1.0)))
+
+
 def lr_schedule(opt: torch.optim.Optimizer, schedule: str, steps: int, warmup: int = 1):
-    """The scheduler a method's `schedule` field names for `opt` over `steps`: None for "constant", else
-    (`"cosine"`) a `LambdaLR` of `WarmupCosine` (linear warm-up over `warmup` steps, at most a tenth of the run,
-    then a cosine to 0), whose horizon the trainer fits to a wall-clock cap."""
+    """The scheduler a method's `schedule` field names for `opt` over `steps`: None for "constant";
+    for `"cosine"` a `LambdaLR` of `WarmupCosine` (linear warm-up over `warmup` steps, at most a tenth of the
+    run, then a cosine to 0); for `"decay"` one of `StableDecay` (constant, then linearly to 0 over the last
+    fifth). The trainer fits either horizon to a wall-clock cap."""
     if schedule not in SCHEDULES:
         raise ValueError(f"schedule must be one of {', '.join(SCHEDULES)}, got {schedule!r}")
     if schedule == "constant":
         return None
+    if schedule == "decay":
+        return torch.optim.lr_scheduler.LambdaLR(opt, StableDecay(steps))
     return torch.optim.lr_scheduler.LambdaLR(opt, WarmupCosine(max(1, min(warmup, steps // 10)), steps))
 
 

@@ -98,7 +98,7 @@ class FgBgConfig:
     lr: float = 1e-3  # Adam learning rate (card default; BBC 1e-4)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
     weight_decay: float = 5e-6  # Adam weight decay (card)
-    schedule: str = "constant"  # learning rate: constant (card) | cosine (to 0 at the run's end, fitted to a time cap)
+    schedule: str = "constant"  # lr: constant (card) | cosine | decay (to 0 over the last fifth); fitted to a time cap
     # additions of the compact recipe, not in the paper (the part-based method's and AutoLink's:
     # ops.heatmaps.spot_logits, ops.losses.separation_loss); the `paper` profile turns them off
     prior: float = 0.3  # >0: learned logits added to the landmark logits, started as bumps this wide at K spots (0: paper)

@@ -86,7 +86,7 @@ class PartBasedConfig:
     patch: float = 0.2  # half side of the adversarial patches (normalised units; paper 49 px at 256 px)
     lr: float = 1e-3  # Adam learning rate (card)
     lr_d: float = 1e-3  # discriminator's Adam learning rate
-    schedule: str = "constant"  # learning rate: constant (card) | cosine (to 0 at the run's end, fitted to a time cap)
+    schedule: str = "constant"  # lr: constant (card) | cosine | decay (to 0 over the last fifth); fitted to a time cap
     # additions of the compact recipe, not in the paper (AutoLink's: ops.heatmaps.spot_logits, ops.losses.separation_loss);
     # the `paper` profile turns them off. At CPU budgets without them most parts gather on one feature
     # (reports/partbased/README.md, "Choices")
