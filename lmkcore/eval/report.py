@@ -62,6 +62,7 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
 
     out = Path(report_dir) / (name or report_name(result))
     check_same_setting(out / "metrics.json", result)
+    keep_earlier_run(out, result)
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         result = {**result, "profile": profile}
@@ -101,7 +102,8 @@ def setting_diff(old: dict, new: dict) -> dict:
 
 
 def check_same_setting(metrics: Path, result: dict) -> None:
-    """A trained run's report is replaced only by a run of the same setting (scored again, or trained further): a
+    """A trained run's report is replaced only by a run of the same setting (scored again, or trained further; a
+    run of another commit moves it aside, `keep_earlier_run`): a
     run of another setting under the same name (a recipe that changed only trainer options, such as bf16) raises
     instead of silently taking the old report's place. Floors (untrained, mean shape) follow the recipe."""
     if result.get("kind") != "trained" or not metrics.is_file():
@@ -112,6 +114,26 @@ def check_same_setting(metrics: Path, result: dict) -> None:
         raise FileExistsError(f"{metrics} holds a run of another setting (field: (that report, this run)) {diff}; "
                               f"move that report aside (e.g. `git mv {metrics.parent} {metrics.parent}_old`) or "
                               "write to another report_dir")
+
+
+def keep_earlier_run(out: Path, result: dict) -> Path | None:
+    """Move the report in `out` aside, to `<out>_<its commit>`, when it holds another training run of the same
+    setting (a trained result whose training commit differs: the recipe run again); a run scored again (same
+    commit) replaces its own report. Where the report went, or None. Two runs of one recipe differ by run-to-run
+    noise (reports/fgbg), so neither may silently take the other's place."""
+    metrics = out / "metrics.json"
+    if result.get("kind") != "trained" or not metrics.is_file():
+        return None
+    old = json.loads(metrics.read_text())
+    if old.get("kind") != "trained" or not old.get("commit") or old.get("commit") == result.get("commit"):
+        return None
+    aside = out.with_name(f"{out.name}_{old['commit']}")
+    n = 2
+    while aside.exists():
+        aside, n = out.with_name(f"{out.name}_{old['commit']}-{n}"), n + 1
+    out.rename(aside)
+    print(f"{out} held an earlier run (commit {old['commit']}, {old.get('steps')} steps): kept as {aside}")
+    return aside
 
 
 def _portable(path) -> str:

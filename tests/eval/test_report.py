@@ -155,3 +155,19 @@ def test_a_report_compares_settings_as_metrics_json_holds_them(tmp_path):
     r = {"kind": "trained", "run": "r1", "split": "val", "config": {"sizes": (1, 2)}}
     write_report(r, tmp_path, figures=False)
     write_report(r, tmp_path, figures=False)  # a tuple read back as a list is the same setting
+
+
+def test_a_report_of_the_recipe_run_again_keeps_the_earlier_run_beside_it(tmp_path):
+    """Two runs of one setting at two commits (the recipe run again): the earlier report moves to
+    `<name>_<its commit>` (never overwritten, even by a third run); the same run scored again replaces its own."""
+    r = {"kind": "trained", "run": "r1", "split": "val", "config": {"n_parts": 4}, "commit": "aaa", "steps": 10}
+    write_report(r, tmp_path, figures=False)
+    write_report({**r, "metrics": {"nme": 2.0}}, tmp_path, figures=False)  # scored again: same commit, replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r1"]
+    write_report({**r, "commit": "bbb", "metrics": {"nme": 1.0}}, tmp_path, figures=False)
+    assert json.loads((tmp_path / "r1_aaa" / "metrics.json").read_text())["metrics"] == {"nme": 2.0}
+    assert json.loads((tmp_path / "r1" / "metrics.json").read_text())["commit"] == "bbb"
+    (tmp_path / "r1" / "metrics.json").write_text(json.dumps({**r, "commit": "aaa", "metrics": {"nme": 3.0}}))
+    write_report({**r, "commit": "ccc"}, tmp_path, figures=False)  # a second earlier run of commit aaa
+    assert json.loads((tmp_path / "r1_aaa-2" / "metrics.json").read_text())["metrics"] == {"nme": 3.0}
+    assert json.loads((tmp_path / "r1_aaa" / "metrics.json").read_text())["metrics"] == {"nme": 2.0}
