@@ -6,7 +6,7 @@ import torch
 
 from lmkcore.checkpoint import load, load_method
 from lmkcore.methods import build
-from lmkcore.methods.base import WarmupCosine
+from lmkcore.methods.base import StableDecay, WarmupCosine, lr_schedule
 from lmkcore.train import StepSampler, TrainConfig, cpu_has_bf16, fit_horizon, train
 
 
@@ -40,6 +40,30 @@ def test_a_capped_schedule_ends_where_the_cap_would_cut_it():
     g = again.lr_lambdas[0]
     assert g.steps == 10 and g(10) == pytest.approx(0.0, abs=1e-12) and g(5) == pytest.approx(0.5)
 
+
+
+def test_the_decay_schedule_holds_the_rate_then_anneals_over_the_last_fifth():
+    """`schedule="decay"`: the full rate while landmarks form, linear to 0 over the last fifth; refittable to a
+    cap like the cosine (its horizon is an int `steps`), and kept by a resumed run."""
+    from lmkcore.train import refittable
+
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
+    sched = lr_schedule(opt, "decay", 100)
+    lrs = []
+    for _ in range(100):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[:81] == [0.5] * 81 and lrs[90] == pytest.approx(0.25) and lrs[99] == pytest.approx(0.025)
+    assert all(a > b for a, b in zip(lrs[80:], lrs[81:]))  # strictly down from step 80
+    f = refittable(sched)[0]
+    f.steps = 50  # a cap cut the run in half: the decay moves with the end
+    again = lr_schedule(torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5), "decay", 100)
+    again.load_state_dict(sched.state_dict())
+    g = again.lr_lambdas[0]
+    assert isinstance(g, StableDecay) and g.steps == 50 and g(40) == 1.0 and g(45) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        lr_schedule(opt, "step", 100)
 
 def test_resume_continues_the_same_curve(tmp_path, procedural32, tiny_config):
     torch.manual_seed(0)
