@@ -189,7 +189,8 @@ CPU = Profile(
         # LSPET without the recipe's covariance equivariance: 23.24 against 22.65 PCK@0.2 with it on held-out fit
         # people at 1,000 steps (reports/fgbg_choices). MTFL anneals over the last fifth of the steps that fit the
         # cap (`schedule="decay"`): 13.40 against 13.59 % IOD on held-out fit faces at 2,000 steps, 14.18 against
-        # 14.41 at 1,000 (reports/fgbg_choices); on MTFL val 12.27, two constant-rate runs 12.13 and 12.76 (reports/fgbg)
+        # 14.41 at 1,000 (reports/fgbg_choices); on MTFL val 12.27, two constant-rate runs 12.13 and 12.76
+        # (reports/fgbg)
         "fgbg": MethodPlan(
             config=dict(use_temporal=False, use_warped=True, rec_loss="l1"),
             datasets={"mtfl": RunPlan(config=dict(n_landmarks=10, img_size=64, schedule="decay"), steps=5000,
