@@ -41,7 +41,6 @@ def test_a_capped_schedule_ends_where_the_cap_would_cut_it():
     assert g.steps == 10 and g(10) == pytest.approx(0.0, abs=1e-12) and g(5) == pytest.approx(0.5)
 
 
-
 def test_the_decay_schedule_holds_the_rate_then_anneals_over_the_last_fifth():
     """`schedule="decay"`: the full rate while landmarks form, linear to 0 over the last fifth; refittable to a
     cap like the cosine (its horizon is an int `steps`), and kept by a resumed run."""
@@ -64,6 +63,7 @@ def test_the_decay_schedule_holds_the_rate_then_anneals_over_the_last_fifth():
     assert isinstance(g, StableDecay) and g.steps == 50 and g(40) == 1.0 and g(45) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="schedule must be one of"):
         lr_schedule(opt, "step", 100)
+
 
 def test_resume_continues_the_same_curve(tmp_path, procedural32, tiny_config):
     torch.manual_seed(0)
