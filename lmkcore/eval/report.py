@@ -61,6 +61,9 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     from .plots import save_all
 
     out = Path(report_dir) / (name or report_name(result))
+    if isinstance(result.get("config"), dict):  # path fields of a config (fgbg's seed names `dataset_path`, `save_path`)
+        result = {**result, "config": {k: _portable(v) if k.endswith("_path") and isinstance(v, str) and v else v
+                                       for k, v in result["config"].items()}}
     check_same_setting(out / "metrics.json", result)
     keep_earlier_run(out, result)
     out.mkdir(parents=True, exist_ok=True)
