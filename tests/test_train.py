@@ -7,7 +7,7 @@ import torch
 from lmkcore.checkpoint import load, load_method
 from lmkcore.methods import build
 from lmkcore.methods.base import StableDecay, WarmupCosine, lr_schedule
-from lmkcore.train import StepSampler, TrainConfig, cpu_has_bf16, fit_horizon, train
+from lmkcore.train import StepSampler, TrainConfig, cpu_has_bf16, fit_horizon, refittable, train
 
 
 def _cfg(tmp_path, **kw):
@@ -44,8 +44,6 @@ def test_a_capped_schedule_ends_where_the_cap_would_cut_it():
 def test_the_decay_schedule_holds_the_rate_then_anneals_over_the_last_fifth():
     """`schedule="decay"`: the full rate while landmarks form, linear to 0 over the last fifth; refittable to a
     cap like the cosine (its horizon is an int `steps`), and kept by a resumed run."""
-    from lmkcore.train import refittable
-
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.5)
     sched = lr_schedule(opt, "decay", 100)
     lrs = []
@@ -383,8 +381,6 @@ def test_resume_of_a_two_optimiser_run_continues_the_same_curve(tmp_path, proced
 
 
 def test_a_cap_refits_schedules_with_a_horizon_and_stops_the_others():
-    from lmkcore.train import refittable
-
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
 
     class Linear:  # any lambda object with an integer `steps` is refitted

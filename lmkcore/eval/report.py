@@ -64,8 +64,11 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     if isinstance(result.get("config"), dict):  # path fields of a config (fgbg's seed names `dataset_path`, `save_path`)
         result = {**result, "config": {k: _portable(v) if k.endswith("_path") and isinstance(v, str) and v else v
                                        for k, v in result["config"].items()}}
-    check_same_setting(out / "metrics.json", result)
-    keep_earlier_run(out, result)
+    if result.get("kind") == "trained" and (out / "metrics.json").is_file():
+        old = json.loads((out / "metrics.json").read_text())
+        if old.get("kind") == "trained":  # another setting raises; another run of this setting moves aside
+            check_same_setting(out / "metrics.json", old, result)
+            keep_earlier_run(out, old, result)
     out.mkdir(parents=True, exist_ok=True)
     if profile is not None:
         result = {**result, "profile": profile}
@@ -104,31 +107,24 @@ def setting_diff(old: dict, new: dict) -> dict:
     return {k: (a, b) for k, (a, b) in pairs.items() if a != b}
 
 
-def check_same_setting(metrics: Path, result: dict) -> None:
-    """A trained run's report is replaced only by a run of the same setting (scored again, or trained further; a
-    run of another commit moves it aside, `keep_earlier_run`): a
-    run of another setting under the same name (a recipe that changed only trainer options, such as bf16) raises
-    instead of silently taking the old report's place. Floors (untrained, mean shape) follow the recipe."""
-    if result.get("kind") != "trained" or not metrics.is_file():
-        return
-    old = json.loads(metrics.read_text())
-    diff = setting_diff(old, result) if old.get("kind") == "trained" else {}
+def check_same_setting(metrics: Path, old: dict, result: dict) -> None:
+    """A trained run's report (`old`, read from `metrics`) is replaced only by a run of the same setting (scored
+    again, or trained further; a run of another commit moves it aside, `keep_earlier_run`): a run of another
+    setting under the same name (a recipe that changed only trainer options, such as bf16) raises instead of
+    silently taking the old report's place. Floors (untrained, mean shape) follow the recipe (`write_report`)."""
+    diff = setting_diff(old, result)
     if diff:
         raise FileExistsError(f"{metrics} holds a run of another setting (field: (that report, this run)) {diff}; "
                               f"move that report aside (e.g. `git mv {metrics.parent} {metrics.parent}_old`) or "
                               "write to another report_dir")
 
 
-def keep_earlier_run(out: Path, result: dict) -> Path | None:
-    """Move the report in `out` aside, to `<out>_<its commit>`, when it holds another training run of the same
-    setting (a trained result whose training commit differs: the recipe run again); a run scored again (same
+def keep_earlier_run(out: Path, old: dict, result: dict) -> Path | None:
+    """Move the report in `out` (`old`, a trained run's) aside, to `<out>_<its commit>`, when `result` is another
+    training run of the same setting (its training commit differs: the recipe run again); a run scored again (same
     commit) replaces its own report. Where the report went, or None. Two runs of one recipe differ by run-to-run
     noise (reports/fgbg), so neither may silently take the other's place."""
-    metrics = out / "metrics.json"
-    if result.get("kind") != "trained" or not metrics.is_file():
-        return None
-    old = json.loads(metrics.read_text())
-    if old.get("kind") != "trained" or not old.get("commit") or old.get("commit") == result.get("commit"):
+    if not old.get("commit") or old.get("commit") == result.get("commit"):
         return None
     aside = out.with_name(f"{out.name}_{old['commit']}")
     n = 2
