@@ -224,7 +224,9 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              f"on {GRAPH_FIT:,} fit images; metrics.json `skeleton`; `mask_iou`: % IoU of a predicted foreground "
              "with the true figure, or on people with capsules along the annotated bones, beside two chance "
              "levels, an all-foreground mask (`mask_iou_constant`) and the masks of other images "
-             "(`mask_iou_permuted`); metrics.json `masks`).", ""]
+             "(`mask_iou_permuted`); metrics.json `masks`; part-based and fgbg `part_spread` / `part_size`: RMS "
+             "distance of the part means from their centroid / a part map's RMS standard deviation, % of the image "
+             "side; a spread far below the size = the parts collapsed onto one blob).", ""]
     if any(_head(r) for r in rows):
         lines[-2] += (" [head]: a supervised head on the method's frozen features (`lmkcore.eval.head`, early "
                       "stopping on held-out fit images); it has no backward error.")

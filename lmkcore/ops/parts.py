@@ -118,6 +118,18 @@ def foreground_mask(mu: Tensor, h: int, w: int, radius: float = 0.1, floor: floa
     return m / m.sum((2, 3), keepdim=True).clamp_min(1e-8)
 
 
+def part_layout(mu: Tensor, cov: Tensor) -> dict[str, Tensor]:
+    """How the parts lie in each image, in % of the image side: `spread`, the RMS distance of the K means
+    from their centroid, and `size`, a part's RMS standard deviation, sqrt(trace(Sigma) / 2), averaged over
+    parts. Parts that tile an object have a spread larger than their size; parts that collapsed onto one
+    broad blob (every map the same) have a spread near 0 and a large size. `(B, K, 2), (B, K, 2, 2) -> (B,)`
+    each (normalised coordinates span 2)."""
+    mu, cov = full_precision(mu), full_precision(cov)
+    spread = (mu - mu.mean(1, keepdim=True)).pow(2).sum(-1).mean(1).sqrt()
+    size = (cov.diagonal(dim1=-2, dim2=-1).sum(-1).clamp_min(0) / 2).sqrt().mean(1)
+    return {"spread": 50 * spread, "size": 50 * size}
+
+
 # equivariance: statistics of a warped view expressed in the original frame
 
 def transport_statistics(mu: Tensor, cov: Tensor, warp: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -279,7 +279,8 @@ def test_run_name_has_the_seed_flags():
 def test_diagnostics(images):
     with torch.no_grad():
         d = tiny().eval().diagnostics(images)
-    assert set(d) == {"shape_gain", "mask_mean"} and 0 <= d["mask_mean"] <= 1 and d["shape_gain"] == d["shape_gain"]
+    assert set(d) == {"shape_gain", "mask_mean", "part_spread", "part_size"}
+    assert 0 <= d["mask_mean"] <= 1 and d["shape_gain"] == d["shape_gain"] and 0 < d["part_size"] <= 100
 
 
 def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads(tmp_path, procedural32):

@@ -145,7 +145,8 @@ def test_bad_config_is_named():
 def test_diagnostics(images):
     with torch.no_grad():
         d = tiny().eval().diagnostics(images)
-    assert set(d) == {"shape_gain"} and d["shape_gain"] == d["shape_gain"]  # finite number
+    assert set(d) == {"shape_gain", "part_spread", "part_size"} and d["shape_gain"] == d["shape_gain"]  # finite
+    assert 0 <= d["part_spread"] <= 100 * 2 ** 0.5 and 0 < d["part_size"] <= 100
 
 
 def test_a_few_steps_lower_the_loss_and_the_checkpoint_loads(tmp_path, procedural32):

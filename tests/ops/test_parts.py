@@ -7,8 +7,8 @@ import torch
 from lmkcore.ops import warp_images, warp_points
 from lmkcore.ops.coords import grid
 from lmkcore.ops.tps import identity_params
-from lmkcore.ops.parts import (encode_parts, equivariance_losses, foreground_mask, normalise_parts, part_statistics,
-                               pool_appearance, precision_factor, render_parts, splat,
+from lmkcore.ops.parts import (encode_parts, equivariance_losses, foreground_mask, normalise_parts, part_layout,
+                               part_statistics, pool_appearance, precision_factor, render_parts, splat,
                                transport_statistics)
 
 
@@ -110,6 +110,18 @@ def test_equivariance_losses_are_zero_for_equal_statistics_and_grow_with_distanc
     assert t == 0 and c == pytest.approx(1e-3, rel=1e-3)  # sqrt(1e-6)
     t2, c2 = equivariance_losses(mu, cov, mu + 0.1, 2 * cov)
     assert t2 == pytest.approx(0.01, rel=1e-4) and c2 == pytest.approx(math.sqrt(2), rel=1e-3)
+
+
+def test_part_layout_tells_parts_that_tile_from_parts_collapsed_onto_one_blob():
+    tiled = torch.tensor([[[-0.5, 0.0], [0.5, 0.0]]])  # (1, 2, 2): means half the image apart
+    small = 0.01 * torch.eye(2).expand(1, 2, 2, 2)  # std 0.1 on each axis
+    layout = part_layout(tiled, small)
+    assert layout["spread"].item() == pytest.approx(25.0)  # 0.5 of a side of 2: 25 % of the image
+    assert layout["size"].item() == pytest.approx(5.0)
+    # two maps of one broad blob: their statistics coincide
+    blob = gaussian_map(MU, 0.1 * torch.eye(2, dtype=torch.float64), 64).expand(1, 2, 64, 64)
+    layout = part_layout(*part_statistics(blob))
+    assert layout["spread"].item() == pytest.approx(0.0, abs=1e-6) and layout["size"].item() > 10
 
 
 def test_gradients_reach_the_means_and_covariances_through_rendering():
