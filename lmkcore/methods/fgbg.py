@@ -424,5 +424,6 @@ class FgBg(Method):
                                               ("sym", c.symmetric)) if on)
         cov = f"_idcov{c.fixed_covar:g}" if c.use_identity_covariance else ""
         trans, ptrans = c.equivariance_weights
-        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=trans, ptrans=ptrans) + schedule_suffix(c.schedule)
+        lr = "" if c.lr == type(c).lr else f"_lr{c.lr:g}"  # a rate other than the card's names its runs
+        extra = additions_suffix(prior=c.prior, sep=c.sep, trans=trans, ptrans=ptrans) + lr + schedule_suffix(c.schedule)
         return f"fgbg_k{c.n_landmarks}_{dataset}-{c.img_size}_{steps}{flags}{cov}_{self.rec_kind}{extra}"

@@ -270,6 +270,8 @@ def test_run_name_has_the_seed_flags():
     assert tiny().run_name("lspet", 32, 100).endswith("_pyramid_prior0.3_sep1_trans5_ptrans1")
     paper = dict(prior=0.0, sep=0.0, c_trans=0.0, c_precision_trans=0.0)
     assert tiny(**paper).run_name("lspet", 32, 100) == "fgbg_k4_lspet-32_100_warped_fgbg_pyramid"
+    fast = tiny(lr=2e-3, schedule="decay").run_name("mtfl", 32, 1)
+    assert fast == "fgbg_k4_mtfl-32_1_warped_fgbg_pyramid_prior0.3_sep1_trans5_ptrans1_lr0.002_decay"
     sym = tiny(symmetric=True, **paper)
     assert sym.run_name("mtfl", 32, 1) == "fgbg_k4_mtfl-32_1_warped_fgbg_sym_pyramid"
     # temporal pairs: no equivariance term, none in the name
