@@ -191,7 +191,8 @@ CPU = Profile(
         # cap (`schedule="decay"`): 13.40 against 13.59 % IOD on held-out fit faces at 2,000 steps, 14.18 against
         # 14.41 at 1,000 (reports/fgbg_choices); on MTFL val 12.27, two constant-rate runs 12.13 and 12.76
         # (reports/fgbg). And at twice the card's rate, which the anneal brings down at the end: 13.14 against
-        # 13.40 on held-out fit faces at 2,000 steps (reports/fgbg_choices)
+        # 13.40 on held-out fit faces at 2,000 steps (reports/fgbg_choices); on MTFL val 12.40 in 3,615 steps on a
+        # slower machine (reports/fgbg)
         "fgbg": MethodPlan(
             config=dict(use_temporal=False, use_warped=True, rec_loss="l1"),
             datasets={"mtfl": RunPlan(config=dict(n_landmarks=10, img_size=64, schedule="decay", lr=2e-3), steps=5000,
