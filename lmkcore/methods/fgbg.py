@@ -53,8 +53,8 @@ from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
 from ..ops import (COLOUR_PRESETS, TPS_PRESETS, adjust_colour, colour_jitter, random_tps_views, reconstruction_loss,
                    resize, separation_loss)
 from ..ops.colour import colour_of
-from ..ops.parts import (encode_parts, equivariance_losses, part_layout, part_statistics, pool_appearance,
-                         precision_factor, render_parts, transport_statistics)
+from ..ops.parts import (encode_parts, equivariance_losses, masked_pixel_loss, part_layout, part_statistics,
+                         pool_appearance, precision_factor, render_parts, transport_statistics)
 from ..ops.tps import unmap_points
 from . import register
 from .base import (SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice,
@@ -92,7 +92,8 @@ class FgBgConfig:
     colour_jitter: str = "dundar"  # colour change of the shape stream's input (dundar: ColorJitter 0.4, 0.4, 0.4, hue 0.3; none)
     tps_preset: str = "dundar"  # warp of the partner (dundar: 10 x 10 grid, +-2 px, rotation +-pi/8, scale 1.05-1.15, +-10 px at 128)
     # losses and optimisation (card sections 5, 7)
-    rec_loss: str = "auto"  # auto (vgg19 if its weights are cached, else pyramid) | pyramid | l1 | vgg19 | vgg16
+    rec_loss: str = "auto"  # auto (vgg19 if its weights are cached, else pyramid) | pyramid | l1 | vgg19 | vgg16 |
+    # pixel (the part-based card's: squared error under discs around the output's landmarks, not in this paper)
     vgg_lambda: float = 1.0  # reconstruction weight (BBC config 5)
     gan_lambda: float = 1.0  # generator's adversarial weight
     lr: float = 1e-3  # Adam learning rate (card default; BBC 1e-4)
@@ -117,7 +118,7 @@ class FgBgConfig:
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1, c_trans=0, c_precision_trans=0)
-        require_choice(self, rec_loss=("auto", "pyramid", "l1", "vgg16", "vgg19"), schedule=SCHEDULES,
+        require_choice(self, rec_loss=("auto", "pyramid", "l1", "vgg16", "vgg19", "pixel"), schedule=SCHEDULES,
                        colour_jitter=sorted(COLOUR_PRESETS), tps_preset=sorted(TPS_PRESETS))
         if not (self.use_temporal or self.use_warped):
             raise ValueError("use_temporal or use_warped must be on: the partner must show another pose")
@@ -220,7 +221,7 @@ class FgBg(Method):
         else:  # the instance's layers: no mask, no background
             self.layers = {n: kind for n, kind in type(self).layers.items() if n not in ("mask", "background")}
         self.rec_kind = rec_loss_kind(c.rec_loss)
-        self.recon = reconstruction_loss(self.rec_kind)
+        self.recon = None if self.rec_kind == "pixel" else reconstruction_loss(self.rec_kind)
         self.discriminator = PatchGAN() if c.use_gan else None
 
     @property
@@ -344,7 +345,10 @@ class FgBg(Method):
         else:
             app_b = pool_appearance(feats[b:], maps[b:])  # (B, K, C): the partner's appearance
             out = self.render(mu[:b], cov[:b], app_b, partner, (mu[b:], cov[b:]))
-        rec = self.recon(out["output"].float(), target.float())  # card section 5
+        if self.recon is None:  # `pixel`: the part-based card's loss, under the landmarks of what is rebuilt
+            rec = masked_pixel_loss(out["output"], target, mu if c.symmetric else mu[:b])
+        else:
+            rec = self.recon(out["output"].float(), target.float())  # card section 5
         loss = c.vgg_lambda * rec
         logs = {"rec": rec.detach()}
         if c.sep > 0:  # compact-recipe addition: no two landmarks on one spot

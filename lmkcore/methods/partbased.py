@@ -41,7 +41,7 @@ from torch import Tensor, nn
 
 from ..nets import PartEncoder, PartGenerator, generator_sizes
 from ..ops import random_colour, random_tps, reconstruction_loss, resize, separation_loss, warp_images_tps
-from ..ops.parts import (encode_parts, equivariance_losses, foreground_mask, part_layout, part_statistics,
+from ..ops.parts import (encode_parts, equivariance_losses, masked_pixel_loss, part_layout, part_statistics,
                          pool_appearance, precision_factor, render_parts, transport_statistics)
 from . import register
 from .base import (SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice,
@@ -216,8 +216,7 @@ class PartBased(Method):
         target = resize(targets, c.reconstr_dim, antialias=True)
         # reconstruction (card section 5, `c_l2`): the view from its own parts and its partner's appearance
         if self.recon is None:  # card: sum over the masked pixels and channels, batch mean
-            err = (recon.float() - target).abs() if c.L1 else (recon.float() - target).pow(2)
-            rec = (foreground_mask(mu, c.reconstr_dim, c.reconstr_dim) * err).sum((1, 2, 3)).mean()
+            rec = masked_pixel_loss(recon, target, mu, l1=c.L1)
         else:
             rec = self.recon(recon.float(), target)
         # equivariance (card section 5, `c_trans`, `c_precision_trans`): both warps' parts in the original frame

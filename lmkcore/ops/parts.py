@@ -118,6 +118,14 @@ def foreground_mask(mu: Tensor, h: int, w: int, radius: float = 0.1, floor: floa
     return m / m.sum((2, 3), keepdim=True).clamp_min(1e-8)
 
 
+def masked_pixel_loss(output: Tensor, target: Tensor, mu: Tensor, l1: bool = False) -> Tensor:
+    """The part-based card's reconstruction loss (section 5): squared error (absolute with `l1`) summed over
+    channels and the `foreground_mask` of the means `mu`, batch mean. Parts gathered on one spot are asked to
+    rebuild only that spot. `(B, C, H, W), (B, C, H, W), (B, K, 2) -> ()`."""
+    err = (output.float() - target.float()).abs() if l1 else (output.float() - target.float()).pow(2)
+    return (foreground_mask(mu, *output.shape[-2:]) * err).sum((1, 2, 3)).mean()
+
+
 def part_layout(mu: Tensor, cov: Tensor) -> dict[str, Tensor]:
     """How the parts lie in each image, in % of the image side: `spread`, the RMS distance of the K means
     from their centroid, and `size`, a part's RMS standard deviation, sqrt(trace(Sigma) / 2), averaged over

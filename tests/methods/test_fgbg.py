@@ -134,6 +134,12 @@ def test_loss_terms_and_gradients(images):
     assert set(logs) == {"rec", "sep", "trans", "precision_trans"} and torch.isfinite(loss)
     _, logs = tiny(sep=0.0, c_trans=0.0, c_precision_trans=0.0).loss({"image": images})
     assert set(logs) == {"rec", "mask"}
+    # the part-based card's loss under the landmarks (`pixel`): the same terms, gradients to the landmark head
+    m = tiny(rec_loss="pixel").train()
+    loss, logs = m.loss({"image": images})
+    assert m.recon is None and set(logs) == {"rec", "mask", "sep", "trans", "precision_trans"} and logs["rec"] > 0
+    loss.backward()
+    assert m.encoder.shape[1][-1].weight.grad.abs().sum() > 0
     # the part-based covariance equivariance (off by default): its own term, and a gradient to the landmark head
     m = tiny(sep=0.0, c_trans=0.0, c_precision_trans=1.0).train()
     _, logs = m.loss({"image": images})

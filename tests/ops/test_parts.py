@@ -7,7 +7,7 @@ import torch
 from lmkcore.ops import warp_images, warp_points
 from lmkcore.ops.coords import grid
 from lmkcore.ops.tps import identity_params
-from lmkcore.ops.parts import (encode_parts, equivariance_losses, foreground_mask, normalise_parts, part_layout,
+from lmkcore.ops.parts import (encode_parts, equivariance_losses, foreground_mask, masked_pixel_loss, normalise_parts, part_layout,
                                part_statistics, pool_appearance, precision_factor, render_parts, splat,
                                transport_statistics)
 
@@ -87,6 +87,18 @@ def test_foreground_mask_sums_to_one_and_covers_the_parts():
     assert m.shape == (1, 1, 32, 32) and m.sum().item() == pytest.approx(1.0, abs=1e-5)
     assert m[0, 0, 8, 8] > 0 and m[0, 0, 0, 31] == 0  # near a part / far from both
     assert not m.requires_grad  # stop-gradient on the means
+
+
+def test_masked_pixel_loss_counts_errors_near_the_parts_only():
+    mu = torch.tensor([[[-0.5, -0.5]]])  # one part in the top-left quarter
+    target = torch.zeros(1, 3, 32, 32)
+    far, near = target.clone(), target.clone()
+    far[..., 24:, 24:] = 1.0  # wrong far from the part
+    near[..., 6:10, 6:10] = 1.0  # wrong at the part
+    assert masked_pixel_loss(far, target, mu) == 0
+    assert masked_pixel_loss(near, target, mu) > 0
+    assert masked_pixel_loss(2 * near, target, mu) == pytest.approx(4 * masked_pixel_loss(near, target, mu).item())
+    assert masked_pixel_loss(2 * near, target, mu, l1=True) == pytest.approx(2 * masked_pixel_loss(near, target, mu).item())
 
 
 def test_covariance_maps_through_a_known_affine_warp():
