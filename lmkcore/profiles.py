@@ -194,7 +194,7 @@ CPU = Profile(
         # 13.40 on held-out fit faces at 2,000 steps (reports/fgbg_choices); on MTFL val 12.40 in 3,615 steps on a
         # slower machine (reports/fgbg). MTFL reconstructs with the part-based card's loss, squared error under
         # discs around the landmarks (`rec_loss="pixel"`): 12.55 against L1's 13.14 on held-out fit faces at 2,000
-        # steps (reports/fgbg_choices)
+        # steps (reports/fgbg_choices); on MTFL val 11.32 in 4,190 steps (reports/fgbg)
         "fgbg": MethodPlan(
             config=dict(use_temporal=False, use_warped=True, rec_loss="l1"),
             datasets={"mtfl": RunPlan(config=dict(n_landmarks=10, img_size=64, schedule="decay", lr=2e-3,
