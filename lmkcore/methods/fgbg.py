@@ -33,6 +33,8 @@ apart and stay apart) and, where the partner is a known warp of a (`use_warped` 
 mean and covariance equivariance `c_trans`, `c_precision_trans` (a's Gaussians and the partner's, carried back
 through the warp, agree: what ties landmarks to places on the object rather than to the warp); the `paper`
 profile turns all four off.
+`rec_loss=pixel` reconstructs with the part-based card's loss instead, squared error under discs around a's
+landmarks (`ops.parts.masked_pixel_loss`; the cpu profile's choice on faces, reports/fgbg).
 `symmetric` makes the pair the part-based method's: the partner is rebuilt too, from a's appearance over a's
 background, its target recoloured by a's jitter (the colours that appearance carries).
 """
