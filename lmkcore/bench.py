@@ -53,6 +53,7 @@ class Bench:
     ks: tuple[int, ...] = ()  # run only these K (empty: every K of the plans)
     steps: int = 0  # steps of every run (0: the plans')
     max_minutes: float = -1.0  # wall-clock cap of every run (-1: the plans'; 0: none)
+    floors_only: bool = False  # score the floors and write the tables; train and evaluate no run
     failures: list[str] = field(default_factory=list)
 
     # helpers
@@ -268,9 +269,9 @@ class Bench:
 
     def floors(self, plan: DataPlan, prep: Prepared, classes: list[type[Method]]) -> None:
         """Mean shape of the fit set (once per data set) and every method untrained (seeded) per K, by the same
-        protocol."""
+        protocol, in each of the method's evaluations (a supervised head's floor: the head on untrained features)."""
         from .data import open_dataset
-        from .eval import few_shot_sizes, mean_shape_floor
+        from .eval import HeadConfig, few_shot_sizes, mean_shape_floor
         from .eval.protocol import open_test_set
         from .eval.report import write_report
         from .provenance import git_commit
@@ -283,10 +284,13 @@ class Bench:
         meta = dict(split=split, data=prep.data, test_data=prep.test_data or None, resolution=plan.resolution,
                     commit=git_commit())
         results = [mean_shape_floor(fit, test, **common)]
+        head = HeadConfig(**self.profile.head)
         for cls in classes:
             for k in self.run_ks(cls, plan):
-                results.append(self.untrained(cls, self.config(cls, plan, k), fit, test,
-                                              batch_size=self.profile.eval_batch, device=self.device, **common))
+                for kind in cls.evaluations:  # a head row's floor is the same head on the untrained features
+                    results.append(self.untrained(cls, self.config(cls, plan, k), fit, test, evaluation=kind,
+                                                  batch_size=self.profile.eval_batch, device=self.device,
+                                                  **common, **(dict(head=head) if kind == "head" else {})))
         for r in results:
             write_report({**r, **meta}, self.reports, test_data=test, profile=self.profile.name)
         self.say(f"{plan.name}: floors (mean shape + {len(results) - 1} untrained) in {time.time() - t0:.1f} s")
@@ -316,10 +320,10 @@ class Bench:
             if prep is None:
                 continue
             by_notebook, here = [], []
-            for cls in classes:  # a method with a notebook is scored by 07 (and drawn by 08); any other here
+            for cls in (() if self.floors_only else classes):  # a method with a notebook is scored by 07 (and drawn by 08); any other here
                 trained = self.train(cls, plan, prep.data)
                 (by_notebook if self.profile.method(cls.name).notebook else here).extend(trained)
-            if not by_notebook + here:
+            if not by_notebook + here and not self.floors_only:
                 self.say(f"{plan.name}: no trained checkpoint; nothing to evaluate")
             self.evaluate(plan, prep, by_notebook)
             self.evaluate_here(plan, prep, here)
@@ -371,6 +375,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=0, help="override the profile's steps per run (0: keep)")
     p.add_argument("--max-minutes", type=float, default=-1.0,
                    help="override the profile's wall-clock cap per run (-1: keep; 0: none)")
+    p.add_argument("--floors-only", action="store_true",
+                   help="score the floors (mean shape, each method untrained) and write the tables; train nothing")
     p.add_argument("--test-source", action="append", default=[], metavar="DATASET=FOLDER",
                    help="a separate test set in the official layout, e.g. lspet=/data/lspet-test (repeatable)")
     for name, default in (("notebooks", "notebooks"), ("reports", "reports"), ("runs", "runs"), ("data-dir", "data")):
@@ -380,7 +386,7 @@ def main(argv=None) -> int:
     bench = Bench(get(a.profile), data_root(a.data_root), Path(a.notebooks).resolve(), Path(a.reports).resolve(),
                   Path(a.runs).resolve(), Path(a.data_dir).resolve(), a.fresh, a.device,
                   dict(t.split("=", 1) for t in a.test_source), methods=methods, steps=a.steps,
-                  max_minutes=a.max_minutes)
+                  max_minutes=a.max_minutes, floors_only=a.floors_only)
     try:
         classes = bench.method_classes()
     except KeyError as e:  # an unknown name or import path: say which ones there are

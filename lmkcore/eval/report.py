@@ -229,7 +229,8 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
              "side; a spread far below the size = the parts collapsed onto one blob).", ""]
     if any(_head(r) for r in rows):
         lines[-2] += (" [head]: a supervised head on the method's frozen features (`lmkcore.eval.head`, early "
-                      "stopping on held-out fit images); it has no backward error.")
+                      "stopping on held-out fit images); it has no backward error; (untrained) [head]: the same "
+                      "head on the untrained network's features.")
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["split"]), []).append(r)

@@ -293,13 +293,14 @@ def test_a_method_without_plan_or_notebook_trains_and_is_scored_by_the_package(t
     """The smoke profile with a method it has no plan for, given by import path (the toy of tests/methods): its
     dataclass defaults at the data set's resolution, trained by lmkcore.train through its recipe (two stages),
     scored both ways it offers (keypoints and a supervised head) by the shared protocol in this process, with
-    its untrained floor and the mean shape; no notebook runs. A second bench run trains nothing again."""
+    its untrained floor (both ways) and the mean shape; no notebook runs. A second bench run trains nothing again."""
     bench = replace(_bench(tmp_path, get("smoke"), tmp_path / "no-notebooks"), methods=(OUTSIDE,))
     rows = bench.run()
     assert bench.failures == []
     kinds = {(r["method"], r["kind"], r["K"], r.get("evaluation", "keypoints")) for r in rows if not r["few_shot"]}
     assert kinds == {("toy", "trained", 4, "keypoints"), ("toy", "trained", 4, "head"),
-                     ("toy", "untrained", 4, "keypoints"), ("mean-shape", "floor", None, "keypoints")}
+                     ("toy", "untrained", 4, "keypoints"), ("toy", "untrained", 4, "head"),
+                     ("mean-shape", "floor", None, "keypoints")}
     experiment = tmp_path / "runs" / "smoke" / "toy_k4_procedural-32_3"
     assert sorted(p.name for p in experiment.iterdir()) == ["stage1", "stage2", "summary.json"]  # + the recipe's time
     saved = json.loads((experiment / "stage2" / "config.json").read_text())
@@ -316,6 +317,19 @@ def test_a_method_without_plan_or_notebook_trains_and_is_scored_by_the_package(t
     mtime = (experiment / "stage2" / "last.pt").stat().st_mtime
     bench.run()  # finished stages are resumed, i.e. kept
     assert (experiment / "stage2" / "last.pt").stat().st_mtime == mtime
+
+
+def test_floors_only_scores_each_evaluation_s_floor_and_trains_nothing(tmp_path, registry):
+    """`--floors-only`: the mean shape and the untrained method in every evaluation it offers (a head's floor is
+    the head on untrained features), the tables written; no run trained, no notebook executed."""
+    bench = replace(_bench(tmp_path, get("smoke"), tmp_path / "no-notebooks"), methods=(OUTSIDE,), floors_only=True)
+    rows = bench.run()
+    assert bench.failures == []
+    kinds = {(r["method"], r["kind"], r.get("evaluation", "keypoints")) for r in rows if not r["few_shot"]}
+    assert kinds == {("toy", "untrained", "keypoints"), ("toy", "untrained", "head"), ("mean-shape", "floor", "keypoints")}
+    head = json.loads((tmp_path / "reports" / "floor_toy-untrained_k4_procedural-32_head_fit60" / "metrics.json").read_text())
+    assert head["evaluation"] == "head" and head["steps"] == 0 and "backward_nme" not in head["metrics"]
+    assert not (tmp_path / "runs").exists() and (tmp_path / "reports" / "benchmarks.md").exists()
 
 
 def test_executed_notebooks_keep_no_path_of_the_machine(tmp_path):
