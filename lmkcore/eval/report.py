@@ -269,14 +269,14 @@ def markdown(rows: list[dict], reports_dir: Path) -> str:
                       "| method | K | headline | " + " | ".join(sizes) + " |", "|" + "---|" * (3 + len(sizes))]
             by: dict[tuple, dict] = {}
             for r in few:
-                key = (r["kind"] != "trained", r["kind"], r["method"] + _head(r), r["K"] or 0, r["report"])
+                key = (r["kind"] != "trained", r["kind"], r["method"], _head(r), r["K"] or 0, r["report"])
                 by.setdefault(key, {})["headline" if not r["few_shot"] else r["n_fit"]] = (r["value"], r["fit_images"])
-            for key in sorted(by, key=lambda k: (str(k[0]), k[2], k[3], k[4])):  # as the table above
-                v, (_, kind, method, k, _) = by[key], key
+            for key in sorted(by, key=lambda k: (str(k[0]), k[2] + k[3], k[4], k[5])):  # as the table above
+                v, (_, kind, method, head, k, _) = by[key], key
                 if len(v) == 1:  # evaluated with the headline fit only
                     continue
                 cell = lambda s: f"{_fmt(v[s][0])} ({v[s][1]})" if s in v else "-"  # noqa: E731
-                label = method + {"untrained": " (untrained)", "floor": " (floor)"}.get(kind, "")
+                label = method + {"untrained": " (untrained)", "floor": " (floor)"}.get(kind, "") + head
                 lines.append(f"| {label} | {k or '-'} | {cell('headline')} | " + " | ".join(map(cell, sizes)) + " |")
             lines.append("")
     figs = sorted((reports_dir / "figures").glob("*.png"))

@@ -46,6 +46,18 @@ def test_collect_writes_json_rows_and_markdown(tmp_path):
     assert "| 900 | skeleton_precision 50.00, skeleton_recall 25.00 | cpu |" in md
 
 
+def test_an_untrained_head_row_reads_the_same_in_both_tables(tmp_path):
+    """A head's floor is labelled "<method> (untrained) [head]" in the main table and in the few-shot table."""
+    _fake(tmp_path, "floor_contrastive-untrained_k10_mtfl-80_head", method="contrastive", kind="untrained", K=10,
+          steps=0, evaluation="head", metrics={"nme": 17.0}, few_shot=[{"n_fit": "1%", "fit_images": 30,
+                                                                        "metrics": {"nme": 21.0}}])
+    collect(tmp_path)
+    md = (tmp_path / "benchmarks.md").read_text()
+    assert "[contrastive (untrained) [head]](floor_contrastive-untrained_k10_mtfl-80_head/metrics.json)" in md
+    assert "| contrastive (untrained) [head] | 10 | 17.00 (3000) | 21.00 (30) |" in md
+    assert "the same head on the untrained network's features" in md
+
+
 def test_report_names(tmp_path):
     assert report_name({"kind": "trained", "run": "r1", "n_fit": "all", "split": "val"}) == "r1"
     # a stage of a recipe ("step2", "moco") is named by its experiment too: two data sets never share a report
