@@ -320,7 +320,8 @@ class Bench:
             if prep is None:
                 continue
             by_notebook, here = [], []
-            for cls in (() if self.floors_only else classes):  # a method with a notebook is scored by 07 (and drawn by 08); any other here
+            # a method with a notebook is scored by 07 (and drawn by 08); any other here
+            for cls in (() if self.floors_only else classes):
                 trained = self.train(cls, plan, prep.data)
                 (by_notebook if self.profile.method(cls.name).notebook else here).extend(trained)
             if not by_notebook + here and not self.floors_only:

@@ -120,8 +120,8 @@ class FgBgConfig:
 
     def __post_init__(self):
         require(self, n_landmarks=1, img_size=16, stem=1, channels=1, depth=1, n_filters=1, c_trans=0, c_precision_trans=0)
-        require_choice(self, rec_loss=("auto", "pyramid", "l1", "vgg16", "vgg19", "pixel"), schedule=SCHEDULES,
-                       colour_jitter=sorted(COLOUR_PRESETS), tps_preset=sorted(TPS_PRESETS))
+        require_choice(self, rec_loss=("auto", "pyramid", "l1", "vgg16", "vgg19", "pixel"),
+                       schedule=SCHEDULES, colour_jitter=sorted(COLOUR_PRESETS), tps_preset=sorted(TPS_PRESETS))
         if not (self.use_temporal or self.use_warped):
             raise ValueError("use_temporal or use_warped must be on: the partner must show another pose")
         if self.fixed_covar <= 0:

@@ -326,8 +326,10 @@ def test_floors_only_scores_each_evaluation_s_floor_and_trains_nothing(tmp_path,
     rows = bench.run()
     assert bench.failures == []
     kinds = {(r["method"], r["kind"], r.get("evaluation", "keypoints")) for r in rows if not r["few_shot"]}
-    assert kinds == {("toy", "untrained", "keypoints"), ("toy", "untrained", "head"), ("mean-shape", "floor", "keypoints")}
-    head = json.loads((tmp_path / "reports" / "floor_toy-untrained_k4_procedural-32_head_fit60" / "metrics.json").read_text())
+    assert kinds == {("toy", "untrained", "keypoints"), ("toy", "untrained", "head"),
+                     ("mean-shape", "floor", "keypoints")}
+    report = tmp_path / "reports" / "floor_toy-untrained_k4_procedural-32_head_fit60" / "metrics.json"
+    head = json.loads(report.read_text())
     assert head["evaluation"] == "head" and head["steps"] == 0 and "backward_nme" not in head["metrics"]
     assert not (tmp_path / "runs").exists() and (tmp_path / "reports" / "benchmarks.md").exists()
 
