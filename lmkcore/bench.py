@@ -287,8 +287,9 @@ class Bench:
         head = HeadConfig(**self.profile.head)
         for cls in classes:
             for k in self.run_ks(cls, plan):
+                config = self.config(cls, plan, k)
                 for kind in cls.evaluations:  # a head row's floor is the same head on the untrained features
-                    results.append(self.untrained(cls, self.config(cls, plan, k), fit, test, evaluation=kind,
+                    results.append(self.untrained(cls, config, fit, test, evaluation=kind,
                                                   batch_size=self.profile.eval_batch, device=self.device,
                                                   **common, **(dict(head=head) if kind == "head" else {})))
         for r in results:
