@@ -121,7 +121,7 @@ def bootstrap(data, config) -> PseudoLabels:
     else:
         def find(im):
             return detect_points(im, size=c.bootstrap_size, detector=c.detector, nms=c.bootstrap_nms,
-                                 zooms=tuple(c.zooms), quality=c.corner_quality)
+                                 zooms=tuple(c.zooms), quality=c.corner_quality, desc_size=c.desc_size)
     pts, img, desc, index = [], [], [], []
     for i in range(len(data)):  # one detector call per image (and zoom): the images are the loop, not pixels
         item = data[i]

@@ -67,6 +67,7 @@ class SelfTrainConfig:
     zooms: tuple = (1.0, 1.3, 1.6)  # detection zooms (paper x1, x1.3, x1.6)
     bootstrap_nms: int = 3  # box-NMS half-size, px at bootstrap_size (paper 6 at 256)
     corner_quality: float = 0.01  # corners: min-eigenvalue threshold as a share of the image's maximum
+    desc_size: float = 12.0  # SIFT descriptor patch, px at bootstrap_size (SuperPoint's is its receptive field)
     in_box: bool = True  # keep only points inside the item's "box" (faces; MTFL: the image border filter)
     box_margin: float = 0.1  # the box enlarged by this share of its size on every side
     outlier_drop: float = 0.4  # share of descriptors dropped as outliers (median distance to 100 nearest)
@@ -121,7 +122,7 @@ class SelfTrainConfig:
     def __post_init__(self):
         require(self, n_clusters=1, max_points=1, resolution=16, stride=1, stem=1, width=1, depth=1, descriptor_dim=1,
                 rounds=0, round1_steps=1, round_steps=1, batch_size=1, step2_steps=1, step2_batch_size=1,
-                bootstrap_size=16, detection_images=1)
+                bootstrap_size=16, detection_images=1, desc_size=1)
         if not 0.0 <= self.min_detection <= 1.0:
             raise ValueError(f"min_detection is a share of images in [0, 1], got {self.min_detection}")
 
