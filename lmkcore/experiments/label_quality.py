@@ -17,6 +17,10 @@ train on (`experiments.choices.choice_store`), never on the scored split. With `
 `labels_roundNN.pt`) the labels are scored against the split they were made on (`--split`, default fit).
 Each result goes to `--reports/label_quality/<name>.json`, the table of all of them to
 `--reports/label_quality.md`.
+
+`--oracle` asks instead whether the descriptor could name the landmarks at all: SIFT descriptors (each
+`desc_size` of the fields, default the config's) taken at the annotated landmarks of the same fit images, and
+the share whose nearest descriptor from another image belongs to the same landmark (chance: 1 / landmarks).
 """
 from __future__ import annotations
 
@@ -30,6 +34,8 @@ import torch
 
 from ..data import LandmarkStore
 from ..data.pseudo_labels import PseudoLabels, bootstrap
+from ..ops.coords import norm_to_pixels
+from ..ops.interest import grey_uint8
 from ..eval import annotations, score
 from ..methods.selftrain import SelfTrainConfig
 from ..profiles import CPU, method_config
@@ -64,10 +70,39 @@ def label_scores(labels: PseudoLabels, data, *, common: float = 0.5) -> dict:
             "backward_common": float(per[often].mean()) if often.any() else None}  # percent, as `score`
 
 
+def descriptor_oracle(data, n_images: int, size: int, desc_size: float) -> float:
+    """Share of SIFT descriptors at the visible annotated landmarks of the first `n_images` items of `data`
+    (grey image at `size` px, patch `desc_size` px) whose nearest descriptor on another image is of the same
+    landmark."""
+    import cv2
+
+    sift, desc, landmark, image = cv2.SIFT_create(), [], [], []
+    for i in range(n_images):  # one OpenCV call per image
+        item = data[i]
+        vis = torch.nonzero(item["visible"].bool()).squeeze(1)
+        px = norm_to_pixels(item["keypoints"][vis].float(), (size, size))
+        kps = [cv2.KeyPoint(float(x), float(y), float(desc_size)) for x, y in px.tolist()]
+        kps, d = sift.compute(grey_uint8(item["image"], size), kps)
+        if d is None or len(kps) != len(vis):
+            raise RuntimeError(f"item {i}: SIFT described {0 if d is None else len(kps)} of {len(vis)} landmarks")
+        desc.append(torch.nn.functional.normalize(torch.from_numpy(d).float(), dim=1))
+        landmark.append(vis)
+        image.append(torch.full((len(vis),), i))
+    desc, landmark, image = torch.cat(desc), torch.cat(landmark), torch.cat(image)
+    nearest = torch.empty(len(desc), dtype=torch.long)
+    for s in range(0, len(desc), 4096):  # (4096, P) distances at a time
+        dist = torch.cdist(desc[s:s + 4096], desc)
+        dist[image[s:s + 4096, None] == image[None]] = float("inf")  # neighbours from other images only
+        nearest[s:s + 4096] = dist.argmin(1)
+    return float((landmark[nearest] == landmark).double().mean()) * 100
+
+
 def table(folder: Path) -> str:
     """The markdown table of every result in `folder/label_quality/`."""
     rows = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for f in sorted((folder / "label_quality").glob("*.json")):
+        if f.name.startswith("oracle_"):
+            continue
         r = json.loads(f.read_text())
 
         def num(key, digits=2):
@@ -86,25 +121,21 @@ def main(argv=None) -> dict:
     ap.add_argument("--labels", default="", help="score this labels file instead of bootstrapping")
     ap.add_argument("--split", default="fit", help="with --labels: the split they were made on")
     ap.add_argument("--hold", type=int, default=1000, help="fit images the choice store holds out (not used here)")
+    ap.add_argument("--oracle", action="store_true", help="score the descriptor at the annotated landmarks instead")
     ap.add_argument("--reports", default="reports/selftrain_choices")
     ap.add_argument("fields", nargs="*", help="SelfTrainConfig fields as name=value (the bootstrap's)")
     a = ap.parse_args(argv)
     t0 = time.time()
+    if a.oracle:
+        return oracle_main(a)
     if a.labels:
         if a.fields:
             raise SystemExit("name=value fields change the bootstrap; with --labels nothing is bootstrapped")
         data = LandmarkStore(a.data, split=a.split)
         labels = PseudoLabels.load(a.labels)
-        config = None
     else:
-        with h5py.File(a.data, "r") as f:
-            dataset = str(f.attrs["dataset"])
-        data = LandmarkStore(choice_store(a.data, a.hold), split=SPLITS[0])
-        if not 0 < a.images <= len(data):
-            raise SystemExit(f"--images {a.images}: the choice store's {SPLITS[0]} split has {len(data)} images")
-        config = SelfTrainConfig(**{**method_config(CPU, "selftrain", dataset),
-                                    **parse_fields(SelfTrainConfig, a.fields)})
-        labels = bootstrap(torch.utils.data.Subset(data, range(a.images)), config)
+        data, dataset = _fit_images(a)
+        labels = bootstrap(torch.utils.data.Subset(data, range(a.images)), _config(dataset, a.fields))
     out = {"name": a.name, **label_scores(labels, data), "minutes": (time.time() - t0) / 60,
            "source": a.labels and Path(a.labels).name, "fields": a.fields}
     folder = Path(a.reports)
@@ -112,6 +143,38 @@ def main(argv=None) -> dict:
     (folder / "label_quality" / f"{a.name}.json").write_text(json.dumps(out, indent=1))
     (folder / "label_quality.md").write_text(table(folder))
     print("RESULT", json.dumps({k: v for k, v in out.items() if not isinstance(v, list)}))
+    return out
+
+
+def _config(dataset: str, fields: list[str]) -> SelfTrainConfig:
+    """The cpu profile's config for `dataset` with the name=value `fields` over it."""
+    return SelfTrainConfig(**{**method_config(CPU, "selftrain", dataset), **parse_fields(SelfTrainConfig, fields)})
+
+
+def _fit_images(a) -> tuple[LandmarkStore, str]:
+    """The choice store's training split (fit images only) and the data set's name; `--images` checked."""
+    with h5py.File(a.data, "r") as f:
+        dataset = str(f.attrs["dataset"])
+    data = LandmarkStore(choice_store(a.data, a.hold), split=SPLITS[0])
+    if not 0 < a.images <= len(data):
+        raise SystemExit(f"--images {a.images}: the choice store's {SPLITS[0]} split has {len(data)} images")
+    return data, dataset
+
+
+def oracle_main(a) -> dict:
+    """`--oracle`: the nearest-neighbour landmark accuracy for each `desc_size` of the fields."""
+    data, dataset = _fit_images(a)
+    sizes = [f for f in a.fields if f.startswith("desc_size=")]
+    rest = [f for f in a.fields if not f.startswith("desc_size=")]
+    out = {"name": a.name, "images": a.images, "landmarks": len(data.info.keypoint_names), "accuracy": {}}
+    for f in sizes or [""]:
+        c = _config(dataset, rest + ([f] if f else []))
+        out["accuracy"][f"{c.desc_size:g}"] = descriptor_oracle(data, a.images, c.bootstrap_size, c.desc_size)
+    out["bootstrap_size"] = c.bootstrap_size
+    folder = Path(a.reports) / "label_quality"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"oracle_{a.name}.json").write_text(json.dumps(out, indent=1))
+    print("RESULT", json.dumps(out))
     return out
 
 

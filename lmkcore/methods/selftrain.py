@@ -69,7 +69,7 @@ class SelfTrainConfig:
     corner_quality: float = 0.01  # corners: min-eigenvalue threshold as a share of the image's maximum
     desc_size: float = 12.0  # SIFT descriptor patch, px at bootstrap_size (SuperPoint's is its receptive field)
     in_box: bool = True  # keep only points inside the item's "box" (faces; MTFL: the image border filter)
-    box_margin: float = 0.1  # the box enlarged by this share of its size on every side
+    box_margin: float = 0.1  # the box enlarged by this share of its size on every side (negative: shrunk)
     outlier_drop: float = 0.4  # share of descriptors dropped as outliers (median distance to 100 nearest)
     n_clusters: int = 24  # M landmark classes (paper 100 faces, 250 Human3.6M)
     max_points: int = 60  # points per image at most, strongest first (paper 100)
@@ -432,13 +432,14 @@ class SelfTrain(Method):
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         """`steps` is the trainer's, which the recipe does not use; a schedule other than the recipe's
         (rounds, round1_steps, round_steps, step2_steps) is named: `_r2x1000-500_s3000`; the read-out's
-        `min_detection` where > 0: `_det0.8`."""
+        `min_detection` where > 0: `_det0.8`; an in-box filter of another margin than the default: `_box-0.25`."""
         c, default = self.config, SelfTrainConfig()
         schedule = ""
         if any(getattr(c, f) != getattr(default, f) for f in ("rounds", "round1_steps", "round_steps", "step2_steps")):
             schedule = f"_r{c.rounds}x{c.round1_steps}-{c.round_steps}_s{c.step2_steps}"
+        box = f"_box{c.box_margin:g}" if c.in_box and c.box_margin != default.box_margin else ""
         det = additions_suffix(det=c.min_detection)  # the read-out rule: on the experiment's name, as the schedule
-        return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}{schedule}{det}_step{c.stage}"
+        return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}{schedule}{box}{det}_step{c.stage}"
 
     @classmethod
     def recipe(cls, method: "SelfTrain", data, cfg) -> list:

@@ -58,3 +58,15 @@ def test_the_command_bootstraps_fit_images_and_writes_its_row(tmp_path):
     row = json.loads((reports / "label_quality" / "tiny.json").read_text())
     assert row["fields"] == ["n_clusters=4", "bootstrap_size=64"]
     assert "| tiny | 20 |" in (reports / "label_quality.md").read_text()
+
+
+def test_the_oracle_names_landmarks_that_look_alike_across_images(tmp_path):
+    names = [f"figure_5_{i:06d}" for i in range(40)]
+    store = write_store(tmp_path / "fig.h5", ProceduralSource(n=40, size=64, seed=5), 64,
+                        splits={"fit": names[:30], "val": names[30:]})
+    out = main(["--data", str(store), "--name", "fig", "--images", "20", "--hold", "5", "--oracle",
+                "--reports", str(tmp_path), "bootstrap_size=64", "desc_size=8", "desc_size=16"])
+    chance = 100 / out["landmarks"]
+    assert set(out["accuracy"]) == {"8", "16"}
+    assert all(chance < v <= 100 for v in out["accuracy"].values())  # procedural parts differ in look
+    assert (tmp_path / "label_quality" / "oracle_fig.json").exists()

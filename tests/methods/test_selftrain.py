@@ -253,6 +253,8 @@ def test_run_names_show_a_schedule_other_than_the_recipes():
     assert build("selftrain", **TINY, min_detection=0.0).run_name("mtfl", 64, 4500).endswith("_4500_step1")
     longer = build("selftrain", **TINY, round1_steps=1000, round_steps=500, step2_steps=3000)
     assert longer.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_det0.8_step1")
+    central = build("selftrain", **TINY, round1_steps=1000, round_steps=500, step2_steps=3000, box_margin=-0.25)
+    assert central.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_box-0.25_det0.8_step1")
 
 
 @pytest.mark.parametrize("stage", [1, 2])
