@@ -210,7 +210,8 @@ CPU = Profile(
         # clusters and the procedural schedule, 20.1 min in all; with the card's read-out 25.08 in 21.8 min
         # (reports/selftrain). MTFL keeps only points in the image's central 50 % (box_margin -0.25; MTFL's crops
         # hold hair and background around the face, the paper crops to the face box): on held-out fit faces backward
-        # 20.46 against 36.28 % IOD, forward 16.46 against 14.14 (reports/selftrain_choices)
+        # 20.46 against 36.28 % IOD, forward 16.46 against 14.14 (reports/selftrain_choices); on val 30.99 / 16.64
+        # against 35.67 / 17.53, 23.8 min (reports/selftrain)
         "selftrain": MethodPlan(datasets={
             "mtfl": RunPlan(max_minutes=0.0, config=dict(n_clusters=100, box_margin=-0.25, **SELFTRAIN_CPU_SCHEDULE)),
             "lspet": RunPlan(max_minutes=0.0, config=dict(n_clusters=250, **SELFTRAIN_CPU_SCHEDULE))}),
