@@ -34,10 +34,10 @@ import torch
 
 from ..data import LandmarkStore
 from ..data.pseudo_labels import PseudoLabels, bootstrap
-from ..ops.coords import norm_to_pixels
-from ..ops.interest import grey_uint8
 from ..eval import annotations, score
 from ..methods.selftrain import SelfTrainConfig
+from ..ops.coords import norm_to_pixels
+from ..ops.interest import grey_uint8
 from ..profiles import CPU, method_config
 from ..train import parse_fields
 from .choices import SPLITS, choice_store
