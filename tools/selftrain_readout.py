@@ -2,8 +2,6 @@
 
     python tools/selftrain_readout.py runs/cpu/<experiment>/step2/last.pt --data data/mtfl-80.h5 \
         --reports reports/selftrain_readout
-    python tools/selftrain_readout.py runs/choices/<run>/step2/last.pt --data data/mtfl-80-choice.h5 \
-        --fit_split train --split hold --reports reports/selftrain_choices
 
 The card's read-out (section 8, `SelfTrainConfig.min_detection`) keeps the channels detected in 80 % of the
 training images; this writes the checkpoint's report with that read-out (`<experiment>_step2`) and with every
@@ -41,14 +39,13 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("checkpoint", type=Path)
     p.add_argument("--data", required=True, help="the store the run trained on (its fit split is the fit set)")
-    p.add_argument("--fit_split", default="fit", help="the split the regressors are fit on (a choice store: train)")
-    p.add_argument("--split", default="val", help="the split scored (a choice store: hold)")
+    p.add_argument("--split", default="val", help="the split scored")
     p.add_argument("--reports", required=True, type=Path)
     p.add_argument("--few_shot", default="1%,50,10")
     a = p.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         for path in (a.checkpoint, every_channel(a.checkpoint, Path(tmp))):
-            r = evaluate_checkpoint(path, a.data, a.fit_split, a.split, report_dir=a.reports, profile="cpu",
+            r = evaluate_checkpoint(path, a.data, "fit", a.split, report_dir=a.reports, profile="cpu",
                                     few_shot=few_shot_sizes(a.few_shot))
             m = r["metrics"]
             print(f"RESULT {r['experiment']} K={len(r['per_keypoint_backward'])} nme={m['nme']:.2f} "

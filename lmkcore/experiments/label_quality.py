@@ -37,7 +37,7 @@ from ..data.pseudo_labels import PseudoLabels, bootstrap
 from ..eval import annotations, score
 from ..methods.selftrain import SelfTrainConfig
 from ..ops.coords import norm_to_pixels
-from ..ops.interest import grey_uint8
+from ..ops.interest import grey_uint8, sift_descriptors
 from ..profiles import CPU, method_config
 from ..train import parse_fields
 from .choices import SPLITS, choice_store
@@ -74,18 +74,12 @@ def descriptor_oracle(data, n_images: int, size: int, desc_size: float) -> float
     """Share of SIFT descriptors at the visible annotated landmarks of the first `n_images` items of `data`
     (grey image at `size` px, patch `desc_size` px) whose nearest descriptor on another image is of the same
     landmark."""
-    import cv2
-
-    sift, desc, landmark, image = cv2.SIFT_create(), [], [], []
+    desc, landmark, image = [], [], []
     for i in range(n_images):  # one OpenCV call per image
         item = data[i]
         vis = torch.nonzero(item["visible"].bool()).squeeze(1)
         px = norm_to_pixels(item["keypoints"][vis].float(), (size, size))
-        kps = [cv2.KeyPoint(float(x), float(y), float(desc_size)) for x, y in px.tolist()]
-        kps, d = sift.compute(grey_uint8(item["image"], size), kps)
-        if d is None or len(kps) != len(vis):
-            raise RuntimeError(f"item {i}: SIFT described {0 if d is None else len(kps)} of {len(vis)} landmarks")
-        desc.append(torch.nn.functional.normalize(torch.from_numpy(d).float(), dim=1))
+        desc.append(sift_descriptors(grey_uint8(item["image"], size), px, desc_size))
         landmark.append(vis)
         image.append(torch.full((len(vis),), i))
     desc, landmark, image = torch.cat(desc), torch.cat(landmark), torch.cat(image)
@@ -120,7 +114,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--images", type=int, default=2000, help="fit images bootstrapped (without --labels)")
     ap.add_argument("--labels", default="", help="score this labels file instead of bootstrapping")
     ap.add_argument("--split", default="fit", help="with --labels: the split they were made on")
-    ap.add_argument("--hold", type=int, default=1000, help="fit images the choice store holds out (not used here)")
+    ap.add_argument("--hold", type=int, default=1000, help="fit images the choice store holds out (never bootstrapped)")
     ap.add_argument("--oracle", action="store_true", help="score the descriptor at the annotated landmarks instead")
     ap.add_argument("--reports", default="reports/selftrain_choices")
     ap.add_argument("fields", nargs="*", help="SelfTrainConfig fields as name=value (the bootstrap's)")

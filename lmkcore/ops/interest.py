@@ -163,12 +163,19 @@ def detect_points(image: Tensor, *, size: int = 128, zooms=(1.0, 1.3, 1.6), dete
     p, s = p[keep], s[keep]
     if len(p) == 0:
         return torch.zeros(0, 2), torch.zeros(0), torch.zeros(0, 128)
-    kps = [cv2.KeyPoint(float(x), float(y), desc_size) for x, y in p.tolist()]
+    return pixels_to_norm(p, (size, size)), s, sift_descriptors(grey, p, desc_size)
+
+
+def sift_descriptors(grey: np.ndarray, points: Tensor, desc_size: float = 12.0) -> Tensor:
+    """L2-normalised 128-d SIFT descriptors `(N, 128)` of a grey uint8 image at pixel points `(N, 2)` (x, y),
+    upright, each from a patch of `desc_size` px."""
+    import cv2
+
+    kps = [cv2.KeyPoint(float(x), float(y), float(desc_size)) for x, y in points.tolist()]
     kps, d = cv2.SIFT_create().compute(grey, kps)
-    if d is None or len(kps) != len(p):  # OpenCV drops none at these positions; guard the invariant anyway
-        raise RuntimeError(f"SIFT described {0 if d is None else len(kps)} of {len(p)} points")
-    d = F.normalize(torch.from_numpy(d).float(), dim=1)
-    return pixels_to_norm(p, (size, size)), s, d
+    if d is None or len(kps) != len(points):  # OpenCV drops none at these positions; guard the invariant anyway
+        raise RuntimeError(f"SIFT described {0 if d is None else len(kps)} of {len(points)} points")
+    return F.normalize(torch.from_numpy(d).float(), dim=1)
 
 
 @torch.no_grad()
@@ -210,4 +217,4 @@ def in_box(points: Tensor, box: Tensor, image_size: int, margin: float = 0.1) ->
 
 
 __all__ = ["STAMP_SIGMA", "argmax_points", "detect_points", "grey_uint8", "in_box", "map_nms", "points_nms",
-           "sample_descriptors", "stamp_maps", "superpoint_points"]
+           "sample_descriptors", "sift_descriptors", "stamp_maps", "superpoint_points"]
