@@ -46,6 +46,8 @@ def main(argv=None) -> None:
     ap.add_argument("--head", action="append", default=[], metavar="FIELD=VALUE",
                     help="a supervised head's field over the profile's (lmkcore.eval.HeadConfig), e.g. max_steps=2000; "
                          "repeat for more")
+    ap.add_argument("--seed", type=int, default=0, help="the trainer's seed (batches, initial weights); a method's own "
+                                                        "seeds are its fields (self-training's k-means: seed=N)")
     ap.add_argument("--runs", default="runs/choices")
     ap.add_argument("--reports", default="", help="default: reports/<method>_choices")
     ap.add_argument("fields", nargs="*", help="method config fields as name=value")
@@ -59,6 +61,7 @@ def main(argv=None) -> None:
     results = train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
                           "--dataset", dataset, "--steps", str(a.steps), "--out_dir", a.runs, "--run_name", run,
                           "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
+                          "--seed", str(a.seed),
                           *(["--batch_size", str(a.batch_size)] if a.batch_size else []),
                           *(["--init_from", a.init_from] if a.init_from else []), *a.fields])
     reports = a.reports or f"reports/{a.method}_choices"
