@@ -447,13 +447,14 @@ def _cpu_amp_available(rank: int) -> bool:
 
 def _check_same_run(ck: dict, method: Method, cfg: TrainConfig, last: Path) -> None:
     """Resuming continues one run: a method config, batch size or seed other than the checkpoint's would train a
-    mix of two runs under the first one's name, so it is an error naming what differs."""
+    mix of two runs under the first one's name, so it is an error naming what differs (the method's
+    `recipe_fields`, which no stage trains with, may differ)."""
     from .methods.base import recorded_config
 
     was = recorded_config(method.config_class, ck.get("config", {}))
     now = method.config_dict()
     diff = [f"{k}: {was.get(k)!r} in the checkpoint, {now[k]!r} now" for k in now
-            if json.dumps(was.get(k), default=str) != json.dumps(now[k], default=str)]
+            if k not in method.recipe_fields and json.dumps(was.get(k), default=str) != json.dumps(now[k], default=str)]
     trained = ck.get("train", {})
     diff += [f"{k}: {trained[k]!r} in the checkpoint, {getattr(cfg, k)!r} now" for k in ("batch_size", "seed")
              if k in trained and trained[k] != getattr(cfg, k)]

@@ -170,6 +170,12 @@ class Method(nn.Module):
     def n_keypoints(self) -> int:
         return self.config.n_parts
 
+    @property
+    def recipe_fields(self) -> tuple[str, ...]:
+        """Config fields this stage of a recipe does not train with (self-training's `rounds` in a Step-1
+        round): a finished stage resumes under another value of them, so a recipe can be extended."""
+        return ()
+
     def forward(self, batch: dict, *args) -> tuple[Tensor, dict[str, Tensor]]:
         """The training objective (so DDP wrappers see a forward); extra arguments go to `loss`."""
         return self.loss(batch, *args)

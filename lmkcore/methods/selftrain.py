@@ -174,6 +174,12 @@ class SelfTrain(Method):
         self.merges = 0  # merging passes run (Step 2)
 
     @property
+    def recipe_fields(self) -> tuple[str, ...]:
+        """A Step-1 round trains the same under any number of rounds, so more rounds reuse the finished
+        ones; Step 2 learns the last round's labels, so it is retrained (resuming it is an error)."""
+        return ("rounds",) if self.config.stage == 1 else ()
+
+    @property
     def n_channels(self) -> int:
         return self.config.n_clusters if self.config.stage == 1 else self.config.n_parts
 

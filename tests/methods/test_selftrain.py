@@ -223,6 +223,29 @@ def test_notebook_03_declares_every_config_field_but_the_recipe_set_ones():
         assert ast.literal_eval(params[k]["default"]) == fields[k], k  # the paper's, also in the compact recipe
 
 
+def test_more_rounds_extend_a_finished_recipe_but_its_step2_is_not_resumed_on_other_labels(tmp_path, data):
+    import shutil
+
+    from lmkcore.train import TrainConfig
+
+    def recipe(rounds):
+        cfg = SelfTrainConfig(**TINY, experiment_name="exp", rounds=rounds, round1_steps=2, round_steps=2,
+                              batch_size=4, step2_steps=2, step2_batch_size=4, min_cluster_share=0.1, merge_every=0)
+        return run(cfg, data, TrainConfig(out_dir=str(tmp_path), num_workers=0, progress=False, tensorboard=False,
+                                          resume=True), log=lambda s: None)
+
+    recipe(1)
+    exp = tmp_path / "exp"
+    round1 = (exp / "step1_round01" / "last.pt").read_bytes()
+    with pytest.raises(ValueError, match=r"step2/last.pt was trained with other settings \(rounds: 1 in the checkp"):
+        recipe(2)  # Step 2 learnt round 1's labels: resuming it on round 2's would mix two runs
+    shutil.rmtree(exp / "step2")
+    _, out = recipe(2)
+    assert [r.run_dir.name for r in out["results"]] == ["step1_round01", "step1_round02", "step2"]
+    assert (exp / "step1_round01" / "last.pt").read_bytes() == round1  # the finished round reused, not retrained
+    assert (exp / "labels_round02.pt").is_file() and len(out["counts"]) == 3
+
+
 def test_the_trainer_runs_the_recipe_as_stages_of_one_experiment(tmp_path, data):
     from lmkcore.methods import build
     from lmkcore.train import TrainConfig, run_recipe
