@@ -20,12 +20,12 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .methods import Method, method_class, method_path
 from .methods.base import recorded_config
-from .profiles import PROFILES, DataPlan, Profile, get, method_config, train_config
+from .profiles import PROFILES, DataPlan, Profile, get, method_config, run_axis, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT_TRAINER = ("batch_size", "seed", "amp", "cpu_amp")  # trainer options a finished run's result depends on
@@ -95,10 +95,7 @@ class Bench:
         K (`n_parts`) and the networks' resolution where the config has them, all spelled out, so that a
         notebook's own defaults never stand in for a profile's."""
         cls = method_class(method) if isinstance(method, str) else method
-        names = {f.name for f in fields(cls.config_class)}
-        axis = {"n_parts": k, "resolution": plan.model_resolution or plan.resolution}
-        conf = {**method_config(self.profile, cls.name, plan.name),
-                **{n: v for n, v in axis.items() if n in names and v is not None}}
+        conf = {**method_config(self.profile, cls.name, plan.name), **run_axis(plan, cls.config_class, k)}
         return asdict(cls.config_class(**conf))
 
     def run_ks(self, cls: type[Method], plan: DataPlan) -> tuple[int | None, ...]:

@@ -17,7 +17,7 @@ A config value that depends on the machine is a function, called when the profil
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 
 from .methods.selftrain import PAPER as SELFTRAIN_PAPER
 
@@ -97,6 +97,15 @@ def method_config(profile: str | Profile, method: str, dataset: str = "") -> dic
     bench's run axis and are not included."""
     plan = (get(profile) if isinstance(profile, str) else profile).method(method)
     return _resolved({**plan.config, **plan.runs(dataset).config})
+
+
+def run_axis(plan: DataPlan, config_class: type, k: int | None = None) -> dict:
+    """The bench's run axis, for the fields `config_class` has: K (`n_parts`, where given) and the networks'
+    resolution (the plan's `model_resolution`, else its store's). Choice runs take it too, so that a choice is
+    made on the recipe the bench trains."""
+    names = {f.name for f in fields(config_class)}
+    axis = {"n_parts": k, "resolution": plan.model_resolution or plan.resolution}
+    return {n: v for n, v in axis.items() if n in names and v is not None}
 
 
 def train_config(profile: str | Profile, method: str, dataset: str = "") -> dict:
@@ -211,9 +220,11 @@ CPU = Profile(
         # (reports/selftrain). MTFL keeps only points in the image's central 50 % (box_margin -0.25; MTFL's crops
         # hold hair and background around the face, the paper crops to the face box): on held-out fit faces backward
         # 20.46 against 36.28 % IOD, forward 16.46 against 14.14 (reports/selftrain_choices); on val 30.99 / 16.64
-        # against 35.67 / 17.53, 23.8 min (reports/selftrain)
+        # against 35.67 / 17.53, 23.8 min (reports/selftrain). Step 1 takes 32 pairs per step on MTFL, as the choice
+        # runs did (the profile's batch reached them through `lmkcore.train`, not the bench's runs, which had 8)
         "selftrain": MethodPlan(datasets={
-            "mtfl": RunPlan(max_minutes=0.0, config=dict(n_clusters=100, box_margin=-0.25, **SELFTRAIN_CPU_SCHEDULE)),
+            "mtfl": RunPlan(max_minutes=0.0, config=dict(n_clusters=100, box_margin=-0.25, batch_size=32,
+                                                          **SELFTRAIN_CPU_SCHEDULE)),
             "lspet": RunPlan(max_minutes=0.0, config=dict(n_clusters=250, **SELFTRAIN_CPU_SCHEDULE))}),
         # contrastive: the head reads the 64-d projection (the ICCV version's few-shot features), 500 steps on the
         # frozen backbone (~2 min): on held-out fit faces, heads of 17.17 / 22.60 / 24.84 % IOD with all / 50 / 10

@@ -610,7 +610,9 @@ def main(argv=None) -> list[RunResult]:
 
     given = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
     dataset = given.get("dataset", TrainConfig.dataset)
-    base = {**method_config(a.profile, cls.name, dataset), **train_config(a.profile, cls.name, dataset)} if a.profile else {}
+    # a name both configs have (self-training's batch_size, seed) takes the method plan's value, as the bench's
+    base = {**train_config(a.profile, cls.name, dataset),
+            **method_config(a.profile, cls.name, dataset)} if a.profile else {}
     classes = [cls.config_class, TrainConfig]
     try:
         from_file = config_file.load_yaml(a.config) if a.config else {}

@@ -48,6 +48,32 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
     assert "RESULT x 3 {'nme': 12.35}" in capsys.readouterr().out
 
 
+def test_choice_run_trains_at_the_bench_s_resolution_unless_a_field_sets_it(tmp_path, monkeypatch, capsys):
+    """A choice is made on the recipe the bench trains: the networks see the plan's resolution (MTFL: 80), not
+    the config's default (64)."""
+    import h5py
+
+    store = write_store(tmp_path / "mtfl-16.h5", ProceduralSource(n=12, size=16, seed=5), 16,
+                        splits={"fit": [f"figure_5_{i:06d}" for i in range(12)]})
+    with h5py.File(store, "a") as f:
+        f.attrs["dataset"] = "mtfl"
+    tool, argvs = _tool("choice_run"), []
+
+    def train(argv):
+        argvs.append(argv)
+        return [RunResult(tmp_path / "runs" / "run", 1)]
+
+    monkeypatch.setattr(tool, "train_main", train)
+    monkeypatch.setattr(tool, "evaluate_checkpoint", lambda *a, **kw: {"metrics": {}, "diagnostics": {}})
+    monkeypatch.setattr(tool, "collect", lambda folder: None)
+    common = ["--data", str(store), "--method", "selftrain", "--name", "x", "--steps", "1", "--hold", "4",
+              "--runs", str(tmp_path / "runs"), "--reports", str(tmp_path / "reports")]
+    tool.main(common)
+    tool.main([*common, "resolution=64"])
+    assert "resolution=80" in argvs[0] and not any(a.startswith("resolution=") for a in argvs[1][:-1])
+    assert argvs[1][-1] == "resolution=64"
+
+
 def test_selftrain_readout_copies_a_step2_checkpoint_with_every_active_channel_read_out(tmp_path):
     import pytest
     import torch

@@ -242,6 +242,30 @@ def test_command_line_profile_gives_the_plan_s_trainer_options_too(tmp_path):
     assert (train["plan"]["batch_size"], train["given"]["batch_size"]) == (8, 2)
 
 
+def test_a_field_both_configs_have_takes_the_method_plan_s_value_as_in_the_bench():
+    """Self-training's `batch_size` (Step-1 pairs) is a config field and a trainer option: from a profile, the
+    method plan's value wins (the paper's 16 pairs, not the paper trainer's 64), as the bench gives it."""
+    from lmkcore.bench import Bench
+    from lmkcore.profiles import get, method_config, train_config
+
+    paper = get("paper")
+    assert method_config(paper, "selftrain", "mtfl")["batch_size"] == 16 != train_config(paper, "selftrain")["batch_size"]
+    import lmkcore.train as T
+
+    seen = {}
+
+    def recipe(method, data, cfg):
+        seen["config"] = method.config
+        return []
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(T, "run_recipe", recipe)
+        T.main(["--method", "selftrain", "--profile", "paper", "--dataset", "mtfl", "--data", "procedural",
+                "--num_workers", "0"])
+    assert seen["config"].batch_size == 16
+    assert Bench(paper, Path("no-data")).config("selftrain", paper.plan("mtfl"))["batch_size"] == 16
+
+
 # the method seam: several optimisers, after_step, init_from, recipes, methods defined outside lmkcore
 
 TOY = "tests.methods.toy:Toy"

@@ -7,8 +7,9 @@ Choices are compared on the fit set alone: `lmkcore.experiments.choices.choice_s
 it as `<store>-choice.h5`, its fit images split into `train` (trained on, the protocol's fit set) and `hold`
 (`--hold` images, the protocol's test set); the store's `val` split is not in the copy. The method and the
 trainer (and a supervised head) start from the `cpu` profile's plan for `--dataset` (the store's name unless
-given), then the name=value fields. The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below
-it: self-training's `--steps` is only the name, its stages' steps are its fields), its report to
+given), with the bench's run axis (the networks' resolution; a field may set it), then the name=value fields.
+The run goes to `--runs/<method>_<name>_<steps>/` (a recipe's stages below it: self-training's `--steps` is
+only the name, its stages' steps are its fields), its report to
 `--reports/<run>/` (the folder's table to `--reports/benchmarks.md`), and a line
 `RESULT <name> <steps> {metrics} {diagnostics}` to stdout. A finished run is scored again, not retrained.
 """
@@ -23,6 +24,8 @@ from lmkcore import profiles
 from lmkcore.eval import HeadConfig, evaluate_checkpoint, few_shot_sizes
 from lmkcore.eval.report import collect
 from lmkcore.experiments.choices import SPLITS, choice_store
+from lmkcore.methods import method_class
+from lmkcore.profiles import run_axis
 from lmkcore.train import main as train_main, parse_fields
 
 
@@ -56,6 +59,11 @@ def main(argv=None) -> None:
     with h5py.File(store, "r") as f:
         dataset = a.dataset or f.attrs["dataset"]
     data = choice_store(store, a.hold)
+    # the bench's run axis (the networks' resolution) unless a field sets it: a choice is made on the bench's recipe
+    given = {f.split("=", 1)[0] for f in a.fields}
+    plan = next((p for p in profiles.get("cpu").datasets if p.name == dataset), None)  # procedural stores: none
+    axis = [f"{k}={v}" for k, v in (run_axis(plan, method_class(a.method).config_class) if plan else {}).items()
+            if k not in given]
     run = f"{a.method}_{a.name}_{a.steps}"
     # resume: a finished run trains nothing and is only scored again; an interrupted one continues
     results = train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
@@ -63,7 +71,7 @@ def main(argv=None) -> None:
                           "--resume", "true", "--progress", "false", "--tensorboard", "false", "--log_every", "100",
                           "--seed", str(a.seed),
                           *(["--batch_size", str(a.batch_size)] if a.batch_size else []),
-                          *(["--init_from", a.init_from] if a.init_from else []), *a.fields])
+                          *(["--init_from", a.init_from] if a.init_from else []), *axis, *a.fields])
     reports = a.reports or f"reports/{a.method}_choices"
     # the last stage's checkpoint: the run itself, or a recipe's final stage (selftrain: <run>/step2/)
     m = evaluate_checkpoint(results[-1].run_dir / "last.pt", str(data), fit_split=SPLITS[0], test_split=SPLITS[1],

@@ -438,11 +438,13 @@ class SelfTrain(Method):
     def run_name(self, dataset: str, resolution: int, steps: int) -> str:
         """`steps` is the trainer's, which the recipe does not use; a schedule other than the recipe's
         (rounds, round1_steps, round_steps, step2_steps) is named: `_r2x1000-500_s3000`; the read-out's
-        `min_detection` where > 0: `_det0.8`; an in-box filter of another margin than the default: `_box-0.25`."""
+        `min_detection` where > 0: `_det0.8`; an in-box filter of another margin than the default: `_box-0.25`;
+        Step-1 pairs per step other than the default: `_b32`."""
         c, default = self.config, SelfTrainConfig()
         schedule = ""
         if any(getattr(c, f) != getattr(default, f) for f in ("rounds", "round1_steps", "round_steps", "step2_steps")):
             schedule = f"_r{c.rounds}x{c.round1_steps}-{c.round_steps}_s{c.step2_steps}"
+        schedule += f"_b{c.batch_size}" if c.batch_size != default.batch_size else ""
         box = f"_box{c.box_margin:g}" if c.in_box and c.box_margin != default.box_margin else ""
         det = additions_suffix(det=c.min_detection)  # the read-out rule: on the experiment's name, as the schedule
         return f"selftrain_m{c.n_clusters}_{dataset}-{c.resolution}_{steps}{schedule}{box}{det}_step{c.stage}"

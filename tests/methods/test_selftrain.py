@@ -278,6 +278,8 @@ def test_run_names_show_a_schedule_other_than_the_recipes():
     assert longer.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_det0.8_step1")
     central = build("selftrain", **TINY, round1_steps=1000, round_steps=500, step2_steps=3000, box_margin=-0.25)
     assert central.run_name("mtfl", 64, 4500).endswith("_4500_r2x1000-500_s3000_box-0.25_det0.8_step1")
+    wider = build("selftrain", **TINY, batch_size=32, box_margin=-0.25)
+    assert wider.run_name("mtfl", 64, 4500).endswith("_4500_b32_box-0.25_det0.8_step1")
 
 
 @pytest.mark.parametrize("stage", [1, 2])
