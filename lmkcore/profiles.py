@@ -221,7 +221,9 @@ CPU = Profile(
         # hold hair and background around the face, the paper crops to the face box): on held-out fit faces backward
         # 20.46 against 36.28 % IOD, forward 16.46 against 14.14 (reports/selftrain_choices); on val 30.99 / 16.64
         # against 35.67 / 17.53, 23.8 min (reports/selftrain). Step 1 takes 32 pairs per step on MTFL, as the choice
-        # runs did (the profile's batch reached them through `lmkcore.train`, not the bench's runs, which had 8)
+        # runs did (the profile's batch reached them through `lmkcore.train`, not the bench's runs, which had 8): on
+        # val 15.20 / backward 20.61 against 16.64 / 30.99, its rounds now improve the labels; 39.3 min
+        # (reports/selftrain)
         "selftrain": MethodPlan(datasets={
             "mtfl": RunPlan(max_minutes=0.0, config=dict(n_clusters=100, box_margin=-0.25, batch_size=32,
                                                           **SELFTRAIN_CPU_SCHEDULE)),
