@@ -48,7 +48,7 @@ def test_choice_run_trains_on_the_train_split_and_scores_the_held_out_fit_images
     assert "RESULT x 3 {'nme': 12.35}" in capsys.readouterr().out
 
 
-def test_choice_run_trains_at_the_bench_s_resolution_unless_a_field_sets_it(tmp_path, monkeypatch, capsys):
+def test_choice_run_trains_at_the_bench_s_resolution_unless_a_field_sets_it(tmp_path, monkeypatch):
     """A choice is made on the recipe the bench trains: the networks see the plan's resolution (MTFL: 80), not
     the config's default (64)."""
     import h5py

@@ -248,10 +248,11 @@ def test_a_field_both_configs_have_takes_the_method_plan_s_value_as_in_the_bench
     from lmkcore.bench import Bench
     from lmkcore.profiles import get, method_config, train_config
 
-    paper = get("paper")
-    assert method_config(paper, "selftrain", "mtfl")["batch_size"] == 16 != train_config(paper, "selftrain")["batch_size"]
     import lmkcore.train as T
 
+    paper = get("paper")
+    assert method_config(paper, "selftrain", "mtfl")["batch_size"] == 16
+    assert train_config(paper, "selftrain")["batch_size"] == 64
     seen = {}
 
     def recipe(method, data, cfg):

@@ -49,8 +49,9 @@ def main(argv=None) -> None:
     ap.add_argument("--head", action="append", default=[], metavar="FIELD=VALUE",
                     help="a supervised head's field over the profile's (lmkcore.eval.HeadConfig), e.g. max_steps=2000; "
                          "repeat for more")
-    ap.add_argument("--seed", type=int, default=0, help="the trainer's seed (batches, initial weights); a method's own "
-                                                        "seeds are its fields (self-training's k-means: seed=N)")
+    ap.add_argument("--seed", type=int, default=0, help="the trainer's seed (batches, initial weights); a method "
+                                                        "field of the same name takes it too (self-training's "
+                                                        "k-means seed) unless a name=value field sets it")
     ap.add_argument("--runs", default="runs/choices")
     ap.add_argument("--reports", default="", help="default: reports/<method>_choices")
     ap.add_argument("fields", nargs="*", help="method config fields as name=value")
