@@ -610,17 +610,24 @@ def main(argv=None) -> list[RunResult]:
 
     given = {f.name: getattr(a, f.name) for f in dataclasses.fields(TrainConfig) if getattr(a, f.name) is not None}
     dataset = given.get("dataset", TrainConfig.dataset)
-    # a name both configs have (self-training's batch_size, seed) takes the method plan's value, as the bench's
-    base = {**train_config(a.profile, cls.name, dataset),
-            **method_config(a.profile, cls.name, dataset)} if a.profile else {}
+    plan_method = method_config(a.profile, cls.name, dataset) if a.profile else {}
+    plan_train = train_config(a.profile, cls.name, dataset) if a.profile else {}
     classes = [cls.config_class, TrainConfig]
     try:
         from_file = config_file.load_yaml(a.config) if a.config else {}
         config_file.resolve(classes, a.config or None, {})  # the file's keys and types, errors naming the file
         cli = config_file.parse_overrides(method_args, [cls.config_class])
-        fields, cfg = config_file.resolve(classes, None, {**base, **from_file, **given, **cli})
+        explicit = {**from_file, **given, **cli}  # a name both configs have, given here, sets both
+        fields, cfg = config_file.resolve(classes, None, {**plan_train, **plan_method, **explicit})
     except (config_file.ConfigError, FileNotFoundError) as e:
         raise SystemExit(f"{e} (the trainer's own options: --help)") from e
+    # a name both configs have (self-training's batch_size, seed) that nobody gave: each config takes its own plan's
+    # value or its default, as the bench gives them (a profile's trainer batch is not the method's)
+    trainer_names = {f.name for f in dataclasses.fields(TrainConfig)}
+    shared = {f.name: f.default for f in dataclasses.fields(cls.config_class)
+              if f.name in trainer_names and f.name not in explicit}
+    fields = dataclasses.replace(fields, **{k: plan_method.get(k, v) for k, v in shared.items()})
+    cfg = dataclasses.replace(cfg, **{k: plan_train.get(k, getattr(TrainConfig, k)) for k in shared})
     try:
         method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
     except ValueError as e:  # a field out of its range (the config's __post_init__)
