@@ -61,10 +61,10 @@ def main(argv=None) -> None:
         dataset = a.dataset or f.attrs["dataset"]
     data = choice_store(store, a.hold)
     # the bench's run axis (the networks' resolution) unless a field sets it: a choice is made on the bench's recipe
-    given = {f.split("=", 1)[0] for f in a.fields}
+    config_class = method_class(a.method).config_class
+    given = parse_fields(config_class, a.fields)  # an unknown name or a wrong type ends here, naming it
     plan = next((p for p in profiles.get("cpu").datasets if p.name == dataset), None)  # procedural stores: none
-    axis = [f"{k}={v}" for k, v in (run_axis(plan, method_class(a.method).config_class) if plan else {}).items()
-            if k not in given]
+    axis = [f"{k}={v}" for k, v in (run_axis(plan, config_class) if plan else {}).items() if k not in given]
     run = f"{a.method}_{a.name}_{a.steps}"
     # resume: a finished run trains nothing and is only scored again; an interrupted one continues
     results = train_main(["--method", a.method, "--data", str(data), "--split", SPLITS[0], "--profile", "cpu",
