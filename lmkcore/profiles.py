@@ -223,11 +223,11 @@ CPU = Profile(
         # against 35.67 / 17.53, 23.8 min (reports/selftrain). Step 1 takes 32 pairs per step on MTFL, as the choice
         # runs did (the profile's batch reached them through `lmkcore.train`, not the bench's runs, which had 8): on
         # val 15.20 / backward 20.61 against 16.64 / 30.99, its rounds now improve the labels; 39.3 min
-        # (reports/selftrain)
+        # (reports/selftrain). LSPET's Step 1 takes 32 pairs too, one recipe for both data sets (reports/selftrain)
         "selftrain": MethodPlan(datasets={
             "mtfl": RunPlan(max_minutes=0.0, config=dict(n_clusters=100, box_margin=-0.25, batch_size=32,
                                                           **SELFTRAIN_CPU_SCHEDULE)),
-            "lspet": RunPlan(max_minutes=0.0, config=dict(n_clusters=250, **SELFTRAIN_CPU_SCHEDULE))}),
+            "lspet": RunPlan(max_minutes=0.0, config=dict(n_clusters=250, batch_size=32, **SELFTRAIN_CPU_SCHEDULE))}),
         # contrastive: the head reads the 64-d projection (the ICCV version's few-shot features), 500 steps on the
         # frozen backbone (~2 min): on held-out fit faces, heads of 17.17 / 22.60 / 24.84 % IOD with all / 50 / 10
         # faces against 17.39 / 26.44 / 34.57 on the hypercolumns (reports/contrastive_choices)
