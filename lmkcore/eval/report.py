@@ -61,8 +61,9 @@ def write_report(result: dict, report_dir: str | Path = "reports", *, name: str 
     from .plots import save_all
 
     out = Path(report_dir) / (name or report_name(result))
-    if isinstance(result.get("config"), dict):  # path fields of a config (fgbg's seed names `dataset_path`, `save_path`)
-        result = {**result, "config": {k: _portable(v) if k.endswith("_path") and isinstance(v, str) and v else v
+    if isinstance(result.get("config"), dict):  # a config's absolute paths, whatever the field's name (`save_path`,
+        # self-training's `superpoint` weights)
+        result = {**result, "config": {k: _portable(v) if isinstance(v, str) and Path(v).is_absolute() else v
                                        for k, v in result["config"].items()}}
     if result.get("kind") == "trained" and (out / "metrics.json").is_file():
         old = json.loads((out / "metrics.json").read_text())

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..nets import Detector, UNet
 from ..ops import (
+    loss_gain,
     resize,
     block_mask,
     edge_map,
@@ -216,7 +217,7 @@ class AutoLink(Method):
         kp = self.keypoints(x)  # (B, K, 2)
         own = self.recon(self.reconstruct(target, kp, mask)[0], target)
         other = self.recon(self.reconstruct(target, kp.roll(1, 0), mask)[0], target)  # image b gets b-1's keypoints
-        return {"edge_gain": float(100 * (other - own) / own)}
+        return {"edge_gain": loss_gain(own, other)}
 
     def optimizers(self, steps: int):
         c = self.config

@@ -52,10 +52,10 @@ from ..data import LandmarkStore, ProceduralFigures
 from ..data.pairs import FramePairs
 from ..data.procedural import ProceduralPairs
 from ..nets import PartEncoder, PartGenerator, UNet, generator_sizes
-from ..ops import (COLOUR_PRESETS, TPS_PRESETS, adjust_colour, colour_jitter, random_tps_views, reconstruction_loss,
-                   resize, separation_loss)
+from ..ops import (COLOUR_PRESETS, TPS_PRESETS, adjust_colour, colour_jitter, loss_gain, random_tps_views,
+                   reconstruction_loss, resize, separation_loss)
 from ..ops.colour import colour_of
-from ..ops.parts import (encode_parts, equivariance_losses, masked_pixel_loss, part_layout, part_statistics,
+from ..ops.parts import (encode_parts, equivariance_losses, layout_diagnostics, masked_pixel_loss, part_statistics,
                          pool_appearance, precision_factor, render_parts, transport_statistics)
 from ..ops.tps import unmap_points
 from . import register
@@ -401,15 +401,13 @@ class FgBg(Method):
         """`shape_gain`: % by which the reconstruction's squared error rises when the generator is given image
         b - 1's landmarks with image b's appearance (near 0: the landmarks carry nothing); `mask_mean`: the
         share of the image the predicted foreground covers (near 0 or 1: the factorisation collapsed);
-        `part_spread`, `part_size`: `ops.parts.part_layout` of the landmark maps' own statistics (also with
+        `part_spread`, `part_size`: `ops.parts.layout_diagnostics` of the landmark maps' own statistics (also with
         `use_identity_covariance`; a spread far below the size: the landmarks collapsed onto one blob)."""
         maps, mu, cov, app = self.encode(images)
         own = resize(images, self.config.img_size, antialias=True)
         err = [(self.render(m, s, app, own, (mu, cov))["output"] - own).pow(2).mean()
                for m, s in ((mu, cov), (mu.roll(1, 0), cov.roll(1, 0)))]
-        layout = part_layout(*part_statistics(maps))
-        out = {"shape_gain": float(100 * (err[1] - err[0]) / err[0].clamp_min(1e-12)),
-               "part_spread": float(layout["spread"].mean()), "part_size": float(layout["size"].mean())}
+        out = {"shape_gain": loss_gain(*err), **layout_diagnostics(*part_statistics(maps))}
         if self.config.use_fg_bg_mask:
             out["mask_mean"] = float(self.mask_of(mu, cov).mean())
         return out

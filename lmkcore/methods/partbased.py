@@ -40,8 +40,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..nets import PartEncoder, PartGenerator, generator_sizes
-from ..ops import random_colour, random_tps, reconstruction_loss, resize, separation_loss, warp_images_tps
-from ..ops.parts import (encode_parts, equivariance_losses, masked_pixel_loss, part_layout, part_statistics,
+from ..ops import loss_gain, random_colour, random_tps, reconstruction_loss, resize, separation_loss, warp_images_tps
+from ..ops.parts import (encode_parts, equivariance_losses, layout_diagnostics, masked_pixel_loss, part_statistics,
                          pool_appearance, precision_factor, render_parts, transport_statistics)
 from . import register
 from .base import (SCHEDULES, Method, add_term, additions_suffix, lr_schedule, require, require_choice,
@@ -265,15 +265,13 @@ class PartBased(Method):
     def diagnostics(self, images: Tensor) -> dict[str, float]:
         """`shape_gain`: % by which the reconstruction's squared error rises when the generator is given
         another image's parts (image b - 1's) with the image's own appearance. Near 0, the generator
-        ignores the parts and the keypoints carry nothing. `part_spread`, `part_size`: `ops.parts.part_layout`
+        ignores the parts and the keypoints carry nothing. `part_spread`, `part_size`: `ops.parts.layout_diagnostics`
         (a spread far below the size: the parts collapsed onto one blob)."""
         _, mu, cov, app = self.encode(images)
         target = resize(images, self.config.reconstr_dim, antialias=True)
         own = (self.decode(mu, cov, app) - target).pow(2).mean()
         other = (self.decode(mu.roll(1, 0), cov.roll(1, 0), app) - target).pow(2).mean()
-        layout = part_layout(mu, cov)
-        return {"shape_gain": float(100 * (other - own) / own.clamp_min(1e-12)),
-                "part_spread": float(layout["spread"].mean()), "part_size": float(layout["size"].mean())}
+        return {"shape_gain": loss_gain(own, other), **layout_diagnostics(mu, cov)}
 
     def optimizers(self, steps: int):
         c = self.config

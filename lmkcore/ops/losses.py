@@ -7,7 +7,8 @@ Images are `(B, 3, H, W)` in [0, 1]. `reconstruction_loss(kind)` picks one:
   a multi-scale, structure-sensitive stand-in that trains well on a CPU.
 - "l1": plain pixel L1 (a baseline for ablations).
 
-Also the separation term of the compact recipes (`separation_loss`: keypoints kept apart).
+Also the separation term of the compact recipes (`separation_loss`: keypoints kept apart), and the
+methods' check that their keypoints carry the reconstruction (`loss_gain`).
 """
 from __future__ import annotations
 
@@ -73,6 +74,12 @@ class PyramidLoss(nn.Module):
         hx, hy = image_gradients(y)
         grad = (gx - hx).abs().mean() + (gy - hy).abs().mean()
         return pyr + self.w_ssim * (1.0 - ssim(x, y)).mean() + self.w_grad * grad
+
+
+def loss_gain(own: Tensor, other: Tensor) -> float:
+    """% by which a reconstruction loss rises from `own` (the decoder given the image's own keypoints) to
+    `other` (given another image's). Near 0, the decoder ignores the keypoints and they get no signal."""
+    return float(100 * (other - own) / own.clamp_min(1e-12))
 
 
 def separation_loss(kp: Tensor, sigma: float) -> Tensor:

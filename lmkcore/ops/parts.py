@@ -138,6 +138,13 @@ def part_layout(mu: Tensor, cov: Tensor) -> dict[str, Tensor]:
     return {"spread": 50 * spread, "size": 50 * size}
 
 
+def layout_diagnostics(mu: Tensor, cov: Tensor) -> dict[str, float]:
+    """The part-based methods' diagnostics `part_spread` and `part_size`: `part_layout` averaged over the
+    batch (a spread far below the size: the parts collapsed onto one blob)."""
+    layout = part_layout(mu, cov)
+    return {"part_spread": float(layout["spread"].mean()), "part_size": float(layout["size"].mean())}
+
+
 # equivariance: statistics of a warped view expressed in the original frame
 
 def transport_statistics(mu: Tensor, cov: Tensor, warp: dict[str, Tensor]) -> tuple[Tensor, Tensor]:

@@ -125,17 +125,20 @@ def test_curves_of_a_result_without_a_backward_direction_draw_the_forward_one():
 
 
 def test_reports_record_no_absolute_paths_of_the_machine(tmp_path, monkeypatch):
-    """Paths inside the working directory are kept relative; others keep their folder and name only."""
+    """Paths inside the working directory are kept relative; others keep their folder and name only, in a
+    config whatever the field's name."""
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
     r = {"kind": "trained", "run": "r1", "split": "val", "checkpoint": str(tmp_path / "elsewhere" / "r1" / "last.pt"),
          "data": str(work / "data" / "mtfl-80.h5"), "test_data": "data/test.h5",
-         "config": {"save_path": str(tmp_path / "elsewhere" / "runs"), "dataset_path": "procedural", "n_landmarks": 4}}
+         "config": {"save_path": str(tmp_path / "elsewhere" / "runs"), "dataset_path": "procedural", "n_landmarks": 4,
+                    "superpoint": str(tmp_path / "weights" / "superpoint_v1.pth"), "loss": "pyramid"}}
     out = write_report(r, "reports", figures=False)
     m = json.loads((out / "metrics.json").read_text())
     assert (m["checkpoint"], m["data"], m["test_data"]) == ("r1/last.pt", "data/mtfl-80.h5", "data/test.h5")
-    assert m["config"] == {"save_path": "elsewhere/runs", "dataset_path": "procedural", "n_landmarks": 4}
+    assert m["config"] == {"save_path": "elsewhere/runs", "dataset_path": "procedural", "n_landmarks": 4,
+                           "superpoint": "weights/superpoint_v1.pth", "loss": "pyramid"}
     write_report(r, "reports", figures=False)  # scored again: the recorded path is the same setting
     assert str(tmp_path) not in (out / "metrics.json").read_text()
 
