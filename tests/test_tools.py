@@ -97,3 +97,31 @@ def test_selftrain_readout_copies_a_step2_checkpoint_with_every_active_channel_r
                 step1, step=1, dataset="mtfl", resolution=16)
     with pytest.raises(ValueError, match="not a self-training Step-2"):
         _tool("selftrain_readout").every_channel(step1, tmp_path / "out")
+
+
+def test_selftrain_threshold_scores_a_step2_checkpoint_at_another_peak_threshold_with_and_without_the_rule(tmp_path):
+    import json
+
+    import torch
+
+    from lmkcore.methods.selftrain import SelfTrain, SelfTrainConfig, save_method
+
+    names = [f"figure_5_{i:06d}" for i in range(40)]
+    store = write_store(tmp_path / "fig-choice.h5", ProceduralSource(n=40, size=16, seed=5), 16,
+                        splits={"train": names[:30], "hold": names[30:]})
+    m = SelfTrain(SelfTrainConfig(n_clusters=4, stage=2, n_parts=4, resolution=16, stem=4, width=8, depth=1,
+                                  descriptor_dim=4))
+    m.active[1] = False  # merged away: out of both read-outs
+    m.detected.copy_(torch.tensor([True, True, False, True]))  # the checkpoint's rule kept channels 0 and 3
+    (tmp_path / "exp" / "step2").mkdir(parents=True)
+    save_method(m, tmp_path / "exp" / "step2" / "last.pt", step=5, dataset="procedural", resolution=16)
+    rows = _tool("selftrain_threshold").main([str(tmp_path / "exp" / "step2" / "last.pt"), "--data", str(store),
+                                              "--name", "tiny", "--thresholds", "-1", "--reports",
+                                              str(tmp_path / "reports")])
+    fixed, refit = rows
+    assert (fixed["readout"], fixed["channels"], refit["readout"], refit["channels"]) == ("fixed", 2, "refit", 3)
+    assert fixed["presence"] == refit["presence"] == 100.0  # every peak reaches -1
+    assert SelfTrain.confidence_threshold == 0.2  # the class's threshold is untouched
+    saved = json.loads((tmp_path / "reports" / "peak_threshold" / "tiny.json").read_text())
+    assert saved["rows"] == rows and saved["checkpoint"] == "exp/step2/last.pt"
+    assert (tmp_path / "reports" / "peak_threshold.md").read_text().count("| tiny | -1 |") == 2
