@@ -245,7 +245,8 @@ def test_command_line_profile_gives_the_plan_s_trainer_options_too(tmp_path):
 def test_a_field_both_configs_have_takes_each_plan_s_value_as_in_the_bench():
     """Self-training's `batch_size` (Step-1 pairs) is a config field and a trainer option. From a profile, each
     config takes its own plan's value, as the bench gives them: the paper's 16 pairs under the paper trainer's
-    64; on LSPET the cpu trainer's 32 and the config's own 8 pairs. A value given on the command line sets both."""
+    64; on a data set the cpu plan does not name, the cpu trainer's 32 and the config's own 8 pairs. A value given
+    on the command line sets both."""
     import lmkcore.train as T
     from lmkcore.bench import Bench
     from lmkcore.profiles import get
@@ -263,7 +264,8 @@ def test_a_field_both_configs_have_takes_each_plan_s_value_as_in_the_bench():
         return seen["method"].batch_size, seen["train"].batch_size
 
     assert configs("--profile", "paper", "--dataset", "mtfl") == (16, 64)
-    assert configs("--profile", "cpu", "--dataset", "lspet") == (8, 32)
+    assert configs("--profile", "cpu", "--dataset", "procedural") == (8, 32)
+    assert configs("--profile", "cpu", "--dataset", "lspet") == (32, 32)
     assert configs("--profile", "cpu", "--dataset", "lspet", "--batch_size", "4") == (4, 4)
     assert configs("--profile", "cpu", "--dataset", "lspet", "batch_size=4") == (4, 4)
     for name in ("paper", "cpu"):
