@@ -17,17 +17,16 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from lmkcore.checkpoint import load_method, method_resolution
 from lmkcore.data import open_dataset
 from lmkcore.eval import evaluate
+from lmkcore.experiments.choices import SPLITS
 
 COLUMNS = ("name", "threshold", "read-out", "channels", "presence %", "forward NME %", "backward NME %",
            "kp. spread %")
 
 
-def score(path, data: str, threshold: float, refit: bool, fit_split: str = "train", split: str = "hold") -> dict:
+def score(path, data: str, threshold: float, refit: bool, fit_split: str = SPLITS[0], split: str = SPLITS[1]) -> dict:
     """The protocol's errors (percent) of the Step-2 checkpoint at `path` with `threshold` as its peak threshold."""
     method = load_method(path)
     if method.name != "selftrain" or method.config.stage != 2:
@@ -36,8 +35,7 @@ def score(path, data: str, threshold: float, refit: bool, fit_split: str = "trai
     res = method_resolution(method)
     fit, test = open_dataset(data, fit_split, resolution=res), open_dataset(data, split, resolution=res)
     if refit:
-        with torch.no_grad():
-            method.fit_readout(fit)
+        method.fit_readout(fit)
     r = evaluate(method, fit, test)
     presence = r["per_keypoint_presence"]
     return {"threshold": threshold, "readout": "refit" if refit else "fixed", "channels": len(presence),
@@ -62,8 +60,8 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--data", required=True, help="a choice store (experiments.choices) the run trained on")
     p.add_argument("--name", required=True, help="the rows' name")
     p.add_argument("--thresholds", default="0.2,0.4,0.6,0.8")
-    p.add_argument("--fit_split", default="train")
-    p.add_argument("--split", default="hold")
+    p.add_argument("--fit_split", default=SPLITS[0])
+    p.add_argument("--split", default=SPLITS[1])
     p.add_argument("--reports", default="reports/selftrain_choices", type=Path)
     a = p.parse_args(argv)
     rows = []
