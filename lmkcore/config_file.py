@@ -159,11 +159,17 @@ def parse_overrides(argv: list[str], classes) -> dict:
     return out
 
 
-def resolve(classes, config: str | Path | None = None, argv: list[str] | dict | None = None) -> list:
-    """One instance per config class: defaults, updated by the YAML file `config` (if any), updated by the
-    command line `argv` (a list of arguments, or an already parsed {name: value} dict)."""
+def resolve(classes, config: str | Path | None = None, argv: list[str] | dict | None = None, *,
+            bases: list[dict] | None = None) -> list:
+    """One instance per config class: defaults, updated by the class's own base (`bases`, one {name: value}
+    per class, e.g. a profile's plan for it), updated by the YAML file `config` (if any), updated by the
+    command line `argv` (a list of arguments, or an already parsed {name: value} dict). A name two classes
+    share takes each class's own base, unless the file or the command line sets it for both."""
     classes = list(classes)
-    layers = [{} for _ in classes]
+    bases = bases or [{} for _ in classes]
+    if len(bases) != len(classes):
+        raise ValueError(f"bases: one per config class ({len(classes)}), got {len(bases)}")
+    layers = [_assign([c], dict(base), f"{c.__name__} base")[0] for c, base in zip(classes, bases)]
     if config:
         for layer, values in zip(layers, _assign(classes, load_yaml(config), str(config))):
             layer.update(values)

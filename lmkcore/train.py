@@ -617,17 +617,12 @@ def main(argv=None) -> list[RunResult]:
         from_file = config_file.load_yaml(a.config) if a.config else {}
         config_file.resolve(classes, a.config or None, {})  # the file's keys and types, errors naming the file
         cli = config_file.parse_overrides(method_args, [cls.config_class])
-        explicit = {**from_file, **given, **cli}  # a name both configs have, given here, sets both
-        fields, cfg = config_file.resolve(classes, None, {**plan_train, **plan_method, **explicit})
+        # each config over its own plan, as the bench gives them: a name both have (self-training's batch_size,
+        # seed) takes each plan's value or its default, unless the file or the command line sets it for both
+        fields, cfg = config_file.resolve(classes, None, {**from_file, **given, **cli},
+                                          bases=[plan_method, plan_train])
     except (config_file.ConfigError, FileNotFoundError) as e:
         raise SystemExit(f"{e} (the trainer's own options: --help)") from e
-    # a name both configs have (self-training's batch_size, seed) that nobody gave: each config takes its own plan's
-    # value or its default, as the bench gives them (a profile's trainer batch is not the method's)
-    trainer_names = {f.name for f in dataclasses.fields(TrainConfig)}
-    shared = {f.name: f.default for f in dataclasses.fields(cls.config_class)
-              if f.name in trainer_names and f.name not in explicit}
-    fields = dataclasses.replace(fields, **{k: plan_method.get(k, v) for k, v in shared.items()})
-    cfg = dataclasses.replace(cfg, **{k: plan_train.get(k, getattr(TrainConfig, k)) for k in shared})
     try:
         method = build_method(a.method, dataclasses.asdict(fields), cfg.seed)
     except ValueError as e:  # a field out of its range (the config's __post_init__)

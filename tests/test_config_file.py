@@ -48,6 +48,20 @@ def test_keys_are_split_between_method_and_trainer(tmp_path):
     assert (trainer.steps, trainer.batch_size) == (50, 4)
 
 
+def test_each_class_takes_its_own_base_for_a_shared_name_unless_the_command_line_sets_both():
+    from lmkcore.methods.selftrain import SelfTrainConfig
+
+    bases = [{"batch_size": 16, "n_clusters": 50}, {"batch_size": 64}]
+    method, trainer = resolve([SelfTrainConfig, TrainConfig], None, {"steps": 5}, bases=bases)
+    assert (method.batch_size, method.n_clusters, trainer.batch_size, trainer.steps) == (16, 50, 64, 5)
+    method, trainer = resolve([SelfTrainConfig, TrainConfig], None, {"batch_size": 4}, bases=bases)
+    assert (method.batch_size, trainer.batch_size) == (4, 4)
+    method, trainer = resolve([SelfTrainConfig, TrainConfig], None, {}, bases=[{}, {"batch_size": 64}])
+    assert (method.batch_size, trainer.batch_size) == (SelfTrainConfig.batch_size, 64)  # no base: the default
+    with pytest.raises(ConfigError, match=r"TrainConfig base: unknown key 'n_clusters'"):
+        resolve([SelfTrainConfig, TrainConfig], None, {}, bases=[{}, {"n_clusters": 3}])
+
+
 def test_unknown_yaml_key_names_the_file_and_the_key(tmp_path):
     p = write(tmp_path, "n_landmarks: 6\nn_landmark: 7\n")
     with pytest.raises(ConfigError, match=r"config\.yaml: unknown key 'n_landmark'"):
