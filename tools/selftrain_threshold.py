@@ -5,9 +5,9 @@
 
 A Step-2 landmark counts where its channel's peak reaches `SelfTrain.confidence_threshold` (the card's 0.2, for
 its 3 x 3 target stamp; this workbook's target is a wider Gaussian, `stamp_sigma`). This scores one Step-2
-checkpoint by the shared protocol at other thresholds, two ways: `fixed` keeps the checkpoint's read-out
-channels, `refit` applies the card's read-out rule again at the threshold (channels detected in `min_detection`
-of the training images). Meant for a choice store (`experiments.choices`: fit split `train`, scored split
+checkpoint by the shared protocol at other thresholds (the network runs once), two ways: `fixed` keeps the
+checkpoint's read-out channels, `refit` applies the card's read-out rule again at the threshold (channels
+detected in `min_detection` of the training images, `SelfTrain.keep_detected`). Meant for a choice store (`experiments.choices`: fit split `train`, scored split
 `hold`), so no scored split is looked at. Rows to `--reports/peak_threshold/<name>.json`, the table of all of
 them to `--reports/peak_threshold.md`.
 """
@@ -17,30 +17,47 @@ import argparse
 import json
 from pathlib import Path
 
+import torch
+
 from lmkcore.checkpoint import load_method, method_resolution
 from lmkcore.data import open_dataset
 from lmkcore.eval import evaluate
+from lmkcore.eval.gather import run_method
 from lmkcore.experiments.choices import SPLITS
 
 COLUMNS = ("name", "threshold", "read-out", "channels", "presence %", "forward NME %", "backward NME %",
            "kp. spread %")
 
 
-def score(path, data: str, threshold: float, refit: bool, fit_split: str = SPLITS[0], split: str = SPLITS[1]) -> dict:
-    """The protocol's errors (percent) of the Step-2 checkpoint at `path` with `threshold` as its peak threshold."""
+def score(path, data: str, thresholds, fit_split: str = SPLITS[0], split: str = SPLITS[1]) -> list[dict]:
+    """The protocol's errors (percent) of the Step-2 checkpoint at `path` at each peak threshold, `fixed` and
+    `refit`. The network runs once over both splits, every active channel read; each row picks its channels."""
     method = load_method(path)
     if method.name != "selftrain" or method.config.stage != 2:
         raise ValueError(f"{path}: not a self-training Step-2 checkpoint (method {method.name!r})")
-    method.confidence_threshold = threshold  # this network's read-out only, not the class's
     res = method_resolution(method)
     fit, test = open_dataset(data, fit_split, resolution=res), open_dataset(data, split, resolution=res)
-    if refit:
-        method.fit_readout(fit)
-    r = evaluate(method, fit, test)
-    presence = r["per_keypoint_presence"]
-    return {"threshold": threshold, "readout": "refit" if refit else "fixed", "channels": len(presence),
-            "presence": 100 * sum(presence) / len(presence), "forward_nme": r["metrics"]["nme"],
-            "backward_nme": r["metrics"]["backward_nme"], "keypoint_spread": r["metrics"]["keypoint_spread"]}
+    kept = method.detected.clone()  # (M,) the checkpoint's read-out
+    method.detected.fill_(True)  # read every active channel
+    active = torch.nonzero(method.active).squeeze(1)  # (A,) the channels read, in order
+    reads = {"kp": method.keypoints, "conf": method.confidence}
+    (fit_out, _), (test_out, _) = run_method(method, fit, reads=reads), run_method(method, test, reads=reads)
+    n = min(len(fit), method.config.detection_images)  # the rule's images: the first of the fit split
+    rows = []
+    for t in thresholds:
+        fit_pr, test_pr = fit_out["conf"] >= t, test_out["conf"] >= t  # (N, A), (M, A)
+        share = torch.zeros(len(kept))
+        share[active] = fit_pr[:n].double().mean(0).float()
+        for readout, keep in (("fixed", kept), ("refit", method.keep_detected(share, n))):
+            cols = keep[active]  # (A,)
+            r = evaluate((fit_out["kp"][:, cols], test_out["kp"][:, cols], fit_pr[:, cols], test_pr[:, cols]),
+                         fit, test)
+            presence = r["per_keypoint_presence"]
+            rows.append({"threshold": t, "readout": readout, "channels": len(presence),
+                         "presence": 100 * sum(presence) / len(presence), "forward_nme": r["metrics"]["nme"],
+                         "backward_nme": r["metrics"]["backward_nme"],
+                         "keypoint_spread": r["metrics"]["keypoint_spread"]})
+    return rows
 
 
 def table(folder: Path) -> str:
@@ -64,11 +81,9 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--split", default=SPLITS[1])
     p.add_argument("--reports", default="reports/selftrain_choices", type=Path)
     a = p.parse_args(argv)
-    rows = []
-    for t in (float(s) for s in a.thresholds.split(",")):
-        for refit in (False, True):
-            rows.append(score(a.checkpoint, a.data, t, refit, a.fit_split, a.split))
-            print("RESULT", a.name, json.dumps(rows[-1]), flush=True)
+    rows = score(a.checkpoint, a.data, [float(t) for t in a.thresholds.split(",")], a.fit_split, a.split)
+    for row in rows:
+        print("RESULT", a.name, json.dumps(row))
     (a.reports / "peak_threshold").mkdir(parents=True, exist_ok=True)
     out = {"name": a.name, "checkpoint": str(Path(*a.checkpoint.parts[-3:])), "data": Path(a.data).name,
            "fit_split": a.fit_split, "split": a.split, "rows": rows}

@@ -363,15 +363,20 @@ class SelfTrain(Method):
         is kept, with a warning naming the best share."""
         if self.config.stage != 2:
             return
-        share = self.detection_share(data).to(self.active.device)
+        n = min(len(data), self.config.detection_images)
+        self.detected.copy_(self.keep_detected(self.detection_share(data).to(self.active.device), n))
+
+    def keep_detected(self, share: Tensor, n_images: int) -> Tensor:
+        """`(M,)` bool: the card's rule on `share` `(M,)`, each channel's detection share over `n_images`
+        training images: the channels detected in at least `min_detection`; where no active one is, all."""
         keep = share >= self.config.min_detection
         if not (keep & self.active).any():
             best = float(share[self.active].max()) if self.active.any() else 0.0
             warnings.warn(f"selftrain: no active channel is detected in {self.config.min_detection:.0%} of "
-                          f"{min(len(data), self.config.detection_images)} training images (best {best:.0%}): "
+                          f"{n_images} training images (best {best:.0%}): "
                           "every active channel is read out; lower min_detection or train Step 2 longer")
             keep = torch.ones_like(keep)
-        self.detected.copy_(keep)
+        return keep
 
     def _readout(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Keypoints `(B, K, 2)` and confidences `(B, K)`. Step 2: arg-max and peak of each read-out channel.
