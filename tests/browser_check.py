@@ -183,7 +183,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
             seen["image_changed"] = image.get_attribute("src") != before
             # a toggle of a layer the method declares (AutoLink's "heatmaps"): it is drawn and the image is redrawn
             before = image.get_attribute("src")
-            page.locator(".lmk-inspector .widget-checkbox", has_text=layer).locator("input").check(timeout=ms)
+            tick(page.locator(".lmk-inspector .widget-checkbox", has_text=layer).locator("input"), ms)
             page.wait_for_function(
                 "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
                 arg=before, timeout=ms)
@@ -196,7 +196,7 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
             before = image.get_attribute("src")
             for box in page.locator(".lmk-inspector .widget-checkbox input").all():
                 if box.is_visible() and not box.is_checked():
-                    box.check(timeout=ms)
+                    tick(box, ms)
             page.wait_for_function(
                 "(b) => { const i = document.querySelector('.lmk-image'); return i && i.src !== b && i.naturalWidth > 0; }",
                 arg=before, timeout=ms)
@@ -215,6 +215,21 @@ def drive(url: str, token: str, screenshot: Path, timeout_s: float = 60.0, layer
         finally:
             browser.close()
     return seen
+
+
+def tick(box, ms: float, tries: int = 3) -> None:
+    """Check a widget's checkbox. JupyterLab redraws a widget as its state comes back from the kernel, which
+    can swallow a click made meanwhile (Playwright: "Clicking the checkbox did not change its state"); such a
+    click is made again, any other error is raised."""
+    from playwright.sync_api import Error
+
+    for attempt in range(tries):
+        try:
+            return box.check(timeout=ms)
+        except Error as e:
+            if "did not change its state" not in str(e) or attempt == tries - 1:
+                raise
+            box.page.wait_for_timeout(250)
 
 
 def checked(page) -> list[str]:
